@@ -1,0 +1,67 @@
+//! The one error type of the WHOOP crate. Each variant is a distinct thing the caller does
+//! differently: refresh on `Unauthorized`, ask the person to reconnect on `InvalidGrant`, back off
+//! on `RateLimited`, report and carry on for `Decode`.
+
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The access token was refused (expired or revoked; WHOOP does not say which).
+    #[error("WHOOP refused the access token (401)")]
+    Unauthorized,
+
+    /// The refresh token or authorization code is spent, expired or revoked: the person has to
+    /// authorize again.
+    #[error("WHOOP refused the authorization grant ({error}): {description}")]
+    InvalidGrant { error: String, description: String },
+
+    /// Any other OAuth error from the token endpoint (bad client, bad request).
+    #[error("WHOOP's token endpoint answered {status} {error}: {description}")]
+    OAuth {
+        status: u16,
+        error: String,
+        description: String,
+    },
+
+    /// Still rate limited after waiting as long as the client is allowed to wait.
+    #[error("WHOOP rate limit reached; try again in {}s", retry_after.as_secs())]
+    RateLimited { retry_after: Duration },
+
+    /// WHOOP kept failing (5xx) or was unreachable after every retry.
+    #[error("WHOOP is not answering ({detail}) after {attempts} attempts")]
+    Unavailable { attempts: u32, detail: String },
+
+    /// A request WHOOP called malformed (400) or another status we have no plan for.
+    #[error("WHOOP answered {status} to {what}")]
+    Status { status: u16, what: String },
+
+    /// A body we could not understand at all (not a record-level problem: those are skipped).
+    #[error("could not read WHOOP's answer to {what}: {detail}")]
+    Decode { what: String, detail: String },
+
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl Error {
+    /// A stable code for logs and for the UI to branch on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::Unauthorized => "unauthorized",
+            Error::InvalidGrant { .. } => "invalid_grant",
+            Error::OAuth { .. } => "oauth_error",
+            Error::RateLimited { .. } => "rate_limited",
+            Error::Unavailable { .. } => "whoop_unavailable",
+            Error::Status { .. } => "whoop_status",
+            Error::Decode { .. } => "whoop_decode",
+            Error::Config(_) => "config",
+        }
+    }
+
+    /// True for failures that may pass by themselves (network, 5xx, rate limit).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::RateLimited { .. } | Error::Unavailable { .. })
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
