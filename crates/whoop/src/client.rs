@@ -109,7 +109,10 @@ impl Client {
             .user_agent(concat!("VitalTrends/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
-        let api_base = format!("{}/developer", config.base_url.as_str().trim_end_matches('/'));
+        let api_base = format!(
+            "{}/developer",
+            config.base_url.as_str().trim_end_matches('/')
+        );
         Ok(Client {
             inner: Arc::new(Inner {
                 http,
@@ -153,10 +156,7 @@ impl Client {
                 Page::<T>::parse(b)
             })
             .await?;
-        page.ok_or_else(|| Error::Status {
-            status: 404,
-            what,
-        })
+        page.ok_or_else(|| Error::Status { status: 404, what })
     }
 
     /// Every page of a collection between `start` and `end`. For callers that do not checkpoint.
@@ -235,15 +235,25 @@ impl Client {
         &self,
         access_token: &str,
     ) -> Result<Option<Fetched<BodyMeasurement>>> {
-        self.by_id(access_token, "/v2/user/measurement/body", "body measurement")
-            .await
+        self.by_id(
+            access_token,
+            "/v2/user/measurement/body",
+            "body measurement",
+        )
+        .await
     }
 
     /// Revokes this app's access for the person (`DELETE /v2/user/access`).
     pub async fn revoke(&self, access_token: &str) -> Result<()> {
-        self.request(Method::DELETE, access_token, "/v2/user/access", &[], "revoke")
-            .await
-            .map(|_| ())
+        self.request(
+            Method::DELETE,
+            access_token,
+            "/v2/user/access",
+            &[],
+            "revoke",
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn by_id<T: serde::de::DeserializeOwned>(
@@ -314,10 +324,7 @@ impl Client {
         let mut attempt: u32 = 1;
         let mut rate_limited_attempts: u32 = 0;
         loop {
-            self.inner
-                .pacer
-                .acquire(config.max_rate_limit_wait)
-                .await?;
+            self.inner.pacer.acquire(config.max_rate_limit_wait).await?;
             self.inner.requests.fetch_add(1, Ordering::Relaxed);
             let sent = self
                 .inner
@@ -360,7 +367,11 @@ impl Client {
                 if rate_limited_attempts > 5 || wait > config.max_rate_limit_wait {
                     return Err(Error::RateLimited { retry_after: wait });
                 }
-                tracing::info!(what, wait_s = wait.as_secs(), "rate limited by WHOOP, waiting");
+                tracing::info!(
+                    what,
+                    wait_s = wait.as_secs(),
+                    "rate limited by WHOOP, waiting"
+                );
                 continue;
             }
             if status == StatusCode::UNAUTHORIZED {
@@ -376,7 +387,12 @@ impl Client {
                         detail: format!("HTTP {}", status.as_u16()),
                     });
                 }
-                tracing::warn!(what, attempt, status = status.as_u16(), "WHOOP error, retrying");
+                tracing::warn!(
+                    what,
+                    attempt,
+                    status = status.as_u16(),
+                    "WHOOP error, retrying"
+                );
                 self.inner.retries.fetch_add(1, Ordering::Relaxed);
                 tokio::time::sleep(self.backoff(attempt)).await;
                 attempt += 1;
@@ -508,7 +524,10 @@ impl Pacer {
             if wait > max_wait {
                 return Err(Error::RateLimited { retry_after: wait });
             }
-            tracing::debug!(wait_ms = wait.as_millis() as u64, "pacing for WHOOP rate limit");
+            tracing::debug!(
+                wait_ms = wait.as_millis() as u64,
+                "pacing for WHOOP rate limit"
+            );
             let jitter = Duration::from_millis(rand::thread_rng().gen_range(0..200));
             tokio::time::sleep(wait + jitter).await;
         }

@@ -338,10 +338,13 @@ mod tests {
         );
         let scopes: Vec<&str> = pairs["scope"].split(' ').collect();
         assert!(scopes.contains(&"offline"));
-        assert!(scopes.iter().all(|s| *s == "offline" || s.starts_with("read:")));
+        assert!(scopes
+            .iter()
+            .all(|s| *s == "offline" || s.starts_with("read:")));
         // Two requests never share a state or verifier.
-        let again = authorization_request(&authorize_url(&base).unwrap(), "c", "http://127.0.0.1:1/x")
-            .unwrap();
+        let again =
+            authorization_request(&authorize_url(&base).unwrap(), "c", "http://127.0.0.1:1/x")
+                .unwrap();
         assert_ne!(again.state, req.state);
         assert_ne!(again.pkce_verifier.expose(), req.pkce_verifier.expose());
     }

@@ -47,7 +47,11 @@ pub struct Cycle {
     pub updated_at: DateTime<Utc>,
     #[serde(with = "timestamp")]
     pub start: DateTime<Utc>,
-    #[serde(default, with = "timestamp::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "timestamp::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub end: Option<DateTime<Utc>>,
     pub timezone_offset: String,
     pub score_state: ScoreState,
@@ -426,7 +430,11 @@ pub fn parse_timestamp(s: &str) -> Option<DateTime<Utc>> {
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S%.f"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
         if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
             return Some(t.and_utc());
         }
@@ -451,7 +459,10 @@ pub mod timestamp {
     pub mod option {
         use super::*;
 
-        pub fn serialize<S: Serializer>(t: &Option<DateTime<Utc>>, s: S) -> Result<S::Ok, S::Error> {
+        pub fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
             match t {
                 Some(t) => s.serialize_str(&format_timestamp(t)),
                 None => s.serialize_none(),

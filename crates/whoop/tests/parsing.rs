@@ -75,7 +75,10 @@ fn sleep_with_full_score_and_without_optional_percentages() {
         score.stage_summary.total_sleep_milli(),
         14905851 + 6630370 + 5879573
     );
-    assert_eq!(score.sleep_needed.total_milli(), 27395716 + 352230 + 208595 - 12312);
+    assert_eq!(
+        score.sleep_needed.total_milli(),
+        27395716 + 352230 + 208595 - 12312
+    );
 
     // A new user's sleep: no performance or consistency yet, no v1_id, no respiratory rate.
     let mut v: serde_json::Value = serde_json::from_str(full).unwrap();
@@ -109,7 +112,10 @@ fn recovery_scored_pending_and_unscorable() {
     assert_eq!(score.spo2_percentage, Some(95.6875));
 
     // A WHOOP 3.0 strap: no SpO2 or skin temperature.
-    let older = scored.replace(", \"spo2_percentage\": 95.6875,\n      \"skin_temp_celsius\": 33.7", "");
+    let older = scored.replace(
+        ", \"spo2_percentage\": 95.6875,\n      \"skin_temp_celsius\": 33.7",
+        "",
+    );
     let r: Recovery = serde_json::from_str(&older).unwrap();
     assert_eq!(r.score.unwrap().skin_temp_celsius, None);
 
@@ -197,7 +203,10 @@ fn a_broken_record_mid_page_is_reported_with_its_id_and_the_rest_survive() {
         skipped,
         vec![Some("2".into()), Some("3".into()), Some("4".into()), None]
     );
-    assert!(page.skipped.iter().all(|s| s.collection == Collection::Cycle));
+    assert!(page
+        .skipped
+        .iter()
+        .all(|s| s.collection == Collection::Cycle));
     assert!(page.skipped[0].reason.contains("updated_at"));
     assert_eq!(page.next_token.as_deref(), Some("abc"));
     // The raw JSON kept for each good record is what WHOOP sent, unknown fields included.
@@ -218,7 +227,8 @@ fn a_body_that_is_not_json_is_an_error() {
 
 #[test]
 fn records_serialise_back_with_whoops_field_names() {
-    let w: Workout = serde_json::from_str(&WORKOUT.replace("zone_durations", "zone_duration")).unwrap();
+    let w: Workout =
+        serde_json::from_str(&WORKOUT.replace("zone_durations", "zone_duration")).unwrap();
     let out = serde_json::to_value(&w).unwrap();
     assert!(out["score"].get("zone_durations").is_some());
     assert_eq!(out["start"], "2022-04-24T02:25:44.774Z");

@@ -18,7 +18,10 @@ fn now_ms() -> (SystemTime, String) {
 fn a_valid_signature_verifies() {
     let (now, ts) = now_ms();
     let sig = sign(SECRET, &ts, BODY);
-    assert_eq!(verify(&[SECRET], Some(&ts), Some(&sig), BODY, now, WINDOW), Ok(()));
+    assert_eq!(
+        verify(&[SECRET], Some(&ts), Some(&sig), BODY, now, WINDOW),
+        Ok(())
+    );
     let event = WebhookEvent::parse(BODY).unwrap();
     assert_eq!(event.kind, "sleep.updated");
     assert_eq!(event.id, "ecfc6a15-4661-442f-a9a4-f160dd7afae8");
@@ -38,9 +41,18 @@ fn a_known_vector_matches_whoops_scheme() {
 fn a_tampered_body_is_refused() {
     let (now, ts) = now_ms();
     let sig = sign(SECRET, &ts, BODY);
-    let tampered = String::from_utf8(BODY.to_vec()).unwrap().replace("10129", "10130");
+    let tampered = String::from_utf8(BODY.to_vec())
+        .unwrap()
+        .replace("10129", "10130");
     assert_eq!(
-        verify(&[SECRET], Some(&ts), Some(&sig), tampered.as_bytes(), now, WINDOW),
+        verify(
+            &[SECRET],
+            Some(&ts),
+            Some(&sig),
+            tampered.as_bytes(),
+            now,
+            WINDOW
+        ),
         Err(SignatureError::Mismatch)
     );
 }
@@ -68,7 +80,14 @@ fn the_wrong_secret_is_refused_and_a_rotation_accepts_either() {
         Err(SignatureError::Mismatch)
     );
     assert_eq!(
-        verify(&[SECRET, b"another-secret"], Some(&ts), Some(&sig), BODY, now, WINDOW),
+        verify(
+            &[SECRET, b"another-secret"],
+            Some(&ts),
+            Some(&sig),
+            BODY,
+            now,
+            WINDOW
+        ),
         Ok(())
     );
 }
@@ -95,7 +114,14 @@ fn missing_headers_are_refused() {
 fn bad_base64_and_wrong_length_are_refused() {
     let (now, ts) = now_ms();
     assert_eq!(
-        verify(&[SECRET], Some(&ts), Some("not base64!!"), BODY, now, WINDOW),
+        verify(
+            &[SECRET],
+            Some(&ts),
+            Some("not base64!!"),
+            BODY,
+            now,
+            WINDOW
+        ),
         Err(SignatureError::BadEncoding)
     );
     assert_eq!(
@@ -103,7 +129,10 @@ fn bad_base64_and_wrong_length_are_refused() {
         Err(SignatureError::BadEncoding)
     );
     // Hex, as some wrong implementations send, is not WHOOP's encoding.
-    let hex: String = sign(SECRET, &ts, BODY).bytes().map(|b| format!("{b:02x}")).collect();
+    let hex: String = sign(SECRET, &ts, BODY)
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert!(verify(&[SECRET], Some(&ts), Some(&hex), BODY, now, WINDOW).is_err());
 }
 
@@ -111,14 +140,22 @@ fn bad_base64_and_wrong_length_are_refused() {
 fn a_timestamp_outside_the_window_is_refused() {
     let (now, _) = now_ms();
     let old = now - Duration::from_secs(301);
-    let old_ts = old.duration_since(UNIX_EPOCH).unwrap().as_millis().to_string();
+    let old_ts = old
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
     let sig = sign(SECRET, &old_ts, BODY);
     assert_eq!(
         verify(&[SECRET], Some(&old_ts), Some(&sig), BODY, now, WINDOW),
         Err(SignatureError::OutsideWindow)
     );
     let future = now + Duration::from_secs(301);
-    let future_ts = future.duration_since(UNIX_EPOCH).unwrap().as_millis().to_string();
+    let future_ts = future
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        .to_string();
     let sig = sign(SECRET, &future_ts, BODY);
     assert_eq!(
         verify(&[SECRET], Some(&future_ts), Some(&sig), BODY, now, WINDOW),

@@ -1,0 +1,459 @@
+//! The store against a real SQLite file: idempotent upserts that respect `updated_at`, deletes,
+//! checkpoints that land with their page, day-by-day reads and exports.
+
+use chrono::{Duration, NaiveDate, TimeZone, Utc};
+use serde_json::json;
+use store::{Checkpoint, ImportWindow, Metric, RunOutcome, Store};
+use whoop::{Collection, Cycle, Fetched, Recovery, Sleep, Workout};
+
+fn fetched<T: serde::de::DeserializeOwned>(raw: serde_json::Value) -> Fetched<T> {
+    Fetched {
+        record: serde_json::from_value(raw.clone()).unwrap(),
+        raw,
+    }
+}
+
+fn cycle(id: i64, start: &str, updated_at: &str, strain: Option<f64>) -> Fetched<Cycle> {
+    let mut v = json!({
+        "id": id, "user_id": 7, "created_at": start, "updated_at": updated_at, "start": start,
+        "timezone_offset": "-05:00", "score_state": "PENDING_SCORE"
+    });
+    if let Some(strain) = strain {
+        v["score_state"] = json!("SCORED");
+        v["score"] = json!({"strain": strain, "kilojoule": 9000.0, "average_heart_rate": 60, "max_heart_rate": 150});
+    }
+    fetched(v)
+}
+
+fn recovery(
+    cycle_id: i64,
+    sleep_id: &str,
+    updated_at: &str,
+    score: Option<f64>,
+) -> Fetched<Recovery> {
+    let mut v = json!({
+        "cycle_id": cycle_id, "sleep_id": sleep_id, "user_id": 7,
+        "created_at": "2024-01-01T00:00:00.000Z", "updated_at": updated_at,
+        "score_state": "PENDING_SCORE"
+    });
+    if let Some(score) = score {
+        v["score_state"] = json!("SCORED");
+        v["score"] = json!({"user_calibrating": false, "recovery_score": score,
+            "resting_heart_rate": 55.0, "hrv_rmssd_milli": 61.5});
+    }
+    fetched(v)
+}
+
+fn sleep(id: &str, cycle_id: i64, start: &str, end: &str, nap: bool) -> Fetched<Sleep> {
+    fetched(json!({
+        "id": id, "cycle_id": cycle_id, "user_id": 7, "created_at": end, "updated_at": end,
+        "start": start, "end": end, "timezone_offset": "-05:00", "nap": nap, "score_state": "SCORED",
+        "score": {"stage_summary": {"total_in_bed_time_milli": 30000000, "total_awake_time_milli": 1000000,
+            "total_no_data_time_milli": 0, "total_light_sleep_time_milli": 14400000,
+            "total_slow_wave_sleep_time_milli": 5400000, "total_rem_sleep_time_milli": 7200000,
+            "sleep_cycle_count": 4, "disturbance_count": 9},
+          "sleep_needed": {"baseline_milli": 27000000, "need_from_sleep_debt_milli": 0,
+            "need_from_recent_strain_milli": 0, "need_from_recent_nap_milli": 0},
+          "sleep_performance_percentage": 91.0}
+    }))
+}
+
+async fn file_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("vitaltrends.db"))
+        .await
+        .unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn upserts_are_idempotent_and_never_go_back_in_time() {
+    let (_dir, store) = file_store().await;
+    let v1 = cycle(
+        1,
+        "2024-03-05T04:00:00.000Z",
+        "2024-03-05T12:00:00.000Z",
+        Some(8.0),
+    );
+    let v2 = cycle(
+        1,
+        "2024-03-05T04:00:00.000Z",
+        "2024-03-05T18:00:00.000Z",
+        Some(12.5),
+    );
+
+    let first = store
+        .upsert(&[
+            v1.clone(),
+            cycle(
+                2,
+                "2024-03-06T04:00:00.000Z",
+                "2024-03-06T12:00:00.000Z",
+                None,
+            ),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(first.written, 2);
+    store.upsert(&[v2.clone()]).await.unwrap();
+    // The older version arriving late (a slow page, an out-of-order webhook) changes nothing.
+    let late = store.upsert(&[v1]).await.unwrap();
+    assert_eq!((late.written, late.stale), (0, 1));
+    // The same version again is harmless.
+    store.upsert(&[v2]).await.unwrap();
+
+    assert_eq!(store.counts().await.unwrap().cycle, 2);
+    let export = store.export_json().await.unwrap();
+    let stored = export["cycle"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == 1)
+        .unwrap()
+        .clone();
+    assert_eq!(stored["score"]["strain"], 12.5);
+    assert_eq!(stored["updated_at"], "2024-03-05T18:00:00.000Z");
+}
+
+#[tokio::test]
+async fn deletes_by_id_and_recovery_by_sleep() {
+    let (_dir, store) = file_store().await;
+    store
+        .upsert(&[sleep(
+            "s-1",
+            1,
+            "2024-03-05T04:00:00.000Z",
+            "2024-03-05T12:00:00.000Z",
+            false,
+        )])
+        .await
+        .unwrap();
+    store
+        .upsert(&[recovery(1, "s-1", "2024-03-05T13:00:00.000Z", Some(70.0))])
+        .await
+        .unwrap();
+    store
+        .upsert(&[cycle(
+            1,
+            "2024-03-05T04:00:00.000Z",
+            "2024-03-05T12:00:00.000Z",
+            Some(8.0),
+        )])
+        .await
+        .unwrap();
+
+    assert!(store.delete_recovery_for_sleep("s-1").await.unwrap());
+    assert!(store.delete(Collection::Sleep, "s-1").await.unwrap());
+    assert!(
+        !store.delete(Collection::Sleep, "s-1").await.unwrap(),
+        "already gone"
+    );
+    assert!(store.delete(Collection::Cycle, "1").await.unwrap());
+    assert!(!store
+        .delete(Collection::Cycle, "not-a-number")
+        .await
+        .unwrap());
+    assert_eq!(store.counts().await.unwrap().total(), 0);
+}
+
+#[tokio::test]
+async fn a_recovery_moving_to_another_cycle_replaces_the_old_row() {
+    let (_dir, store) = file_store().await;
+    store
+        .upsert(&[recovery(1, "s-1", "2024-03-05T13:00:00.000Z", Some(70.0))])
+        .await
+        .unwrap();
+    store
+        .upsert(&[recovery(2, "s-1", "2024-03-05T14:00:00.000Z", Some(71.0))])
+        .await
+        .unwrap();
+    let export = store.export_json().await.unwrap();
+    let recoveries = export["recovery"].as_array().unwrap();
+    assert_eq!(recoveries.len(), 1);
+    assert_eq!(recoveries[0]["cycle_id"], 2);
+    // And the older one arriving afterwards does not bring the old row back.
+    let late = store
+        .upsert(&[recovery(1, "s-1", "2024-03-05T13:00:00.000Z", Some(70.0))])
+        .await
+        .unwrap();
+    assert_eq!(late.stale, 1);
+    assert_eq!(store.counts().await.unwrap().recovery, 1);
+}
+
+#[tokio::test]
+async fn checkpoints_land_with_their_page_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("vitaltrends.db");
+    let window = ImportWindow {
+        start: Some(Utc.with_ymd_and_hms(2024, 1, 1, 0, 0, 0).unwrap()),
+        end: None,
+    };
+    {
+        let store = Store::open(&path).await.unwrap();
+        assert_eq!(
+            store
+                .load_checkpoint(Collection::Cycle, &window)
+                .await
+                .unwrap(),
+            None
+        );
+        let mut cp = Checkpoint::new(Collection::Cycle, window);
+        cp.next_token = Some("page-2".into());
+        cp.pages = 1;
+        cp.records = 1;
+        store
+            .apply_page(
+                &[cycle(
+                    1,
+                    "2024-03-05T04:00:00.000Z",
+                    "2024-03-05T12:00:00.000Z",
+                    None,
+                )],
+                &cp,
+            )
+            .await
+            .unwrap();
+        // A checkpoint for the wrong collection is refused and writes nothing.
+        let wrong = Checkpoint::new(Collection::Sleep, window);
+        assert!(store
+            .apply_page(
+                &[cycle(
+                    2,
+                    "2024-03-06T04:00:00.000Z",
+                    "2024-03-06T12:00:00.000Z",
+                    None
+                )],
+                &wrong
+            )
+            .await
+            .is_err());
+        store.close().await;
+    }
+    let store = Store::open(&path).await.unwrap();
+    let cp = store
+        .load_checkpoint(Collection::Cycle, &window)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(cp.next_token.as_deref(), Some("page-2"));
+    assert_eq!((cp.pages, cp.records, cp.done), (1, 1, false));
+    assert_eq!(store.counts().await.unwrap().cycle, 1);
+    // Another window of the same collection is independent.
+    assert_eq!(
+        store
+            .load_checkpoint(Collection::Cycle, &ImportWindow::ALL)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn daily_series_uses_local_whoop_days_and_skips_pending() {
+    let store = Store::open_in_memory().await.unwrap();
+    // Onsets 23:00 and 00:30 local (-05:00) on consecutive nights: consecutive days.
+    store
+        .upsert(&[
+            cycle(
+                1,
+                "2024-03-05T04:00:00.000Z",
+                "2024-03-05T20:00:00.000Z",
+                Some(10.0),
+            ),
+            cycle(
+                2,
+                "2024-03-06T05:30:00.000Z",
+                "2024-03-06T20:00:00.000Z",
+                Some(14.0),
+            ),
+            cycle(
+                3,
+                "2024-03-07T04:00:00.000Z",
+                "2024-03-07T20:00:00.000Z",
+                None,
+            ),
+        ])
+        .await
+        .unwrap();
+    store
+        .upsert(&[
+            recovery(1, "s-1", "2024-03-05T13:00:00.000Z", Some(80.0)),
+            recovery(2, "s-2", "2024-03-06T13:00:00.000Z", Some(30.0)),
+            recovery(3, "s-3", "2024-03-07T13:00:00.000Z", None),
+        ])
+        .await
+        .unwrap();
+    store
+        .upsert(&[
+            sleep(
+                "s-1",
+                1,
+                "2024-03-05T04:00:00.000Z",
+                "2024-03-05T12:00:00.000Z",
+                false,
+            ),
+            sleep(
+                "nap",
+                1,
+                "2024-03-05T19:00:00.000Z",
+                "2024-03-05T19:40:00.000Z",
+                true,
+            ),
+        ])
+        .await
+        .unwrap();
+
+    let d = |day| NaiveDate::from_ymd_opt(2024, 3, day).unwrap();
+    let strain = store
+        .daily_series(Metric::DayStrain, d(1), d(31))
+        .await
+        .unwrap();
+    assert_eq!(
+        strain.iter().map(|v| (v.day, v.value)).collect::<Vec<_>>(),
+        vec![(d(5), 10.0), (d(6), 14.0)]
+    );
+    let rec = store
+        .daily_series(Metric::Recovery, d(1), d(31))
+        .await
+        .unwrap();
+    assert_eq!(
+        rec.iter().map(|v| v.value).collect::<Vec<_>>(),
+        vec![80.0, 30.0],
+        "pending is not a zero"
+    );
+    let hours = store
+        .daily_series(Metric::SleepHours, d(1), d(31))
+        .await
+        .unwrap();
+    assert_eq!(hours.len(), 1, "naps are not the night's sleep");
+    assert!((hours[0].value - 7.5).abs() < 1e-9);
+    assert_eq!(
+        store.latest(Metric::Recovery).await.unwrap().unwrap().value,
+        30.0
+    );
+    assert_eq!(
+        store
+            .daily_series(Metric::Hrv, d(6), d(6))
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "range is inclusive"
+    );
+    assert_eq!(store.days_of_history().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn exports_json_in_whoop_shape_and_csv_with_typed_columns() {
+    let (dir, store) = file_store().await;
+    let w: Fetched<Workout> = fetched(json!({
+        "id": "w-1", "user_id": 7, "created_at": "2024-03-05T20:00:00.000Z",
+        "updated_at": "2024-03-05T20:00:00.000Z", "start": "2024-03-05T18:00:00.000Z",
+        "end": "2024-03-05T19:00:00.000Z", "timezone_offset": "-05:00", "sport_name": "running",
+        "score_state": "SCORED", "some_future_field": true,
+        "score": {"strain": 11.25, "average_heart_rate": 140, "max_heart_rate": 171, "kilojoule": 2000.0,
+          "percent_recorded": 100.0, "distance_meter": 10000.0,
+          "zone_duration": {"zone_one_milli": 60000}}
+    }));
+    store.upsert(&[w]).await.unwrap();
+    let json = store.export_json().await.unwrap();
+    assert_eq!(
+        json["workout"][0]["some_future_field"], true,
+        "raw JSON kept as WHOOP sent it"
+    );
+    assert_eq!(json["cycle"], json!([]));
+    assert!(json["profile"].is_null());
+
+    let files = store.export_csv(&dir.path().join("csv")).await.unwrap();
+    assert_eq!(files.len(), 4);
+    let text = std::fs::read_to_string(dir.path().join("csv/workout.csv")).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let row: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let col = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(col("strain"), "11.25");
+    assert_eq!(col("zone_one_milli"), "60000");
+    assert_eq!(col("day"), "2024-03-05");
+    assert!(!header.contains(&"raw"));
+}
+
+#[tokio::test]
+async fn sync_runs_and_meta_are_remembered() {
+    let store = Store::open_in_memory().await.unwrap();
+    assert!(store.last_sync_run(false).await.unwrap().is_none());
+    let id = store.start_sync_run("import").await.unwrap();
+    assert_eq!(
+        store.last_sync_run(false).await.unwrap().unwrap().status,
+        store::RunStatus::Running
+    );
+    store
+        .finish_sync_run(
+            id,
+            &RunOutcome {
+                records_written: 10,
+                requests: 3,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let failed = store.start_sync_run("catch_up").await.unwrap();
+    store
+        .finish_sync_run(
+            failed,
+            &RunOutcome {
+                error: Some("offline".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let last_ok = store.last_sync_run(true).await.unwrap().unwrap();
+    assert_eq!(
+        (last_ok.id, last_ok.records_written, last_ok.requests),
+        (id, 10, 3)
+    );
+    assert!(last_ok.finished_at.unwrap() >= last_ok.started_at - Duration::seconds(1));
+    assert_eq!(
+        store
+            .last_sync_run(false)
+            .await
+            .unwrap()
+            .unwrap()
+            .error
+            .as_deref(),
+        Some("offline")
+    );
+
+    store
+        .set_meta("connection", "{\"state\":\"connected\"}")
+        .await
+        .unwrap();
+    store
+        .set_meta("connection", "{\"state\":\"disconnected\"}")
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get_meta("connection").await.unwrap().as_deref(),
+        Some("{\"state\":\"disconnected\"}")
+    );
+    store.delete_meta("connection").await.unwrap();
+    assert_eq!(store.get_meta("connection").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn delete_all_whoop_data_empties_the_file() {
+    let (_dir, store) = file_store().await;
+    store
+        .upsert(&[cycle(
+            1,
+            "2024-03-05T04:00:00.000Z",
+            "2024-03-05T12:00:00.000Z",
+            Some(8.0),
+        )])
+        .await
+        .unwrap();
+    store.delete_all_whoop_data().await.unwrap();
+    assert_eq!(store.counts().await.unwrap().total(), 0);
+    assert!(store.newest_record_time().await.unwrap().is_none());
+}
