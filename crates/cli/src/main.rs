@@ -1,0 +1,332 @@
+//! `vitaltrends`: VitalTrends without a window. Connect a WHOOP account, import its history into
+//! the local SQLite file, see the status, export, disconnect. Every command is a thin call into
+//! the `sync` engine, the same one the desktop app runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use url::Url;
+use whoop::Secret;
+
+use sync::{ConnectionState, Engine, InsecureFileStore, KeychainStore, SecretStore, Settings};
+
+#[derive(Parser)]
+#[command(
+    name = "vitaltrends",
+    version,
+    about = "Own your WHOOP data: import it into a local SQLite file and keep it fresh",
+    after_help = "Settings can also come from the environment: VITALTRENDS_DATA_DIR, \
+                  VITALTRENDS_WHOOP_BASE_URL, VITALTRENDS_WHOOP_CLIENT_ID, \
+                  VITALTRENDS_WHOOP_CLIENT_SECRET (environment only, never a flag), \
+                  VITALTRENDS_RELAY_URL, VITALTRENDS_SECRET_STORE."
+)]
+struct Cli {
+    /// Where the database (vitaltrends.db) lives. Default: the OS data directory.
+    #[arg(long, env = "VITALTRENDS_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+
+    /// WHOOP's base URL (a simulator's in tests and demos).
+    #[arg(long, env = "VITALTRENDS_WHOOP_BASE_URL", default_value = whoop::PRODUCTION_BASE_URL, global = true)]
+    whoop_base_url: Url,
+
+    /// The WHOOP app's client id.
+    #[arg(long, env = "VITALTRENDS_WHOOP_CLIENT_ID", global = true)]
+    client_id: Option<String>,
+
+    /// The relay that brokers tokens; without it, VITALTRENDS_WHOOP_CLIENT_SECRET is needed.
+    #[arg(long, env = "VITALTRENDS_RELAY_URL", global = true)]
+    relay_url: Option<Url>,
+
+    /// Where tokens are kept: the OS keychain, or a plaintext file in the data directory for
+    /// machines without a keychain (you choose it; there is no silent fallback).
+    #[arg(long, env = "VITALTRENDS_SECRET_STORE", value_enum, default_value_t = SecretStoreKind::Keychain, global = true)]
+    secret_store: SecretStoreKind,
+
+    /// More log output on stderr (-v info, -vv debug). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SecretStoreKind {
+    Keychain,
+    InsecureFile,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Connect a WHOOP account: authorize in the browser, the app receives the redirect on
+    /// 127.0.0.1.
+    Connect {
+        /// Print the authorization URL on a line of its own instead of opening a browser.
+        #[arg(long)]
+        no_browser: bool,
+    },
+    /// Import everything the account has (the first time), then fetch what is new.
+    Sync,
+    /// Connection state, records per collection, newest record, last sync.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export the local data: JSON in WHOOP's own shape, or one CSV file per collection.
+    Export {
+        #[arg(long, value_enum)]
+        format: ExportFormat,
+        /// JSON: a file (default: stdout). CSV: a directory (default: ./vitaltrends-export).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Revoke VitalTrends' access at WHOOP and forget the tokens; the history stays.
+    Disconnect,
+    /// Delete every WHOOP record kept locally (after disconnecting).
+    DeleteData {
+        /// Confirm; without it nothing is deleted.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Json,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: could not start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            match e.downcast_ref::<sync::Error>() {
+                Some(engine_error) => eprintln!("error ({}): {engine_error}", engine_error.code()),
+                None => eprintln!("error: {e:#}"),
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let data_dir = match cli.data_dir {
+        Some(dir) => dir,
+        None => dirs::data_dir()
+            .ok_or_else(|| anyhow::anyhow!("no OS data directory; pass --data-dir"))?
+            .join("VitalTrends"),
+    };
+    let secrets: Arc<dyn SecretStore> = match cli.secret_store {
+        SecretStoreKind::Keychain => Arc::new(KeychainStore::new(&data_dir.display().to_string())),
+        SecretStoreKind::InsecureFile => {
+            eprintln!(
+                "warning: tokens are kept in a plaintext file ({}) because \
+                 VITALTRENDS_SECRET_STORE=insecure-file",
+                data_dir.join(InsecureFileStore::FILE_NAME).display()
+            );
+            Arc::new(InsecureFileStore::in_dir(&data_dir))
+        }
+    };
+    let settings = Settings {
+        data_dir,
+        whoop_base_url: cli.whoop_base_url,
+        client_id: cli.client_id.unwrap_or_default(),
+        client_secret: std::env::var("VITALTRENDS_WHOOP_CLIENT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty())
+            .map(Secret::new),
+        relay_url: cli.relay_url,
+    };
+    let needs_client_id = matches!(cli.command, Command::Connect { .. });
+    if needs_client_id && settings.client_id.is_empty() {
+        anyhow::bail!(
+            "no WHOOP client id: set VITALTRENDS_WHOOP_CLIENT_ID (or --client-id) to your WHOOP \
+             app's client id"
+        );
+    }
+    let engine = Engine::open(settings, secrets).await?;
+
+    match cli.command {
+        Command::Connect { no_browser } => connect(&engine, no_browser).await,
+        Command::Sync => sync(&engine).await,
+        Command::Status { json } => status(&engine, json).await,
+        Command::Export { format, out } => export(&engine, format, out).await,
+        Command::Disconnect => {
+            engine.disconnect().await?;
+            println!(
+                "Disconnected from WHOOP. Your history stays in {}.",
+                engine.settings().database_path().display()
+            );
+            Ok(())
+        }
+        Command::DeleteData { yes } => {
+            if !yes {
+                anyhow::bail!(
+                    "this deletes every WHOOP record in {}; run again with --yes to confirm",
+                    engine.settings().database_path().display()
+                );
+            }
+            engine.delete_local_data().await?;
+            println!("Deleted the local WHOOP data.");
+            Ok(())
+        }
+    }
+}
+
+async fn connect(engine: &Engine, no_browser: bool) -> anyhow::Result<()> {
+    let profile = engine
+        .connect_loopback(|url| {
+            if no_browser || open_browser(url).is_err() {
+                println!("Open this URL in a browser to authorize VitalTrends:");
+                println!("{url}");
+            } else {
+                println!("Finish authorizing in your browser…");
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+        })
+        .await?;
+    println!(
+        "Connected as {} {} (WHOOP user {}). Run `vitaltrends sync` to import your history.",
+        profile.first_name, profile.last_name, profile.user_id
+    );
+    Ok(())
+}
+
+fn open_browser(url: &Url) -> std::io::Result<()> {
+    let mut command = if cfg!(target_os = "macos") {
+        std::process::Command::new("open")
+    } else if cfg!(windows) {
+        let mut c = std::process::Command::new("cmd");
+        c.args(["/C", "start", ""]);
+        c
+    } else {
+        std::process::Command::new("xdg-open")
+    };
+    let status = command
+        .arg(url.as_str())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other("browser opener failed"))
+    }
+}
+
+async fn sync(engine: &Engine) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let report = engine.sync().await?;
+    let w = report.written;
+    println!(
+        "{} finished in {:.1} s: {} records (cycles {}, sleeps {}, recoveries {}, workouts {}), {} requests.",
+        if report.kind == "import" { "Import" } else { "Sync" },
+        started.elapsed().as_secs_f64(),
+        w.total(),
+        w.cycle,
+        w.sleep,
+        w.recovery,
+        w.workout,
+        report.requests
+    );
+    if report.skipped > 0 {
+        println!(
+            "{} records could not be read and were skipped (see the log with -v).",
+            report.skipped
+        );
+    }
+    Ok(())
+}
+
+async fn status(engine: &Engine, json: bool) -> anyhow::Result<()> {
+    let status = engine.status().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&status)?);
+        return Ok(());
+    }
+    let headline = match &status.connection {
+        ConnectionState::NotConnected => "Not connected".to_string(),
+        ConnectionState::Connected { name, .. } => format!("Connected as {name}"),
+        ConnectionState::ReconnectNeeded { reason, .. } => format!("Reconnection needed: {reason}"),
+        ConnectionState::Disconnected { .. } => {
+            format!(
+                "Not connected · history kept ({} days)",
+                status.days_of_history
+            )
+        }
+    };
+    println!("{headline}");
+    let c = status.counts;
+    println!(
+        "Records: {} cycles, {} sleeps, {} recoveries, {} workouts",
+        c.cycle, c.sleep, c.recovery, c.workout
+    );
+    if let Some(newest) = status.newest_record {
+        println!("Newest record: {}", newest.to_rfc3339());
+    }
+    match &status.last_successful_sync {
+        Some(run) => println!(
+            "Last sync: {} ({})",
+            run.finished_at.unwrap_or(run.started_at).to_rfc3339(),
+            run.kind
+        ),
+        None => println!("Last sync: never"),
+    }
+    if !status.import_complete && c.total() > 0 {
+        println!("The import has not finished; `vitaltrends sync` resumes it.");
+    }
+    println!("Tokens kept in: {}", status.secret_store);
+    Ok(())
+}
+
+async fn export(engine: &Engine, format: ExportFormat, out: Option<PathBuf>) -> anyhow::Result<()> {
+    match format {
+        ExportFormat::Json => {
+            let json = serde_json::to_string_pretty(&engine.store().export_json().await?)?;
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, json)?;
+                    eprintln!("Wrote {}", path.display());
+                }
+                None => println!("{json}"),
+            }
+        }
+        ExportFormat::Csv => {
+            let dir = out.unwrap_or_else(|| PathBuf::from("vitaltrends-export"));
+            for file in engine.store().export_csv(&dir).await? {
+                println!("Wrote {}", file.display());
+            }
+        }
+    }
+    Ok(())
+}

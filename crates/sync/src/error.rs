@@ -1,0 +1,44 @@
+//! The sync engine's one error type. `code()` is what crosses to the UI and to `--json` output.
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("not connected to WHOOP; connect first")]
+    NotConnected,
+    #[error("WHOOP needs reconnecting: {reason}")]
+    ReconnectNeeded { reason: String },
+    #[error("authorization was denied in the browser")]
+    AuthorizationDenied,
+    #[error("the authorization callback did not match a pending request")]
+    UnexpectedCallback,
+    #[error("no authorization arrived within {0} minutes")]
+    AuthorizationTimedOut(u64),
+    #[error(transparent)]
+    Whoop(#[from] whoop::Error),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error("secret storage: {0}")]
+    Secrets(String),
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("{0}")]
+    Io(String),
+}
+
+impl Error {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::NotConnected => "not_connected",
+            Error::ReconnectNeeded { .. } => "reconnect_needed",
+            Error::AuthorizationDenied => "authorization_denied",
+            Error::UnexpectedCallback => "unexpected_callback",
+            Error::AuthorizationTimedOut(_) => "authorization_timed_out",
+            Error::Whoop(e) => e.code(),
+            Error::Store(e) => e.code(),
+            Error::Secrets(_) => "secret_store",
+            Error::Config(_) => "config",
+            Error::Io(_) => "io",
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

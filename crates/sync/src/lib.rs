@@ -1,0 +1,20 @@
+//! The VitalTrends sync engine, free of any UI: connection state, the token manager, the OAuth
+//! callback, and importing WHOOP data into the local store.
+//!
+//! It reaches the outside world through traits (`SecretStore` for tokens), so the desktop shell,
+//! the CLI and tests each plug in their own.
+
+mod engine;
+mod error;
+pub mod loopback;
+pub mod secrets;
+mod settings;
+mod state;
+mod tokens;
+
+pub use engine::{Engine, Status, SyncReport, AUTHORIZATION_TIMEOUT};
+pub use error::{Error, Result};
+pub use secrets::{InsecureFileStore, KeychainStore, MemoryStore, SecretStore};
+pub use settings::Settings;
+pub use state::ConnectionState;
+pub use tokens::{TokenManager, TOKENS_SECRET};

@@ -1,0 +1,69 @@
+//! The connection state a person sees on the Connections card, persisted across restarts.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+
+const STATE_KEY: &str = "connection_state";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConnectionState {
+    /// Never connected, or history deleted after disconnecting.
+    NotConnected,
+    Connected {
+        user_id: i64,
+        name: String,
+        connected_at: DateTime<Utc>,
+    },
+    /// WHOOP refused the refresh token; nothing syncs until the person reconnects.
+    ReconnectNeeded {
+        user_id: i64,
+        name: String,
+        reason: String,
+        since: DateTime<Utc>,
+    },
+    /// Disconnected on purpose; the history stays on disk.
+    Disconnected {
+        user_id: i64,
+        name: String,
+        disconnected_at: DateTime<Utc>,
+    },
+}
+
+impl ConnectionState {
+    pub fn name(&self) -> &'static str {
+        match self {
+            ConnectionState::NotConnected => "not_connected",
+            ConnectionState::Connected { .. } => "connected",
+            ConnectionState::ReconnectNeeded { .. } => "reconnect_needed",
+            ConnectionState::Disconnected { .. } => "disconnected",
+        }
+    }
+
+    pub fn user(&self) -> Option<(i64, &str)> {
+        match self {
+            ConnectionState::NotConnected => None,
+            ConnectionState::Connected { user_id, name, .. }
+            | ConnectionState::ReconnectNeeded { user_id, name, .. }
+            | ConnectionState::Disconnected { user_id, name, .. } => Some((*user_id, name)),
+        }
+    }
+
+    pub(crate) async fn load(store: &store::Store) -> Result<Self> {
+        Ok(match store.get_meta(STATE_KEY).await? {
+            Some(json) => serde_json::from_str(&json).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "unreadable connection state; treating as not connected");
+                ConnectionState::NotConnected
+            }),
+            None => ConnectionState::NotConnected,
+        })
+    }
+
+    pub(crate) async fn save(&self, store: &store::Store) -> Result<()> {
+        let json = serde_json::to_string(self).map_err(|e| crate::Error::Io(e.to_string()))?;
+        store.set_meta(STATE_KEY, &json).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The whole test suite: formatting, lints, then every unit, integration and end-to-end test.
+# End-to-end suites run the real binaries, so they are built first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== build binaries for the end-to-end suites"
+cargo build --workspace --bins --locked
+echo "== tests"
+cargo test --workspace --locked

@@ -1,0 +1,214 @@
+//! Helpers for suites that run the project's real binaries as separate processes, the way a
+//! person or the desktop would: a simulator on a loopback port, the `vitaltrends` CLI against a
+//! temporary data directory.
+//!
+//! The binaries are the ones `cargo build --workspace --bins` put next to this test's own
+//! executable; the README's test command builds them first.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// A binary of this workspace, from the same target directory as the running test.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target/<profile>/<name>
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory");
+    let path = dir.join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` first (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
+/// A running `whoop-sim` process, killed on drop.
+pub struct SimProcess {
+    child: Child,
+    pub base_url: String,
+    pub ready: serde_json::Value,
+}
+
+impl SimProcess {
+    /// Starts `whoop-sim --port 0 <args>` and waits for its ready line.
+    pub async fn start(args: &[&str]) -> SimProcess {
+        let mut child = Command::new(binary("whoop-sim"))
+            .args(["--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start whoop-sim");
+        let stdout = child.stdout.take().expect("sim stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("whoop-sim ready within 30 s")
+            .expect("read whoop-sim stdout")
+            .expect("whoop-sim printed a ready line");
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
+        let base_url = ready["base_url"]
+            .as_str()
+            .expect("ready line has base_url")
+            .to_string();
+        // Keep draining stdout so the simulator never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        SimProcess {
+            child,
+            base_url,
+            ready,
+        }
+    }
+
+    pub async fn get_json(&self, path: &str) -> serde_json::Value {
+        let url = format!("{}{}", self.base_url, path);
+        reqwest::get(&url)
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .json()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: not JSON: {e}"))
+    }
+
+    pub async fn post_json(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let url = format!("{}{}", self.base_url, path);
+        let response = reqwest::Client::new()
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {url}: {e}"));
+        assert!(
+            response.status().is_success(),
+            "POST {url}: {}",
+            response.status()
+        );
+        response.json().await.unwrap_or(serde_json::Value::Null)
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The `vitaltrends` CLI pointed at a simulator and a private data directory.
+pub struct Cli {
+    pub data_dir: tempfile::TempDir,
+    base_url: String,
+    client_id: String,
+}
+
+pub struct Output {
+    pub status: std::process::ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Cli {
+    pub fn new(sim: &SimProcess) -> Cli {
+        Cli {
+            data_dir: tempfile::tempdir().expect("temp data dir"),
+            base_url: sim.base_url.clone(),
+            client_id: sim.ready["client_id"]
+                .as_str()
+                .unwrap_or("vitaltrends-demo")
+                .to_string(),
+        }
+    }
+
+    pub fn command(&self) -> Command {
+        let mut command = Command::new(binary("vitaltrends"));
+        command
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("VITALTRENDS_DATA_DIR", self.data_dir.path())
+            .env("VITALTRENDS_WHOOP_BASE_URL", &self.base_url)
+            .env("VITALTRENDS_WHOOP_CLIENT_ID", &self.client_id)
+            .env("VITALTRENDS_WHOOP_CLIENT_SECRET", "demo-secret")
+            .env("VITALTRENDS_SECRET_STORE", "insecure-file")
+            .kill_on_drop(true);
+        command
+    }
+
+    /// Runs a command to completion (bounded by `limit`).
+    pub async fn run(&self, args: &[&str], limit: Duration) -> Output {
+        let child = self
+            .command()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vitaltrends");
+        let output = tokio::time::timeout(limit, child.wait_with_output())
+            .await
+            .unwrap_or_else(|_| panic!("vitaltrends {args:?} did not finish within {limit:?}"))
+            .expect("vitaltrends output");
+        Output {
+            status: output.status,
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `connect --no-browser`, following the printed URL the way a browser would (the simulator
+    /// auto-approves and redirects to the CLI's loopback listener).
+    pub async fn connect(&self) -> Output {
+        let mut child = self
+            .command()
+            .args(["connect", "--no-browser"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start vitaltrends connect");
+        let stdout = child.stdout.take().expect("connect stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let mut printed = String::new();
+        let url = loop {
+            let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+                .await
+                .expect("connect prints the URL within 30 s")
+                .expect("read connect stdout")
+                .expect("connect printed an authorization URL");
+            printed.push_str(&line);
+            printed.push('\n');
+            if line.starts_with("http://") || line.starts_with("https://") {
+                break line;
+            }
+        };
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::limited(5))
+            .build()
+            .expect("browser client");
+        let landing = browser
+            .get(&url)
+            .send()
+            .await
+            .expect("follow authorization URL");
+        assert!(
+            landing.status().is_success(),
+            "callback page: {}",
+            landing.status()
+        );
+        while let Ok(Some(line)) = lines.next_line().await {
+            printed.push_str(&line);
+            printed.push('\n');
+        }
+        let output = tokio::time::timeout(Duration::from_secs(30), child.wait_with_output())
+            .await
+            .expect("connect finishes after the callback")
+            .expect("connect output");
+        Output {
+            status: output.status,
+            stdout: printed,
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
