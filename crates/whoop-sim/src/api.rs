@@ -1,0 +1,287 @@
+//! The v2 data endpoints under `/developer`. Every request first passes `guard`, which does
+//! what WHOOP's edge does before a handler runs: count it against the app's rate limit (and
+//! put the `X-RateLimit-*` headers on whatever comes back), check the bearer token, and apply
+//! injected faults and latency.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Extension;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::faults::{error_body, truncate_json};
+use crate::pagination::{encode_cursor, parse_list_query, select, Listable, NextToken, Page};
+use crate::ratelimit::Verdict;
+use crate::server::AppState;
+use crate::stats::bump;
+use crate::store::Store;
+use crate::time::Ts;
+
+/// Put on the request by `guard` for handlers that need to know whose token it was.
+#[derive(Debug, Clone, Copy)]
+pub struct Authorized {
+    pub grant: u64,
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+fn with_rate_headers(mut resp: Response, v: &Verdict) -> Response {
+    let headers = resp.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(&v.limit_header) {
+        headers.insert("X-RateLimit-Limit", value);
+    }
+    headers.insert("X-RateLimit-Remaining", HeaderValue::from(v.remaining));
+    headers.insert("X-RateLimit-Reset", HeaderValue::from(v.reset_secs));
+    resp
+}
+
+/// Middleware for one data route; `key` is its name in `/_sim/stats`.
+pub async fn guard(
+    State((app, key)): State<(Arc<AppState>, &'static str)>,
+    mut req: Request,
+    next: Next,
+) -> Response {
+    app.stats.request(key);
+    let verdict = crate::lock(&app.limiter).check(Instant::now());
+    let resp = if !verdict.allowed {
+        bump(&app.stats.rate_limited);
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::CONTENT_TYPE, "application/json")],
+            r#"{"error":"too_many_requests"}"#,
+        )
+            .into_response()
+    } else {
+        let grant = bearer(req.headers())
+            .and_then(|t| crate::lock(&app.oauth).authenticate(t, Instant::now()));
+        match grant {
+            None => {
+                bump(&app.stats.unauthorized);
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, "Bearer")],
+                )
+                    .into_response()
+            }
+            Some(grant) => {
+                let injected = crate::lock(&app.faults).take_error();
+                match injected {
+                    Some(status) => {
+                        let (content_type, body) = error_body(status);
+                        (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
+                    }
+                    None => {
+                        req.extensions_mut().insert(Authorized { grant });
+                        let resp = next.run(req).await;
+                        maybe_malform(&app, resp).await
+                    }
+                }
+            }
+        }
+    };
+    let latency = app.latency_ms.load(Ordering::Relaxed);
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    with_rate_headers(resp, &verdict)
+}
+
+async fn maybe_malform(app: &AppState, resp: Response) -> Response {
+    if resp.status() != StatusCode::OK || !crate::lock(&app.faults).take_malformed() {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    Response::from_parts(parts, Body::from(truncate_json(&bytes)))
+}
+
+pub fn json_response<T: Serialize + ?Sized>(value: &T) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            bytes,
+        )
+            .into_response(),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+    }
+}
+
+fn bad_request(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        axum::Json(serde_json::json!({"error": "bad_request", "message": message})),
+    )
+        .into_response()
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({"error": "not_found", "message": "No resource found"})),
+    )
+        .into_response()
+}
+
+fn page_response<'a, T: Listable + 'a>(
+    collection: &str,
+    items: impl Iterator<Item = &'a T>,
+    store: &Store,
+    now: Ts,
+    raw_query: Option<&str>,
+) -> Response {
+    let q = match parse_list_query(raw_query, collection) {
+        Ok(q) => q,
+        Err(message) => return bad_request(&message),
+    };
+    let (records, next) = select(items, store, now, &q);
+    let next_token = match next {
+        Some(key) => NextToken::Token(encode_cursor(collection, key, &q)),
+        None => NextToken::last_page(records.len()),
+    };
+    json_response(&Page {
+        records,
+        next_token,
+    })
+}
+
+pub async fn cycle_collection(
+    State(app): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let now = app.sync();
+    let world = crate::lock(&app.world);
+    let s = &world.store;
+    page_response("cycle", s.cycles.values(), s, now, raw.as_deref())
+}
+
+pub async fn sleep_collection(
+    State(app): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let now = app.sync();
+    let world = crate::lock(&app.world);
+    let s = &world.store;
+    page_response("sleep", s.sleeps.values(), s, now, raw.as_deref())
+}
+
+pub async fn recovery_collection(
+    State(app): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let now = app.sync();
+    let world = crate::lock(&app.world);
+    let s = &world.store;
+    page_response("recovery", s.recoveries.values(), s, now, raw.as_deref())
+}
+
+pub async fn workout_collection(
+    State(app): State<Arc<AppState>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let now = app.sync();
+    let world = crate::lock(&app.world);
+    let s = &world.store;
+    page_response("workout", s.workouts.values(), s, now, raw.as_deref())
+}
+
+pub async fn cycle_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+    let Ok(id) = raw.parse::<i64>() else {
+        return bad_request("cycleId must be an integer");
+    };
+    app.sync();
+    let world = crate::lock(&app.world);
+    world
+        .store
+        .cycles
+        .get(&id)
+        .map_or_else(not_found, json_response)
+}
+
+pub async fn cycle_recovery(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+    let Ok(id) = raw.parse::<i64>() else {
+        return bad_request("cycleId must be an integer");
+    };
+    app.sync();
+    let world = crate::lock(&app.world);
+    world
+        .store
+        .recoveries
+        .get(&id)
+        .map_or_else(not_found, json_response)
+}
+
+pub async fn cycle_sleep(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+    let Ok(id) = raw.parse::<i64>() else {
+        return bad_request("cycleId must be an integer");
+    };
+    app.sync();
+    let world = crate::lock(&app.world);
+    world
+        .store
+        .main_sleep_of(id)
+        .map_or_else(not_found, json_response)
+}
+
+pub async fn sleep_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&raw) else {
+        return bad_request("the id must be a UUID");
+    };
+    app.sync();
+    let world = crate::lock(&app.world);
+    world
+        .store
+        .sleeps
+        .get(&id)
+        .map_or_else(not_found, json_response)
+}
+
+pub async fn workout_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&raw) else {
+        return bad_request("the id must be a UUID");
+    };
+    app.sync();
+    let world = crate::lock(&app.world);
+    world
+        .store
+        .workouts
+        .get(&id)
+        .map_or_else(not_found, json_response)
+}
+
+pub async fn profile(State(app): State<Arc<AppState>>) -> Response {
+    let world = crate::lock(&app.world);
+    json_response(&world.store.profile)
+}
+
+pub async fn body_measurement(State(app): State<Arc<AppState>>) -> Response {
+    let world = crate::lock(&app.world);
+    json_response(&world.store.body)
+}
+
+/// `DELETE /developer/v2/user/access`: the app disconnects itself.
+pub async fn revoke_access(
+    State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
+) -> Response {
+    crate::lock(&app.oauth).revoke_grant(auth.grant);
+    // WHOOP sends no more webhooks for a user who disconnected the app.
+    app.webhooks.set_disconnected(true);
+    StatusCode::NO_CONTENT.into_response()
+}

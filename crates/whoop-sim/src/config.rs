@@ -1,0 +1,51 @@
+//! Settings of one simulator instance. Kept as a plain struct so in-process tests can build it
+//! with `..Default::default()` and the binary can fill it from flags.
+
+/// How a simulator instance behaves. `Default` gives a year of data for the demo client.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Days of history generated before the simulator's "now".
+    pub days: u32,
+    /// Seed of every generated value; the same seed gives the same data.
+    pub seed: u64,
+    /// Delay added to every data-endpoint response.
+    pub latency_ms: u64,
+    /// Skip the consent page: `GET /oauth/oauth2/auth` redirects with a code at once.
+    pub auto_approve: bool,
+    /// Where signed webhooks are POSTed; none are sent while this is `None`.
+    pub webhook_url: Option<String>,
+    /// The one registered OAuth client.
+    pub client_id: String,
+    /// Its secret: checked at the token endpoint and used as the webhook signing key.
+    pub client_secret: String,
+    /// Lifetime of access tokens, in seconds of real time.
+    pub token_ttl_secs: u64,
+    /// Requests allowed per 60-second window, shared by all tokens of the client.
+    pub rate_limit_minute: u32,
+    /// Requests allowed per 86,400-second window.
+    pub rate_limit_day: u32,
+    /// Multiplies WHOOP's webhook retry delays (60 s … 1440 s); tests use small values.
+    pub webhook_retry_scale: f64,
+    /// Registered redirect URIs, matched exactly. Empty accepts any loopback
+    /// `http://127.0.0.1:<port>/…` or `http://localhost:<port>/…` URI and any `vitaltrends://…` URI.
+    pub redirect_uris: Vec<String>,
+}
+
+impl Default for SimConfig {
+    fn default() -> Self {
+        SimConfig {
+            days: 365,
+            seed: 1,
+            latency_ms: 0,
+            auto_approve: false,
+            webhook_url: None,
+            client_id: "vitaltrends-demo".to_string(),
+            client_secret: "demo-secret".to_string(),
+            token_ttl_secs: 3600,
+            rate_limit_minute: 100,
+            rate_limit_day: 10_000,
+            webhook_retry_scale: 1.0,
+            redirect_uris: Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Fault injection for data endpoints, set through `POST /_sim/faults`: server errors and
+//! malformed bodies at a rate (drawn from a seeded stream) or for the next N requests (exact,
+//! for tests). Latency lives in `AppState` because it applies to every data response.
+
+use axum::http::StatusCode;
+use rand::rngs::StdRng;
+use rand::Rng;
+use serde::Serialize;
+
+#[derive(Debug)]
+pub struct Faults {
+    pub error_rate: f64,
+    pub malformed_rate: f64,
+    pub fail_next: u64,
+    pub malformed_next: u64,
+    rng: StdRng,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FaultSettings {
+    pub latency_ms: u64,
+    pub error_rate: f64,
+    pub malformed_rate: f64,
+    pub fail_next: u64,
+    pub malformed_next: u64,
+}
+
+impl Faults {
+    pub fn new(rng: StdRng) -> Faults {
+        Faults {
+            error_rate: 0.0,
+            malformed_rate: 0.0,
+            fail_next: 0,
+            malformed_next: 0,
+            rng,
+        }
+    }
+
+    /// The 5xx this request should fail with, if any.
+    pub fn take_error(&mut self) -> Option<StatusCode> {
+        let fail = if self.fail_next > 0 {
+            self.fail_next -= 1;
+            true
+        } else {
+            self.error_rate > 0.0 && self.rng.gen_bool(self.error_rate.clamp(0.0, 1.0))
+        };
+        fail.then(|| match self.rng.gen_range(0..3) {
+            0 => StatusCode::INTERNAL_SERVER_ERROR,
+            1 => StatusCode::BAD_GATEWAY,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        })
+    }
+
+    /// Whether this successful body should be cut short.
+    pub fn take_malformed(&mut self) -> bool {
+        if self.malformed_next > 0 {
+            self.malformed_next -= 1;
+            return true;
+        }
+        self.malformed_rate > 0.0 && self.rng.gen_bool(self.malformed_rate.clamp(0.0, 1.0))
+    }
+}
+
+/// The body a failing upstream tends to produce: JSON from the app, HTML from a proxy.
+pub fn error_body(status: StatusCode) -> (&'static str, String) {
+    match status {
+        StatusCode::BAD_GATEWAY => (
+            "text/html",
+            "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
+                .to_string(),
+        ),
+        StatusCode::SERVICE_UNAVAILABLE => (
+            "text/plain",
+            "Service Temporarily Unavailable".to_string(),
+        ),
+        _ => (
+            "application/json",
+            r#"{"error":"internal_error","message":"An unexpected error occurred"}"#.to_string(),
+        ),
+    }
+}
+
+/// Cuts a JSON body so it no longer parses.
+pub fn truncate_json(body: &[u8]) -> Vec<u8> {
+    let cut = (body.len() / 2).max(1).min(body.len());
+    let mut out = body[..cut].to_vec();
+    if out.is_empty() || serde_json::from_slice::<serde_json::Value>(&out).is_ok() {
+        out = b"{\"records\":[{".to_vec();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn counters_are_exact() {
+        let mut f = Faults::new(StdRng::seed_from_u64(1));
+        assert!(f.take_error().is_none());
+        f.fail_next = 2;
+        assert!(f.take_error().is_some_and(|s| s.is_server_error()));
+        assert!(f.take_error().is_some());
+        assert!(f.take_error().is_none());
+        f.malformed_next = 1;
+        assert!(f.take_malformed());
+        assert!(!f.take_malformed());
+    }
+
+    #[test]
+    fn truncated_bodies_do_not_parse() {
+        for body in [&b"{}"[..], b"{\"records\":[]}", b"[1]"] {
+            let cut = truncate_json(body);
+            assert!(serde_json::from_slice::<serde_json::Value>(&cut).is_err());
+        }
+    }
+}

@@ -1,0 +1,37 @@
+//! `whoop-sim`: a faithful simulator of WHOOP's Developer API v2 for tests, the desktop's demo
+//! mode and benchmarks. It serves WHOOP's OAuth endpoints, every v2 data endpoint with WHOOP's
+//! paging, rate limits and error behaviour, sends signed webhooks, and exposes a `/_sim`
+//! control API. Its data is generated deterministically from a seed.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let sim = whoop_sim::start(whoop_sim::SimConfig::default(), "127.0.0.1:0".parse().unwrap()).await?;
+//! println!("WHOOP at {}", sim.base_url);
+//! # Ok(()) }
+//! ```
+
+mod api;
+mod config;
+mod control;
+mod faults;
+mod generate;
+mod model;
+mod oauth;
+mod pagination;
+mod ratelimit;
+mod server;
+mod stats;
+mod store;
+mod time;
+mod webhooks;
+mod world;
+
+pub use config::SimConfig;
+pub use server::{start, SimHandle};
+pub use webhooks::sign as sign_webhook;
+
+/// Locks a mutex even if a panicking thread poisoned it: every critical section here leaves
+/// the data consistent, and one failed request must not take the simulator down.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

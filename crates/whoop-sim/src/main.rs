@@ -1,0 +1,125 @@
+//! The `whoop-sim` binary: parses flags, starts the simulator, prints one JSON line with its
+//! address on stdout for whoever launched it, and runs until SIGINT or SIGTERM.
+
+use std::io::{IsTerminal, Write};
+use std::net::{IpAddr, SocketAddr};
+
+use anyhow::Context;
+use clap::Parser;
+use whoop_sim::SimConfig;
+
+#[derive(Parser, Debug)]
+#[command(name = "whoop-sim", about = "A simulator of WHOOP's Developer API v2")]
+struct Args {
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: IpAddr,
+    /// Days of history to generate.
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+    /// Seed of the generated data.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Delay added to every data response, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Skip the consent page and redirect with a code at once.
+    #[arg(long)]
+    auto_approve: bool,
+    /// Where to POST signed webhooks.
+    #[arg(long)]
+    webhook_url: Option<String>,
+    #[arg(long, default_value = "vitaltrends-demo")]
+    client_id: String,
+    #[arg(
+        long,
+        env = "WHOOP_SIM_CLIENT_SECRET",
+        default_value = "demo-secret",
+        hide_env_values = true,
+        hide_default_value = true
+    )]
+    client_secret: String,
+    /// Access-token lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    token_ttl_secs: u64,
+    #[arg(long, default_value_t = 100)]
+    rate_limit_minute: u32,
+    #[arg(long, default_value_t = 10_000)]
+    rate_limit_day: u32,
+    /// Multiplies the webhook retry delays (60, 300, 600, 1200, 1440 s).
+    #[arg(long, default_value_t = 1.0)]
+    webhook_retry_scale: f64,
+    /// A registered redirect URI (repeatable). Without any, loopback and vitaltrends:// URIs are accepted.
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let args = Args::parse();
+    let config = SimConfig {
+        days: args.days,
+        seed: args.seed,
+        latency_ms: args.latency_ms,
+        auto_approve: args.auto_approve,
+        webhook_url: args.webhook_url,
+        client_id: args.client_id,
+        client_secret: args.client_secret,
+        token_ttl_secs: args.token_ttl_secs,
+        rate_limit_minute: args.rate_limit_minute,
+        rate_limit_day: args.rate_limit_day,
+        webhook_retry_scale: args.webhook_retry_scale,
+        redirect_uris: args.redirect_uris,
+    };
+    let client_id = config.client_id.clone();
+    let sim = whoop_sim::start(config, SocketAddr::new(args.host, args.port))
+        .await
+        .context("starting the simulator")?;
+    let ready = serde_json::json!({
+        "base_url": sim.base_url,
+        "client_id": client_id,
+        "user_id": sim.user_id,
+    });
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{ready}").context("writing the ready line")?;
+        out.flush().context("flushing stdout")?;
+    }
+    wait_for_shutdown().await;
+    tracing::info!("shutting down");
+    sim.shutdown();
+    Ok(())
+}
+
+async fn wait_for_shutdown() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,186 @@
+//! Signed webhook delivery the way WHOOP does it: a small JSON notice POSTed to the app's URL,
+//! `X-WHOOP-Signature` = base64(HMAC-SHA256(client secret, timestamp + raw body)), any 2xx within
+//! 10 s counts, otherwise five retries after 60, 300, 600, 1200 and 1440 s (scaled for tests).
+//! Every delivery runs in its own task so no caller ever waits on the receiver.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use serde::Serialize;
+use sha2::Sha256;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use crate::stats::{bump, Stats};
+use crate::world::Notice;
+
+const RETRY_DELAYS_SECS: [f64; 5] = [60.0, 300.0, 600.0, 1200.0, 1440.0];
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// base64(HMAC-SHA256(key = secret, message = timestamp + body)).
+pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    // HMAC accepts keys of any length, so this cannot fail.
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+        .expect("HMAC-SHA256 accepts any key length");
+    mac.update(timestamp.as_bytes());
+    mac.update(body);
+    STANDARD.encode(mac.finalize().into_bytes())
+}
+
+#[derive(Serialize)]
+struct Payload<'a> {
+    user_id: i64,
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    trace_id: String,
+}
+
+pub struct Webhooks {
+    client: reqwest::Client,
+    url: Mutex<Option<String>>,
+    secret: String,
+    user_id: i64,
+    retry_scale: f64,
+    /// Set after the user revoked the app (WHOOP stops notifying it); cleared by a new grant.
+    disconnected: AtomicBool,
+    tasks: Mutex<JoinSet<()>>,
+    stats: Arc<Stats>,
+}
+
+impl Webhooks {
+    pub fn new(
+        url: Option<String>,
+        secret: String,
+        user_id: i64,
+        retry_scale: f64,
+        stats: Arc<Stats>,
+    ) -> std::io::Result<Webhooks> {
+        let client = reqwest::Client::builder()
+            .timeout(DELIVERY_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(std::io::Error::other)?;
+        Ok(Webhooks {
+            client,
+            url: Mutex::new(url),
+            secret,
+            user_id,
+            retry_scale: if retry_scale.is_finite() && retry_scale >= 0.0 {
+                retry_scale
+            } else {
+                1.0
+            },
+            disconnected: AtomicBool::new(false),
+            tasks: Mutex::new(JoinSet::new()),
+            stats,
+        })
+    }
+
+    pub fn url(&self) -> Option<String> {
+        crate::lock(&self.url).clone()
+    }
+
+    pub fn set_url(&self, url: Option<String>) {
+        *crate::lock(&self.url) = url;
+    }
+
+    pub fn set_disconnected(&self, disconnected: bool) {
+        self.disconnected.store(disconnected, Ordering::Relaxed);
+    }
+
+    /// Queues the webhooks for changes the timeline made, unless nobody should hear them.
+    pub fn announce(self: &Arc<Self>, notices: &[Notice]) {
+        if notices.is_empty() || self.disconnected.load(Ordering::Relaxed) || self.url().is_none() {
+            return;
+        }
+        for n in notices {
+            self.send(&n.kind, &n.id);
+        }
+    }
+
+    /// Queues one webhook and returns its trace id, or `None` when no URL is set.
+    pub fn send(self: &Arc<Self>, kind: &str, id: &str) -> Option<String> {
+        self.url()?;
+        let trace_id = Uuid::new_v4().to_string();
+        let payload = Payload {
+            user_id: self.user_id,
+            id,
+            kind,
+            trace_id: trace_id.clone(),
+        };
+        let body = serde_json::to_vec(&payload).ok()?;
+        let me = Arc::clone(self);
+        bump(&self.stats.webhooks_pending);
+        let mut tasks = crate::lock(&self.tasks);
+        // Reap finished deliveries so the set does not grow without bound.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
+            me.deliver(body).await;
+            me.stats.webhooks_pending.fetch_sub(1, Ordering::Relaxed);
+        });
+        Some(trace_id)
+    }
+
+    async fn deliver(&self, body: Vec<u8>) {
+        for attempt in 0..=RETRY_DELAYS_SECS.len() {
+            if attempt > 0 {
+                let delay = RETRY_DELAYS_SECS[attempt - 1] * self.retry_scale;
+                tokio::time::sleep(Duration::from_secs_f64(delay)).await;
+            }
+            // The URL is read per attempt so a receiver that moved still gets the retries.
+            let Some(url) = self.url() else {
+                return;
+            };
+            // A fresh timestamp and signature per attempt; body and trace id stay the same.
+            let timestamp = chrono::Utc::now().timestamp_millis().to_string();
+            let signature = sign(&self.secret, &timestamp, &body);
+            let result = self
+                .client
+                .post(&url)
+                .header("Content-Type", "application/json")
+                .header("X-WHOOP-Signature", signature)
+                .header("X-WHOOP-Signature-Timestamp", timestamp)
+                .body(body.clone())
+                .send()
+                .await;
+            match result {
+                Ok(resp) if resp.status().is_success() => {
+                    bump(&self.stats.webhooks_sent);
+                    return;
+                }
+                Ok(resp) => {
+                    tracing::debug!(status = %resp.status(), attempt, "webhook delivery refused");
+                    bump(&self.stats.webhooks_failed);
+                }
+                Err(err) => {
+                    tracing::debug!(error = %err.without_url(), attempt, "webhook delivery failed");
+                    bump(&self.stats.webhooks_failed);
+                }
+            }
+        }
+        tracing::info!("webhook dropped after 5 retries");
+    }
+
+    /// Stops every delivery in flight (the simulator is shutting down).
+    pub fn abort_all(&self) {
+        crate::lock(&self.tasks).abort_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_matches_reference_hmac() {
+        // Reference value from `printf '1700000000000{"a":1}' | openssl dgst -sha256 -hmac secret -binary | base64`.
+        let sig = sign("secret", "1700000000000", br#"{"a":1}"#);
+        assert_eq!(sig, "0pM2GdttJSewPFhxsH1nVKvgeUeQD/mx7t0F5acVYpI=");
+        assert_ne!(sig, sign("secret", "1700000000001", br#"{"a":1}"#));
+    }
+}
