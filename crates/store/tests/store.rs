@@ -95,7 +95,7 @@ async fn upserts_are_idempotent_and_never_go_back_in_time() {
         .await
         .unwrap();
     assert_eq!(first.written, 2);
-    store.upsert(&[v2.clone()]).await.unwrap();
+    store.upsert(std::slice::from_ref(&v2)).await.unwrap();
     // The older version arriving late (a slow page, an out-of-order webhook) changes nothing.
     let late = store.upsert(&[v1]).await.unwrap();
     assert_eq!((late.written, late.stale), (0, 1));

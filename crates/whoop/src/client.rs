@@ -156,7 +156,7 @@ impl Client {
                 Page::<T>::parse(b)
             })
             .await?;
-        page.ok_or_else(|| Error::Status { status: 404, what })
+        page.ok_or(Error::Status { status: 404, what })
     }
 
     /// Every page of a collection between `start` and `end`. For callers that do not checkpoint.
