@@ -11,7 +11,10 @@ use clap::{Parser, Subcommand, ValueEnum};
 use url::Url;
 use whoop::Secret;
 
-use sync::{ConnectionState, Engine, InsecureFileStore, KeychainStore, SecretStore, Settings};
+use sync::{
+    ConnectionState, Engine, EngineEvent, EngineOptions, InsecureFileStore, KeychainStore,
+    Notification, Notifier, Phase, SecretStore, Settings,
+};
 
 #[derive(Parser)]
 #[command(
@@ -68,8 +71,15 @@ enum Command {
         #[arg(long)]
         no_browser: bool,
     },
-    /// Import everything the account has (the first time), then fetch what is new.
-    Sync,
+    /// Import everything the account has (the first time), then catch up with what is new.
+    Sync {
+        /// Re-import the last six months from scratch, removing what WHOOP no longer has.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Stay in the foreground as the desktop app does: finish the import, check for stale data
+    /// every 6 hours, and run Force Syncs, until Ctrl-C.
+    Run,
     /// Connection state, records per collection, newest record, last sync.
     Status {
         #[arg(long)]
@@ -173,15 +183,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
              app's client id"
         );
     }
-    let engine = Engine::open(settings, secrets).await?;
+    let options = EngineOptions {
+        notifier: Arc::new(PrintNotifier),
+        ..EngineOptions::default()
+    };
+    let engine = Engine::open(settings, secrets, options).await?;
 
     match cli.command {
         Command::Connect { no_browser } => connect(&engine, no_browser).await,
-        Command::Sync => sync(&engine).await,
+        Command::Sync { force } => sync(&engine, force).await,
+        Command::Run => run_foreground(engine).await,
         Command::Status { json } => status(&engine, json).await,
         Command::Export { format, out } => export(&engine, format, out).await,
         Command::Disconnect => {
             engine.disconnect().await?;
+            println!("WHOOP access revoked.");
             println!(
                 "Disconnected from WHOOP. Your history stays in {}.",
                 engine.settings().database_path().display()
@@ -202,7 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn connect(engine: &Engine, no_browser: bool) -> anyhow::Result<()> {
+async fn connect(engine: &Arc<Engine>, no_browser: bool) -> anyhow::Result<()> {
     let profile = engine
         .connect_loopback(|url| {
             if no_browser || open_browser(url).is_err() {
@@ -244,19 +260,32 @@ fn open_browser(url: &Url) -> std::io::Result<()> {
     }
 }
 
-async fn sync(engine: &Engine) -> anyhow::Result<()> {
+async fn sync(engine: &Arc<Engine>, force: bool) -> anyhow::Result<()> {
     let started = Instant::now();
-    let report = engine.sync().await?;
+    let progress = tokio::spawn(print_progress(engine.subscribe()));
+    let result = if force {
+        engine.force_sync_now().await
+    } else {
+        engine.sync_now().await
+    };
+    progress.abort();
+    let report = result?;
     let w = report.written;
+    let what = match report.kind.as_str() {
+        "import" => "Import",
+        "force_sync" => "Force Sync",
+        _ => "Catch-up",
+    };
     println!(
-        "{} finished in {:.1} s: {} records (cycles {}, sleeps {}, recoveries {}, workouts {}), {} requests.",
-        if report.kind == "import" { "Import" } else { "Sync" },
+        "{what} finished in {:.1} s: {} records stored (cycles {}, sleeps {}, recoveries {}, workouts {}), {} unchanged, {} removed, {} requests.",
         started.elapsed().as_secs_f64(),
         w.total(),
         w.cycle,
         w.sleep,
         w.recovery,
         w.workout,
+        report.unchanged,
+        report.deleted,
         report.requests
     );
     if report.skipped > 0 {
@@ -268,7 +297,58 @@ async fn sync(engine: &Engine) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn status(engine: &Engine, json: bool) -> anyhow::Result<()> {
+/// Prints one line per progress step, as the desktop's sync banner would show it.
+async fn print_progress(mut events: tokio::sync::broadcast::Receiver<EngineEvent>) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match events.recv().await {
+            Ok(EngineEvent::Progress(p)) => {
+                let phase = match p.phase {
+                    Phase::Recent => format!(
+                        "last 6 months: {}/{} windows",
+                        p.recent_windows_done, p.recent_windows_total
+                    ),
+                    Phase::History => match p.oldest_day {
+                        Some(day) => format!("history: back to {}", day.format("%B %Y")),
+                        None => "history".to_string(),
+                    },
+                };
+                println!("progress: {} · {} records", phase, p.records);
+            }
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return,
+        }
+    }
+}
+
+async fn run_foreground(engine: Arc<Engine>) -> anyhow::Result<()> {
+    engine.on_start().await?;
+    let printer = tokio::spawn(print_progress(engine.subscribe()));
+    let jobs = tokio::spawn(engine.clone().run_jobs());
+    let scheduler = tokio::spawn(engine.clone().run_scheduler());
+    println!("VitalTrends is running; Ctrl-C to stop.");
+    tokio::signal::ctrl_c().await?;
+    for task in [printer, jobs, scheduler] {
+        task.abort();
+    }
+    println!("Stopped.");
+    Ok(())
+}
+
+/// Notifications on stdout: the CLI has no notification service of its own.
+struct PrintNotifier;
+
+impl Notifier for PrintNotifier {
+    fn notify(&self, notification: Notification) {
+        println!(
+            "notification: {} · {}",
+            notification.title, notification.body
+        );
+    }
+}
+
+async fn status(engine: &Arc<Engine>, json: bool) -> anyhow::Result<()> {
     let status = engine.status().await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&status)?);
@@ -294,13 +374,14 @@ async fn status(engine: &Engine, json: bool) -> anyhow::Result<()> {
     if let Some(newest) = status.newest_record {
         println!("Newest record: {}", newest.to_rfc3339());
     }
-    match &status.last_successful_sync {
-        Some(run) => println!(
-            "Last sync: {} ({})",
-            run.finished_at.unwrap_or(run.started_at).to_rfc3339(),
-            run.kind
-        ),
-        None => println!("Last sync: never"),
+    match &status.last_successful_sync_at {
+        Some(at) => println!("Last successful sync: {}", at.to_rfc3339()),
+        None => println!("Last successful sync: never"),
+    }
+    if let Some(run) = &status.last_sync {
+        if let Some(error) = &run.error {
+            println!("Last {} failed: {error}", run.kind);
+        }
     }
     if !status.import_complete && c.total() > 0 {
         println!("The import has not finished; `vitaltrends sync` resumes it.");
@@ -309,7 +390,11 @@ async fn status(engine: &Engine, json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn export(engine: &Engine, format: ExportFormat, out: Option<PathBuf>) -> anyhow::Result<()> {
+async fn export(
+    engine: &Arc<Engine>,
+    format: ExportFormat,
+    out: Option<PathBuf>,
+) -> anyhow::Result<()> {
     match format {
         ExportFormat::Json => {
             let json = serde_json::to_string_pretty(&engine.store().export_json().await?)?;

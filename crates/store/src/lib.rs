@@ -11,6 +11,7 @@ mod error;
 mod export;
 mod reads;
 mod records;
+mod window;
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -27,6 +28,7 @@ pub use bookkeeping::{Checkpoint, ImportWindow, RunOutcome, RunStatus, SyncRun};
 pub use error::{Error, Result};
 pub use reads::{DayValue, Metric};
 pub use records::{StoreRecord, UpsertCounts};
+pub use window::{WindowContents, WindowOutcome};
 
 /// Record counts per collection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

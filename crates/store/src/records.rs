@@ -15,16 +15,16 @@ use crate::error::Result;
 /// What a batch of upserts did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct UpsertCounts {
-    /// Records inserted or replaced by a version at least as new.
+    /// Records inserted, or replaced by a newer (or same-time but different) version.
     pub written: u64,
-    /// Records ignored because the store already had a newer version.
-    pub stale: u64,
+    /// Records left alone: the store already had this version or a newer one.
+    pub unchanged: u64,
 }
 
 impl std::ops::AddAssign for UpsertCounts {
     fn add_assign(&mut self, other: Self) {
         self.written += other.written;
-        self.stale += other.stale;
+        self.unchanged += other.unchanged;
     }
 }
 
@@ -56,7 +56,8 @@ impl StoreRecord for Cycle {
                  score_state = excluded.score_state, strain = excluded.strain,
                  kilojoule = excluded.kilojoule, average_heart_rate = excluded.average_heart_rate,
                  max_heart_rate = excluded.max_heart_rate, raw = excluded.raw
-               WHERE excluded.updated_at >= cycle.updated_at"#,
+               WHERE excluded.updated_at > cycle.updated_at
+                  OR (excluded.updated_at = cycle.updated_at AND excluded.raw != cycle.raw)"#,
         )
         .bind(c.id)
         .bind(c.user_id)
@@ -123,7 +124,8 @@ impl StoreRecord for Sleep {
                  need_from_recent_strain_milli = excluded.need_from_recent_strain_milli,
                  need_from_recent_nap_milli = excluded.need_from_recent_nap_milli,
                  raw = excluded.raw
-               WHERE excluded.updated_at >= sleep.updated_at"#,
+               WHERE excluded.updated_at > sleep.updated_at
+                  OR (excluded.updated_at = sleep.updated_at AND excluded.raw != sleep.raw)"#,
         )
         .bind(&r.id)
         .bind(r.cycle_id)
@@ -199,7 +201,8 @@ impl StoreRecord for Recovery {
                  hrv_rmssd_milli = excluded.hrv_rmssd_milli,
                  spo2_percentage = excluded.spo2_percentage,
                  skin_temp_celsius = excluded.skin_temp_celsius, raw = excluded.raw
-               WHERE excluded.updated_at >= recovery.updated_at"#,
+               WHERE excluded.updated_at > recovery.updated_at
+                  OR (excluded.updated_at = recovery.updated_at AND excluded.raw != recovery.raw)"#,
         )
         .bind(r.cycle_id)
         .bind(&r.sleep_id)
@@ -249,7 +252,8 @@ impl StoreRecord for Workout {
                  zone_three_milli = excluded.zone_three_milli,
                  zone_four_milli = excluded.zone_four_milli,
                  zone_five_milli = excluded.zone_five_milli, raw = excluded.raw
-               WHERE excluded.updated_at >= workout.updated_at"#,
+               WHERE excluded.updated_at > workout.updated_at
+                  OR (excluded.updated_at = workout.updated_at AND excluded.raw != workout.raw)"#,
         )
         .bind(&w.id)
         .bind(w.v1_id)
@@ -293,7 +297,7 @@ pub(crate) async fn upsert_all<T: StoreRecord>(
         if T::upsert(tx, item).await? {
             counts.written += 1;
         } else {
-            counts.stale += 1;
+            counts.unchanged += 1;
         }
     }
     Ok(counts)

@@ -98,9 +98,10 @@ async fn upserts_are_idempotent_and_never_go_back_in_time() {
     store.upsert(std::slice::from_ref(&v2)).await.unwrap();
     // The older version arriving late (a slow page, an out-of-order webhook) changes nothing.
     let late = store.upsert(&[v1]).await.unwrap();
-    assert_eq!((late.written, late.stale), (0, 1));
-    // The same version again is harmless.
-    store.upsert(&[v2]).await.unwrap();
+    assert_eq!((late.written, late.unchanged), (0, 1));
+    // The same version again is harmless and counts as unchanged.
+    let same = store.upsert(std::slice::from_ref(&v2)).await.unwrap();
+    assert_eq!((same.written, same.unchanged), (0, 1));
 
     assert_eq!(store.counts().await.unwrap().cycle, 2);
     let export = store.export_json().await.unwrap();
@@ -176,7 +177,7 @@ async fn a_recovery_moving_to_another_cycle_replaces_the_old_row() {
         .upsert(&[recovery(1, "s-1", "2024-03-05T13:00:00.000Z", Some(70.0))])
         .await
         .unwrap();
-    assert_eq!(late.stale, 1);
+    assert_eq!(late.unchanged, 1);
     assert_eq!(store.counts().await.unwrap().recovery, 1);
 }
 

@@ -1,51 +1,134 @@
-//! The engine: one per data directory. It ties the WHOOP client, the token manager and the store
-//! together and exposes what a person can do: connect, sync, see the status, disconnect, delete
-//! local data. The CLI and the desktop shell are thin callers of these functions.
+//! The engine: one per data directory. It owns the WHOOP client, the token manager and the store,
+//! keeps the connection state, runs background jobs one at a time (import, catch-up, Force
+//! Sync), and publishes what happens as events. The CLI and the desktop shell are thin callers.
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use store::{Checkpoint, Counts, ImportWindow, RunOutcome, Store, StoreRecord, SyncRun};
+use store::{Counts, RunOutcome, Store, SyncRun};
+use tokio::sync::{broadcast, Notify, Semaphore};
 use url::Url;
 use whoop::oauth::{AuthorizationRequest, TokenClient};
-use whoop::{
-    Client, ClientConfig, Collection, Cycle, PageQuery, Profile, Recovery, Secret, Sleep, Workout,
-};
+use whoop::types::{format_timestamp, parse_timestamp};
+use whoop::{Client, ClientConfig, Collection, Profile, Secret};
 
 use crate::error::{Error, Result};
-use crate::loopback::{CallbackOutcome, LoopbackListener};
+use crate::events::{
+    thousands, Clock, EngineEvent, JobKind, Notification, NotificationKind, Notifier, Progress,
+    SystemClock,
+};
+use crate::loopback::{parse_callback, CallbackOutcome, LoopbackListener};
 use crate::secrets::SecretStore;
 use crate::settings::Settings;
 use crate::state::ConnectionState;
 use crate::tokens::TokenManager;
 
-const IMPORT_COMPLETE_KEY: &str = "import_complete";
+pub(crate) const IMPORT_COMPLETE_KEY: &str = "import_complete";
+const LAST_SYNC_KEY: &str = "last_successful_sync_at";
+const LAST_DATA_KEY: &str = "last_data_at";
 
 /// How long a started authorization stays valid (the person is in their browser).
 pub const AUTHORIZATION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
-/// Records re-read before the newest one on an incremental sync: WHOOP re-scores recent days,
-/// and recoveries are listed by their sleep's time.
-const INCREMENTAL_MARGIN_DAYS: i64 = 3;
-
-pub struct Engine {
-    settings: Settings,
-    store: Store,
-    client: Client,
-    tokens: TokenManager,
+/// The timing rules of syncing. Real values by default; tests shrink them.
+#[derive(Debug, Clone)]
+pub struct Schedule {
+    /// How often the catch-up check runs.
+    pub catch_up_every: Duration,
+    /// Data is stale when nothing new arrived for this long.
+    pub stale_after: chrono::Duration,
+    /// What a stale check fetches.
+    pub catch_up_window: chrono::Duration,
+    /// Re-read this much before the last successful sync after a long absence or a gap:
+    /// recovery listings filter on the sleep's time, and WHOOP re-scores recent days.
+    pub offline_margin: chrono::Duration,
+    /// Phase 1 of the import and the span of Force Sync.
+    pub recent_span: chrono::Duration,
+    /// Phase 1 is split into windows this long and fetched in parallel.
+    pub recent_window: chrono::Duration,
+    /// WHOOP requests in flight at once.
+    pub max_parallel_requests: usize,
 }
 
-/// What a sync did, per collection and in total.
+impl Default for Schedule {
+    fn default() -> Self {
+        Schedule {
+            catch_up_every: Duration::from_secs(6 * 3600),
+            stale_after: chrono::Duration::hours(36),
+            catch_up_window: chrono::Duration::hours(48),
+            offline_margin: chrono::Duration::days(3),
+            recent_span: chrono::Duration::days(183),
+            // About 20 cycles, sleeps, recoveries or workouts: one page per collection each.
+            recent_window: chrono::Duration::days(20),
+            max_parallel_requests: 8,
+        }
+    }
+}
+
+/// What the host plugs in.
+pub struct EngineOptions {
+    pub notifier: Arc<dyn Notifier>,
+    pub clock: Arc<dyn Clock>,
+    pub schedule: Schedule,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            notifier: Arc::new(crate::events::RecordingNotifier::default()),
+            clock: Arc::new(SystemClock),
+            schedule: Schedule::default(),
+        }
+    }
+}
+
+/// What a request for a background job did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Enqueued {
+    Queued,
+    /// The same job is already waiting or running; nothing was added.
+    AlreadyQueued,
+}
+
+/// A job waiting in the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JobRequest {
+    pub kind: JobKind,
+    /// Catch-up only: fetch from here.
+    pub since: Option<DateTime<Utc>>,
+}
+
+#[derive(Default)]
+struct JobQueue {
+    queued: VecDeque<JobRequest>,
+    running: Option<JobKind>,
+    progress: Option<Progress>,
+}
+
+struct PendingAuthorization {
+    request: AuthorizationRequest,
+    created: std::time::Instant,
+}
+
+/// What a sync did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SyncReport {
     pub kind: String,
+    /// Records stored (inserted or changed) per collection.
     pub written: Counts,
+    /// Records WHOOP returned that were already up to date.
+    pub unchanged: u64,
+    pub deleted: u64,
     pub skipped: u64,
     pub requests: u64,
-    pub pages: u64,
+    /// Catch-up: the start of the window it fetched.
+    pub since: Option<DateTime<Utc>>,
 }
 
 /// Everything `status` shows.
@@ -53,30 +136,71 @@ pub struct SyncReport {
 pub struct Status {
     #[serde(flatten)]
     pub connection: ConnectionState,
+    pub authorizing: bool,
+    pub running_job: Option<JobKind>,
+    pub queued_jobs: Vec<JobKind>,
+    pub progress: Option<Progress>,
+    /// The relay's event stream is connected.
+    pub live: bool,
     pub counts: Counts,
     pub newest_record: Option<DateTime<Utc>>,
     pub days_of_history: u64,
     pub import_complete: bool,
+    pub last_successful_sync_at: Option<DateTime<Utc>>,
     pub last_sync: Option<SyncRun>,
-    pub last_successful_sync: Option<SyncRun>,
     pub secret_store: String,
 }
 
+pub struct Engine {
+    pub(crate) settings: Settings,
+    pub(crate) store: Store,
+    pub(crate) client: Client,
+    pub(crate) tokens: TokenManager,
+    pub(crate) notifier: Arc<dyn Notifier>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) schedule: Schedule,
+    events: broadcast::Sender<EngineEvent>,
+    jobs: Mutex<JobQueue>,
+    job_added: Notify,
+    pending: Mutex<Option<PendingAuthorization>>,
+    live: AtomicBool,
+    /// Bumped by Disconnect: a running job sees it and stops.
+    generation: AtomicU64,
+    requests_in_flight: Semaphore,
+    state_transition: tokio::sync::Mutex<()>,
+}
+
 impl Engine {
-    pub async fn open(settings: Settings, secrets: Arc<dyn SecretStore>) -> Result<Self> {
+    pub async fn open(
+        settings: Settings,
+        secrets: Arc<dyn SecretStore>,
+        options: EngineOptions,
+    ) -> Result<Arc<Self>> {
         let store = Store::open(&settings.database_path()).await?;
         let client = Client::new(ClientConfig::new(settings.whoop_base_url.clone()))?;
         let token_client = settings
             .token_endpoint()
             .and_then(|endpoint| Ok(TokenClient::new(endpoint)?))
             .map_err(|e| e.to_string());
-        let tokens = TokenManager::new(token_client, secrets);
-        Ok(Engine {
+        let (events, _) = broadcast::channel(256);
+        let permits = options.schedule.max_parallel_requests.max(1);
+        Ok(Arc::new(Engine {
+            tokens: TokenManager::new(token_client, secrets),
             settings,
             store,
             client,
-            tokens,
-        })
+            notifier: options.notifier,
+            clock: options.clock,
+            schedule: options.schedule,
+            events,
+            jobs: Mutex::new(JobQueue::default()),
+            job_added: Notify::new(),
+            pending: Mutex::new(None),
+            live: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            requests_in_flight: Semaphore::new(permits),
+            state_transition: tokio::sync::Mutex::new(()),
+        }))
     }
 
     pub fn store(&self) -> &Store {
@@ -95,28 +219,121 @@ impl Engine {
         &self.client
     }
 
+    pub fn subscribe(&self) -> broadcast::Receiver<EngineEvent> {
+        self.events.subscribe()
+    }
+
+    pub(crate) fn emit(&self, event: EngineEvent) {
+        // Nobody listening is fine: the CLI often has no subscriber.
+        let _ = self.events.send(event);
+    }
+
     pub async fn connection_state(&self) -> Result<ConnectionState> {
         ConnectionState::load(&self.store).await
     }
 
-    /// Starts an authorization for `redirect_uri`: the URL to open and what the callback must
-    /// carry.
-    pub fn begin_authorization(&self, redirect_uri: &str) -> Result<AuthorizationRequest> {
+    async fn set_state(&self, state: ConnectionState) -> Result<()> {
+        state.save(&self.store).await?;
+        self.emit(EngineEvent::StateChanged {
+            state: state.name().into(),
+        });
+        Ok(())
+    }
+
+    /// Whether the relay's event stream is connected (set by the stream client).
+    pub fn set_live(&self, live: bool) {
+        if self.live.swap(live, Ordering::SeqCst) != live {
+            self.emit(EngineEvent::StateChanged {
+                state: if live { "live" } else { "not_live" }.into(),
+            });
+        }
+    }
+
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::SeqCst)
+    }
+
+    // ---- Connecting ---------------------------------------------------------------------
+
+    /// Starts an authorization for `redirect_uri` and remembers it as the one pending request
+    /// (a new one replaces an older one). Returns the URL to open in the system browser.
+    pub fn begin_authorization(&self, redirect_uri: &str) -> Result<Url> {
         let authorize = whoop::oauth::authorize_url(&self.settings.whoop_base_url)?;
-        Ok(whoop::oauth::authorization_request(
+        let request = whoop::oauth::authorization_request(
             &authorize,
             &self.settings.client_id,
             redirect_uri,
-        )?)
+        )?;
+        let url = request.url.clone();
+        *self.pending.lock().unwrap_or_else(|e| e.into_inner()) = Some(PendingAuthorization {
+            request,
+            created: std::time::Instant::now(),
+        });
+        self.emit(EngineEvent::StateChanged {
+            state: "authorizing".into(),
+        });
+        Ok(url)
     }
 
-    /// Exchanges the code, stores the tokens, learns who the person is, and marks the
-    /// connection as connected.
-    pub async fn complete_authorization(
+    pub fn cancel_authorization(&self) {
+        let had = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .is_some();
+        if had {
+            self.emit(EngineEvent::StateChanged {
+                state: "authorization_cancelled".into(),
+            });
+        }
+    }
+
+    pub fn is_authorizing(&self) -> bool {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .is_some_and(|p| p.created.elapsed() < AUTHORIZATION_TIMEOUT)
+    }
+
+    /// Handles the redirect WHOOP sent back (deep link or loopback). Accepted only if it
+    /// carries the state of the pending, unexpired authorization; the pending request is used up
+    /// either way once the state matched, so a callback can never be replayed.
+    pub async fn complete_authorization(&self, callback: &Url) -> Result<Profile> {
+        let request = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(current) = pending.as_ref() else {
+                return Err(Error::UnexpectedCallback);
+            };
+            // Checked before taking it, so a forged link cannot cancel a real sign-in.
+            let outcome = parse_callback(callback, &current.request.state)?;
+            let current = pending.take().ok_or(Error::UnexpectedCallback)?;
+            if current.created.elapsed() >= AUTHORIZATION_TIMEOUT {
+                return Err(Error::AuthorizationTimedOut(
+                    AUTHORIZATION_TIMEOUT.as_secs() / 60,
+                ));
+            }
+            match outcome {
+                CallbackOutcome::Denied => {
+                    drop(pending);
+                    self.emit(EngineEvent::StateChanged {
+                        state: "authorization_denied".into(),
+                    });
+                    return Err(Error::AuthorizationDenied);
+                }
+                CallbackOutcome::Code(code) => (current.request, code),
+            }
+        };
+        self.finish_authorization(&request.0, &request.1).await
+    }
+
+    async fn finish_authorization(
         &self,
         request: &AuthorizationRequest,
         code: &str,
     ) -> Result<Profile> {
+        let previous = self.connection_state().await?;
         let tokens = self
             .tokens
             .token_client()?
@@ -126,17 +343,32 @@ impl Engine {
         let profile = self
             .with_token(|token| async move { self.client.profile(token.expose()).await })
             .await?;
+        if let Some((user_id, _)) = previous.user() {
+            let has_data = self.store.counts().await?.total() > 0;
+            if user_id != profile.record.user_id && has_data {
+                self.tokens.forget().await?;
+                return Err(Error::Config(
+                    "this data directory holds another WHOOP member's history; delete the \
+                     local data first or use another data directory"
+                        .into(),
+                ));
+            }
+        }
         self.store.save_profile(&profile).await?;
         let name = format!("{} {}", profile.record.first_name, profile.record.last_name)
             .trim()
             .to_string();
-        ConnectionState::Connected {
+        self.set_state(ConnectionState::Connected {
             user_id: profile.record.user_id,
             name,
-            connected_at: Utc::now(),
-        }
-        .save(&self.store)
+            connected_at: self.clock.now(),
+        })
         .await?;
+        self.touch(LAST_DATA_KEY).await?;
+        // The first import starts by itself; after a reconnect it resumes from its checkpoints.
+        if self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_none() {
+            self.request_job(JobKind::Import);
+        }
         Ok(profile.record)
     }
 
@@ -144,199 +376,34 @@ impl Engine {
     /// line on stdout), wait for the redirect, complete the authorization.
     pub async fn connect_loopback(&self, open: impl FnOnce(&Url)) -> Result<Profile> {
         let listener = LoopbackListener::bind(0).await?;
-        let request = self.begin_authorization(listener.redirect_uri())?;
-        open(&request.url);
-        match listener.wait(&request.state, AUTHORIZATION_TIMEOUT).await? {
-            CallbackOutcome::Code(code) => self.complete_authorization(&request, &code).await,
-            CallbackOutcome::Denied => Err(Error::AuthorizationDenied),
-        }
+        let url = self.begin_authorization(listener.redirect_uri())?;
+        let state = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|p| p.request.state.clone())
+            .ok_or(Error::UnexpectedCallback)?;
+        open(&url);
+        let callback = listener.wait(&state, AUTHORIZATION_TIMEOUT).await?;
+        self.complete_authorization(&callback).await
     }
 
-    /// Runs the appropriate sync: the full import until it has completed once, then an
-    /// incremental sync from a few days before the newest record.
-    pub async fn sync(&self) -> Result<SyncReport> {
-        self.ensure_syncable().await?;
-        let import_done = self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_some();
-        let kind = if import_done { "incremental" } else { "import" };
-        let run = self.store.start_sync_run(kind).await?;
-        let requests_before = self.client.stats().requests;
-        let result = if import_done {
-            self.incremental().await
-        } else {
-            self.full_import().await
-        };
-        let requests = self.client.stats().requests - requests_before;
-        let outcome = match &result {
-            Ok(report) => RunOutcome {
-                records_written: report.written.total(),
-                records_skipped: report.skipped,
-                requests,
-                ..Default::default()
-            },
-            Err(e) => RunOutcome {
-                requests,
-                error: Some(e.to_string()),
-                ..Default::default()
-            },
-        };
-        self.store.finish_sync_run(run, &outcome).await?;
-        let mut report = result?;
-        report.kind = kind.into();
-        report.requests = requests;
-        Ok(report)
-    }
-
-    async fn ensure_syncable(&self) -> Result<()> {
-        match self.connection_state().await? {
-            ConnectionState::Connected { .. } => Ok(()),
-            ConnectionState::ReconnectNeeded { reason, .. } => {
-                Err(Error::ReconnectNeeded { reason })
-            }
-            _ => Err(Error::NotConnected),
-        }
-    }
-
-    async fn full_import(&self) -> Result<SyncReport> {
-        let window = ImportWindow::ALL;
-        let (cycles, sleeps, recoveries, workouts, extras) = tokio::join!(
-            self.import_collection::<Cycle>(window),
-            self.import_collection::<Sleep>(window),
-            self.import_collection::<Recovery>(window),
-            self.import_collection::<Workout>(window),
-            self.refresh_profile_and_body(),
-        );
-        extras?;
-        let mut report = SyncReport::default();
-        for (collection, result) in [
-            (Collection::Cycle, cycles),
-            (Collection::Sleep, sleeps),
-            (Collection::Recovery, recoveries),
-            (Collection::Workout, workouts),
-        ] {
-            let part = result?;
-            set_count(
-                &mut report.written,
-                collection,
-                part.written.get(collection),
-            );
-            report.skipped += part.skipped;
-            report.pages += part.pages;
-        }
-        self.store.set_meta(IMPORT_COMPLETE_KEY, "1").await?;
-        Ok(report)
-    }
-
-    /// Pages through one collection over `window`, resuming from its checkpoint. Each page and
-    /// the checkpoint after it are written together, so a killed process neither repeats nor
-    /// skips a page when it resumes.
-    async fn import_collection<T: StoreRecord>(&self, window: ImportWindow) -> Result<SyncReport> {
-        let collection = T::COLLECTION;
-        let mut checkpoint = self
-            .store
-            .load_checkpoint(collection, &window)
-            .await?
-            .unwrap_or_else(|| Checkpoint::new(collection, window));
-        let mut report = SyncReport::default();
-        while !checkpoint.done {
-            let query = PageQuery {
-                start: window.start,
-                end: window.end,
-                next_token: checkpoint.next_token.clone(),
-            };
-            let page = self
-                .with_token(|token| {
-                    let query = query.clone();
-                    async move { self.client.page::<T>(token.expose(), &query).await }
-                })
-                .await?;
-            for skipped in &page.skipped {
-                tracing::warn!(
-                    collection = %collection,
-                    id = skipped.id.as_deref().unwrap_or("unknown"),
-                    reason = %skipped.reason,
-                    "skipped a WHOOP record that could not be read"
-                );
-            }
-            checkpoint.pages += 1;
-            checkpoint.records += page.records.len() as u64;
-            checkpoint.done = page.next_token.is_none();
-            checkpoint.next_token = page.next_token;
-            let counts = self.store.apply_page(&page.records, &checkpoint).await?;
-            let written = report.written.get(collection) + counts.written + counts.stale;
-            set_count(&mut report.written, collection, written);
-            report.skipped += page.skipped.len() as u64;
-            report.pages += 1;
-        }
-        Ok(report)
-    }
-
-    async fn incremental(&self) -> Result<SyncReport> {
-        let since = self
-            .store
-            .newest_record_time()
-            .await?
-            .map(|t| t - chrono::Duration::days(INCREMENTAL_MARGIN_DAYS));
-        let (c, s, r, w, extras) = tokio::join!(
-            self.fetch_since::<Cycle>(since),
-            self.fetch_since::<Sleep>(since),
-            self.fetch_since::<Recovery>(since),
-            self.fetch_since::<Workout>(since),
-            self.refresh_profile_and_body(),
-        );
-        extras?;
-        let mut report = SyncReport::default();
-        for part in [c?, s?, r?, w?] {
-            report.written.cycle += part.written.cycle;
-            report.written.sleep += part.written.sleep;
-            report.written.recovery += part.written.recovery;
-            report.written.workout += part.written.workout;
-            report.skipped += part.skipped;
-            report.pages += part.pages;
-        }
-        Ok(report)
-    }
-
-    async fn fetch_since<T: StoreRecord>(
-        &self,
-        since: Option<DateTime<Utc>>,
-    ) -> Result<SyncReport> {
-        let page = self
-            .with_token(|token| async move {
-                self.client
-                    .collect_all::<T>(token.expose(), since, None)
-                    .await
-            })
-            .await?;
-        let counts = self.store.upsert(&page.records).await?;
-        let mut report = SyncReport::default();
-        set_count(&mut report.written, T::COLLECTION, counts.written);
-        report.skipped = page.skipped.len() as u64;
-        Ok(report)
-    }
-
-    async fn refresh_profile_and_body(&self) -> Result<()> {
-        let profile = self
-            .with_token(|token| async move { self.client.profile(token.expose()).await })
-            .await?;
-        self.store.save_profile(&profile).await?;
-        let body = self
-            .with_token(|token| async move { self.client.body_measurement(token.expose()).await })
-            .await?;
-        if let Some(body) = body {
-            self.store
-                .save_body_measurement(profile.record.user_id, &body)
-                .await?;
-        }
-        Ok(())
-    }
+    // ---- Calling WHOOP ------------------------------------------------------------------
 
     /// Runs a WHOOP call with a valid access token; on a 401, refreshes once and retries. A
-    /// refused refresh moves the connection to "reconnection needed".
+    /// refused refresh moves the connection to "reconnection needed". At most
+    /// `max_parallel_requests` calls are in flight at once.
     pub async fn with_token<T, F, Fut>(&self, call: F) -> Result<T>
     where
         F: Fn(Secret) -> Fut,
         Fut: Future<Output = whoop::Result<T>>,
     {
+        let _permit = self
+            .requests_in_flight
+            .acquire()
+            .await
+            .map_err(|_| Error::Cancelled)?;
         let outcome = async {
             let token = self.tokens.access_token().await?;
             match call(token.clone()).await {
@@ -355,89 +422,504 @@ impl Engine {
     }
 
     async fn mark_reconnect_needed(&self, reason: &str) -> Result<()> {
-        let state = self.connection_state().await?;
-        if let ConnectionState::Connected { user_id, name, .. } = state {
+        // Only the transition notifies: many calls failing together send one notification.
+        let _guard = self.state_transition.lock().await;
+        if let ConnectionState::Connected { user_id, name, .. } = self.connection_state().await? {
             tracing::warn!(%reason, "WHOOP needs reconnecting");
-            ConnectionState::ReconnectNeeded {
+            self.set_state(ConnectionState::ReconnectNeeded {
                 user_id,
                 name,
                 reason: reason.to_string(),
-                since: Utc::now(),
-            }
-            .save(&self.store)
+                since: self.clock.now(),
+            })
             .await?;
+            self.notifier.notify(Notification {
+                kind: NotificationKind::ReconnectNeeded,
+                title: "WHOOP needs reconnecting".into(),
+                body: "WHOOP access was revoked or expired. Open VitalTrends and choose \
+                       Reconnect; nothing is lost."
+                    .into(),
+            });
         }
         Ok(())
     }
 
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Fails with `Cancelled` when Disconnect happened since `generation` was read.
+    pub(crate) fn check_not_cancelled(&self, generation: u64) -> Result<()> {
+        if self.generation() == generation {
+            Ok(())
+        } else {
+            Err(Error::Cancelled)
+        }
+    }
+
+    pub(crate) async fn ensure_syncable(&self) -> Result<()> {
+        match self.connection_state().await? {
+            ConnectionState::Connected { .. } => Ok(()),
+            ConnectionState::ReconnectNeeded { reason, .. } => {
+                Err(Error::ReconnectNeeded { reason })
+            }
+            _ => Err(Error::NotConnected),
+        }
+    }
+
+    // ---- Bookkeeping --------------------------------------------------------------------
+
+    pub(crate) async fn touch(&self, key: &str) -> Result<()> {
+        let now = format_timestamp(&self.clock.now());
+        self.store.set_meta(key, &now).await?;
+        Ok(())
+    }
+
+    async fn meta_time(&self, key: &str) -> Result<Option<DateTime<Utc>>> {
+        Ok(self
+            .store
+            .get_meta(key)
+            .await?
+            .as_deref()
+            .and_then(parse_timestamp))
+    }
+
+    /// Records that new data arrived (any write that changed something).
+    pub(crate) async fn data_arrived(&self, written: u64, deleted: u64) -> Result<()> {
+        if written + deleted > 0 {
+            self.touch(LAST_DATA_KEY).await?;
+            self.emit(EngineEvent::DataChanged);
+        }
+        Ok(())
+    }
+
+    pub async fn last_successful_sync_at(&self) -> Result<Option<DateTime<Utc>>> {
+        self.meta_time(LAST_SYNC_KEY).await
+    }
+
+    pub async fn last_data_at(&self) -> Result<Option<DateTime<Utc>>> {
+        self.meta_time(LAST_DATA_KEY).await
+    }
+
     pub async fn status(&self) -> Result<Status> {
-        let secret_store = self.tokens_description();
+        let (running_job, queued_jobs, progress) = {
+            let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            (
+                jobs.running,
+                jobs.queued.iter().map(|j| j.kind).collect(),
+                jobs.progress.clone(),
+            )
+        };
         Ok(Status {
             connection: self.connection_state().await?,
+            authorizing: self.is_authorizing(),
+            running_job,
+            queued_jobs,
+            progress,
+            live: self.is_live(),
             counts: self.store.counts().await?,
             newest_record: self.store.newest_record_time().await?,
             days_of_history: self.store.days_of_history().await?,
             import_complete: self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_some(),
+            last_successful_sync_at: self.last_successful_sync_at().await?,
             last_sync: self.store.last_sync_run(false).await?,
-            last_successful_sync: self.store.last_sync_run(true).await?,
-            secret_store,
+            secret_store: self.tokens.describe_store(),
         })
     }
 
-    fn tokens_description(&self) -> String {
-        self.tokens.describe_store()
+    // ---- Jobs ---------------------------------------------------------------------------
+
+    /// Queues a background job. The same job already waiting or running makes this a no-op.
+    pub fn request_job(&self, kind: JobKind) -> Enqueued {
+        self.enqueue(JobRequest { kind, since: None })
     }
 
-    /// Revokes access at WHOOP, forgets the tokens, keeps the history. If WHOOP cannot be
-    /// reached nothing changes and the error says so: a revoke that did not happen is never
-    /// reported as done.
+    pub(crate) fn enqueue(&self, request: JobRequest) -> Enqueued {
+        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(queued) = jobs.queued.iter_mut().find(|j| j.kind == request.kind) {
+            // Two catch-ups waiting: one that reaches back far enough serves both.
+            queued.since = match (queued.since, request.since) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            return Enqueued::AlreadyQueued;
+        }
+        if jobs.running == Some(request.kind) && request.kind != JobKind::CatchUp {
+            return Enqueued::AlreadyQueued;
+        }
+        jobs.queued.push_back(request);
+        drop(jobs);
+        self.emit(EngineEvent::JobQueued { job: request.kind });
+        self.job_added.notify_one();
+        Enqueued::Queued
+    }
+
+    /// Force Sync: re-import the last six months as a queued background job.
+    pub fn request_force_sync(&self) -> Enqueued {
+        self.request_job(JobKind::ForceSync)
+    }
+
+    pub(crate) fn set_progress(&self, progress: Progress) {
+        self.jobs.lock().unwrap_or_else(|e| e.into_inner()).progress = Some(progress.clone());
+        self.emit(EngineEvent::Progress(progress));
+    }
+
+    /// Processes queued jobs one at a time, for as long as the engine lives. The desktop and
+    /// `vitaltrends run` spawn this once.
+    pub async fn run_jobs(self: Arc<Self>) {
+        loop {
+            let next = {
+                let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+                let next = jobs.queued.pop_front();
+                jobs.running = next.map(|j| j.kind);
+                next
+            };
+            match next {
+                Some(request) => {
+                    if let Err(e) = self.run_job(request).await {
+                        tracing::warn!(job = request.kind.as_str(), error = %e, "sync job failed");
+                    }
+                    let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+                    jobs.running = None;
+                    jobs.progress = None;
+                }
+                None => self.job_added.notified().await,
+            }
+        }
+    }
+
+    /// Runs the sync a person asks for with `vitaltrends sync`: the import until it completed
+    /// once, then a catch-up (reaching back further after a long absence).
+    pub async fn sync_now(&self) -> Result<SyncReport> {
+        let kind = if self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_some() {
+            JobKind::CatchUp
+        } else {
+            JobKind::Import
+        };
+        let since = match kind {
+            JobKind::CatchUp => Some(self.catch_up_start().await?),
+            _ => None,
+        };
+        self.run_job(JobRequest { kind, since }).await
+    }
+
+    /// Runs Force Sync now, in the caller's task (the CLI; the desktop queues it instead).
+    pub async fn force_sync_now(&self) -> Result<SyncReport> {
+        self.run_job(JobRequest {
+            kind: JobKind::ForceSync,
+            since: None,
+        })
+        .await
+    }
+
+    /// Runs one job now, recording it as a sync run, and notifying as the person expects.
+    pub(crate) async fn run_job(&self, request: JobRequest) -> Result<SyncReport> {
+        self.ensure_syncable().await?;
+        let generation = self.generation();
+        let run = self.store.start_sync_run(request.kind.as_str()).await?;
+        let before = self.client.stats().requests;
+        let result = match request.kind {
+            JobKind::Import => self.import(generation).await,
+            JobKind::CatchUp => {
+                let since = match request.since {
+                    Some(since) => since,
+                    None => self.clock.now() - self.schedule.catch_up_window,
+                };
+                self.catch_up(since, generation).await
+            }
+            JobKind::ForceSync => self.force_sync(generation).await,
+        };
+        let requests = self.client.stats().requests - before;
+        let outcome = match &result {
+            Ok(report) => RunOutcome {
+                records_written: report.written.total(),
+                records_deleted: report.deleted,
+                records_skipped: report.skipped,
+                requests,
+                error: None,
+            },
+            Err(e) => RunOutcome {
+                requests,
+                error: Some(e.to_string()),
+                ..Default::default()
+            },
+        };
+        self.store.finish_sync_run(run, &outcome).await?;
+        self.emit(EngineEvent::JobFinished {
+            job: request.kind,
+            written: result.as_ref().map(|r| r.written).unwrap_or_default(),
+            deleted: outcome.records_deleted,
+            error: outcome.error.clone(),
+        });
+        let mut report = result?;
+        self.touch(LAST_SYNC_KEY).await?;
+        report.kind = request.kind.as_str().into();
+        report.requests = requests;
+        match request.kind {
+            JobKind::Import => {
+                let days = self.store.days_of_history().await?;
+                let counts = self.store.counts().await?;
+                self.notifier.notify(Notification {
+                    kind: NotificationKind::ImportFinished,
+                    title: "WHOOP import finished".into(),
+                    body: format!(
+                        "{} days of history · {} records",
+                        thousands(days),
+                        thousands(counts.total())
+                    ),
+                });
+            }
+            JobKind::ForceSync => {
+                let changed = report.written.total() + report.deleted;
+                self.notifier.notify(Notification {
+                    kind: NotificationKind::ForceSyncFinished,
+                    title: "Force Sync finished".into(),
+                    body: format!(
+                        "{} record{} updated",
+                        thousands(changed),
+                        if changed == 1 { "" } else { "s" }
+                    ),
+                });
+            }
+            JobKind::CatchUp => {}
+        }
+        Ok(report)
+    }
+
+    // ---- Disconnecting --------------------------------------------------------------------
+
+    /// Revokes access at WHOOP, forgets the tokens, stops every job, keeps the history.
+    ///
+    /// If WHOOP cannot be reached, the connection still stops here (no more syncing), the
+    /// tokens are kept only to retry the revoke later, and the error says so: a revoke that did
+    /// not happen is never reported as done.
     pub async fn disconnect(&self) -> Result<()> {
         let state = self.connection_state().await?;
         let Some((user_id, name)) = state.user().map(|(id, n)| (id, n.to_string())) else {
             return Err(Error::NotConnected);
         };
-        if self.tokens.has_tokens().await? {
-            let revoked = self
-                .with_token(|token| async move { self.client.revoke(token.expose()).await })
-                .await;
-            match revoked {
-                Ok(()) => {}
-                // The grant is already dead at WHOOP: there is nothing left to revoke.
-                Err(Error::ReconnectNeeded { .. }) | Err(Error::NotConnected) => {}
-                Err(e) => return Err(e),
-            }
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            jobs.queued.clear();
         }
-        self.tokens.forget().await?;
-        ConnectionState::Disconnected {
+        let already_pending = matches!(
+            state,
+            ConnectionState::Disconnected {
+                revoke_pending: true,
+                ..
+            }
+        );
+        let revoked = self.revoke_at_whoop().await;
+        let revoke_pending = revoked.is_err();
+        if !revoke_pending || !already_pending {
+            self.set_state(ConnectionState::Disconnected {
+                user_id,
+                name,
+                disconnected_at: self.clock.now(),
+                revoke_pending,
+            })
+            .await?;
+        }
+        self.set_live(false);
+        revoked
+    }
+
+    async fn revoke_at_whoop(&self) -> Result<()> {
+        if !self.tokens.has_tokens().await? {
+            return Ok(());
+        }
+        let revoked = self
+            .with_token(|token| async move { self.client.revoke(token.expose()).await })
+            .await;
+        match revoked {
+            // The grant is already dead at WHOOP: there is nothing left to revoke.
+            Ok(()) | Err(Error::ReconnectNeeded { .. }) | Err(Error::NotConnected) => {
+                self.tokens.forget().await
+            }
+            Err(e) => Err(Error::RevokePending(e.to_string())),
+        }
+    }
+
+    /// Retries a revoke that failed earlier (called by the scheduler).
+    pub async fn retry_pending_revoke(&self) -> Result<()> {
+        if let ConnectionState::Disconnected {
             user_id,
             name,
-            disconnected_at: Utc::now(),
+            disconnected_at,
+            revoke_pending: true,
+        } = self.connection_state().await?
+        {
+            self.revoke_at_whoop().await?;
+            self.set_state(ConnectionState::Disconnected {
+                user_id,
+                name,
+                disconnected_at,
+                revoke_pending: false,
+            })
+            .await?;
         }
-        .save(&self.store)
-        .await?;
         Ok(())
     }
 
     /// Deletes every WHOOP record of this data directory. Only while not connected, so a sync
     /// cannot refill it behind the person's back.
     pub async fn delete_local_data(&self) -> Result<()> {
-        if let ConnectionState::Connected { .. } = self.connection_state().await? {
+        if let ConnectionState::Connected { .. } | ConnectionState::ReconnectNeeded { .. } =
+            self.connection_state().await?
+        {
             return Err(Error::Config(
                 "disconnect from WHOOP before deleting local data".into(),
             ));
         }
         self.store.delete_all_whoop_data().await?;
-        self.store.delete_meta(IMPORT_COMPLETE_KEY).await?;
-        ConnectionState::NotConnected.save(&self.store).await?;
+        for key in [
+            IMPORT_COMPLETE_KEY,
+            LAST_DATA_KEY,
+            LAST_SYNC_KEY,
+            crate::import::PLAN_KEY,
+        ] {
+            self.store.delete_meta(key).await?;
+        }
+        self.set_state(ConnectionState::NotConnected).await?;
+        self.emit(EngineEvent::DataChanged);
         Ok(())
+    }
+
+    // ---- Catch-up -----------------------------------------------------------------------
+
+    /// Where a catch-up should start: the last 48 hours normally, or from the last successful
+    /// sync minus a margin after a longer absence.
+    pub async fn catch_up_start(&self) -> Result<DateTime<Utc>> {
+        let now = self.clock.now();
+        let floor = now - self.schedule.catch_up_window;
+        Ok(match self.last_successful_sync_at().await? {
+            Some(last) if last < now - self.schedule.stale_after => {
+                (last - self.schedule.offline_margin).min(floor)
+            }
+            _ => floor,
+        })
+    }
+
+    /// The six-hourly check: queue a 48-hour catch-up if nothing new arrived for 36 hours.
+    /// Fresh data makes no WHOOP call at all. Returns whether a catch-up was queued.
+    pub async fn catch_up_tick(&self) -> Result<bool> {
+        if self.ensure_syncable().await.is_err()
+            || self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_none()
+        {
+            return Ok(false);
+        }
+        let now = self.clock.now();
+        let stale = match self.last_data_at().await? {
+            Some(at) => now - at > self.schedule.stale_after,
+            None => true,
+        };
+        if stale {
+            self.enqueue(JobRequest {
+                kind: JobKind::CatchUp,
+                since: Some(now - self.schedule.catch_up_window),
+            });
+        }
+        Ok(stale)
+    }
+
+    /// At start: queue the import if it has not finished, or a catch-up reaching back to the
+    /// last successful sync if the app was away longer than the staleness limit.
+    pub async fn on_start(&self) -> Result<()> {
+        if self.ensure_syncable().await.is_err() {
+            return Ok(());
+        }
+        if self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_none() {
+            self.request_job(JobKind::Import);
+            return Ok(());
+        }
+        let now = self.clock.now();
+        if let Some(last) = self.last_successful_sync_at().await? {
+            if last < now - self.schedule.stale_after {
+                self.enqueue(JobRequest {
+                    kind: JobKind::CatchUp,
+                    since: Some(last - self.schedule.offline_margin),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The relay lost events we may not have seen: catch up from the last successful sync.
+    pub async fn on_gap(&self) -> Result<()> {
+        let now = self.clock.now();
+        let since = match self.last_successful_sync_at().await? {
+            Some(last) => last - self.schedule.offline_margin,
+            None => now - self.schedule.catch_up_window,
+        };
+        self.enqueue(JobRequest {
+            kind: JobKind::CatchUp,
+            since: Some(since.min(now - self.schedule.catch_up_window)),
+        });
+        Ok(())
+    }
+
+    /// The scheduler loop: the catch-up check every `catch_up_every`, and pending revokes.
+    pub async fn run_scheduler(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(self.schedule.catch_up_every).await;
+            if let Err(e) = self.catch_up_tick().await {
+                tracing::warn!(error = %e, "catch-up check failed");
+            }
+            if let Err(e) = self.retry_pending_revoke().await {
+                tracing::info!(error = %e, "revoke still pending");
+            }
+        }
+    }
+
+    async fn catch_up(&self, since: DateTime<Utc>, generation: u64) -> Result<SyncReport> {
+        use whoop::{Cycle, Recovery, Sleep, Workout};
+        let (c, s, r, w) = tokio::try_join!(
+            self.fetch_since::<Cycle>(since, generation),
+            self.fetch_since::<Sleep>(since, generation),
+            self.fetch_since::<Recovery>(since, generation),
+            self.fetch_since::<Workout>(since, generation),
+        )?;
+        let mut report = SyncReport {
+            since: Some(since),
+            ..Default::default()
+        };
+        for part in [c, s, r, w] {
+            add_counts(&mut report.written, &part.written);
+            report.unchanged += part.unchanged;
+            report.skipped += part.skipped;
+        }
+        self.data_arrived(report.written.total(), 0).await?;
+        Ok(report)
+    }
+
+    async fn fetch_since<T: store::StoreRecord>(
+        &self,
+        since: DateTime<Utc>,
+        generation: u64,
+    ) -> Result<SyncReport> {
+        let page = crate::import::fetch_window::<T>(self, Some(since), generation).await?;
+        let counts = self.store.upsert(&page.records).await?;
+        let mut report = SyncReport::default();
+        set_count(&mut report.written, T::COLLECTION, counts.written);
+        report.unchanged = counts.unchanged;
+        report.skipped = page.skipped.len() as u64;
+        Ok(report)
     }
 }
 
-fn set_count(counts: &mut Counts, collection: Collection, value: u64) {
+pub(crate) fn set_count(counts: &mut Counts, collection: Collection, value: u64) {
     match collection {
         Collection::Cycle => counts.cycle = value,
         Collection::Sleep => counts.sleep = value,
         Collection::Recovery => counts.recovery = value,
         Collection::Workout => counts.workout = value,
     }
+}
+
+pub(crate) fn add_counts(total: &mut Counts, part: &Counts) {
+    total.cycle += part.cycle;
+    total.sleep += part.sleep;
+    total.recovery += part.recovery;
+    total.workout += part.workout;
 }

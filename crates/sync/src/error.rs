@@ -22,6 +22,13 @@ pub enum Error {
     Config(String),
     #[error("{0}")]
     Io(String),
+    #[error("stopped because WHOOP was disconnected")]
+    Cancelled,
+    #[error(
+        "disconnected here, but WHOOP could not be reached to revoke access ({0}); VitalTrends \
+         will retry the revoke, or run disconnect again"
+    )]
+    RevokePending(String),
 }
 
 impl Error {
@@ -37,6 +44,8 @@ impl Error {
             Error::Secrets(_) => "secret_store",
             Error::Config(_) => "config",
             Error::Io(_) => "io",
+            Error::Cancelled => "cancelled",
+            Error::RevokePending(_) => "revoke_pending",
         }
     }
 }

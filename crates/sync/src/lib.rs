@@ -4,16 +4,22 @@
 //! It reaches the outside world through traits (`SecretStore` for tokens), so the desktop shell,
 //! the CLI and tests each plug in their own.
 
+pub mod applier;
 mod engine;
 mod error;
+pub mod events;
+mod import;
 pub mod loopback;
 pub mod secrets;
 mod settings;
 mod state;
 mod tokens;
 
-pub use engine::{Engine, Status, SyncReport, AUTHORIZATION_TIMEOUT};
+pub use engine::{
+    Engine, EngineOptions, Enqueued, Schedule, Status, SyncReport, AUTHORIZATION_TIMEOUT,
+};
 pub use error::{Error, Result};
+pub use events::{EngineEvent, JobKind, Notification, NotificationKind, Notifier, Phase, Progress};
 pub use secrets::{InsecureFileStore, KeychainStore, MemoryStore, SecretStore};
 pub use settings::Settings;
 pub use state::ConnectionState;

@@ -72,15 +72,16 @@ impl LoopbackListener {
         &self.redirect_uri
     }
 
-    /// Waits until a callback with `expected_state` arrives, or `timeout` passes.
-    pub async fn wait(self, expected_state: &str, timeout: Duration) -> Result<CallbackOutcome> {
+    /// Waits until a callback with `expected_state` arrives, or `timeout` passes, and returns
+    /// its URL for the engine to complete.
+    pub async fn wait(self, expected_state: &str, timeout: Duration) -> Result<Url> {
         let minutes = timeout.as_secs().div_ceil(60);
         tokio::time::timeout(timeout, self.serve(expected_state))
             .await
             .map_err(|_| Error::AuthorizationTimedOut(minutes))?
     }
 
-    async fn serve(&self, expected_state: &str) -> Result<CallbackOutcome> {
+    async fn serve(&self, expected_state: &str) -> Result<Url> {
         loop {
             let (mut stream, _) = self
                 .listener
@@ -99,15 +100,15 @@ impl LoopbackListener {
                 }
             };
             match parse_callback(&url, expected_state) {
-                Ok(CallbackOutcome::Code(code)) => {
+                Ok(CallbackOutcome::Code(_)) => {
                     respond(
                         &mut stream,
                         200,
-                        "VitalTrends is connected",
+                        "VitalTrends is connecting",
                         "You can close this tab and return to VitalTrends.",
                     )
                     .await;
-                    return Ok(CallbackOutcome::Code(code));
+                    return Ok(url);
                 }
                 Ok(CallbackOutcome::Denied) => {
                     respond(
@@ -117,7 +118,7 @@ impl LoopbackListener {
                         "VitalTrends was not connected. You can close this tab.",
                     )
                     .await;
-                    return Ok(CallbackOutcome::Denied);
+                    return Ok(url);
                 }
                 Err(_) => {
                     tracing::warn!("ignored a callback that matches no pending authorization");

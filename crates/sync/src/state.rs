@@ -29,6 +29,9 @@ pub enum ConnectionState {
         user_id: i64,
         name: String,
         disconnected_at: DateTime<Utc>,
+        /// WHOOP could not be reached to revoke access; the engine retries.
+        #[serde(default)]
+        revoke_pending: bool,
     },
 }
 

@@ -302,10 +302,17 @@ pub trait CollectionRecord: serde::de::DeserializeOwned + Send + 'static {
     /// The record's key as text (cycle id, sleep/workout UUID, recovery's cycle id).
     fn key(&self) -> String;
     fn updated_at(&self) -> DateTime<Utc>;
+    /// When the record began; recoveries have no time of their own.
+    fn start(&self) -> Option<DateTime<Utc>> {
+        None
+    }
 }
 
 impl CollectionRecord for Cycle {
     const COLLECTION: Collection = Collection::Cycle;
+    fn start(&self) -> Option<DateTime<Utc>> {
+        Some(self.start)
+    }
     fn key(&self) -> String {
         self.id.to_string()
     }
@@ -316,6 +323,9 @@ impl CollectionRecord for Cycle {
 
 impl CollectionRecord for Sleep {
     const COLLECTION: Collection = Collection::Sleep;
+    fn start(&self) -> Option<DateTime<Utc>> {
+        Some(self.start)
+    }
     fn key(&self) -> String {
         self.id.clone()
     }
@@ -336,6 +346,9 @@ impl CollectionRecord for Recovery {
 
 impl CollectionRecord for Workout {
     const COLLECTION: Collection = Collection::Workout;
+    fn start(&self) -> Option<DateTime<Utc>> {
+        Some(self.start)
+    }
     fn key(&self) -> String {
         self.id.clone()
     }

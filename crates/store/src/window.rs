@@ -1,0 +1,153 @@
+//! Replacing a time window with what WHOOP returned for it (Force Sync), and small lookups the
+//! event applier needs.
+//!
+//! WHOOP never lists tombstones: a record deleted at WHOOP simply stops coming back. So after a
+//! window was fetched completely, local records in it that WHOOP did not return are gone there
+//! too. Everything happens in one transaction, so a failure leaves the window as it was.
+
+use chrono::{DateTime, Utc};
+use whoop::types::format_timestamp;
+use whoop::{Cycle, Fetched, Recovery, Sleep, Workout};
+
+use crate::error::Result;
+use crate::records::upsert_all;
+use crate::{Counts, Store};
+
+/// What replacing a window changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowOutcome {
+    pub written: Counts,
+    pub unchanged: u64,
+    pub deleted: u64,
+}
+
+/// Everything WHOOP returned for one window.
+#[derive(Debug, Default)]
+pub struct WindowContents {
+    pub cycles: Vec<Fetched<Cycle>>,
+    pub sleeps: Vec<Fetched<Sleep>>,
+    pub recoveries: Vec<Fetched<Recovery>>,
+    pub workouts: Vec<Fetched<Workout>>,
+}
+
+impl Store {
+    /// Upserts `contents` and deletes local records intersecting `[start, now)` that WHOOP did
+    /// not return, with WHOOP's own matching rule: a record is in the window when it ends (or,
+    /// for the open cycle, is still running) at or after `start`; a recovery when its sleep
+    /// starts at or after `start`. Returns what was written and how many records were removed.
+    pub async fn replace_window(
+        &self,
+        start: DateTime<Utc>,
+        contents: &WindowContents,
+    ) -> Result<WindowOutcome> {
+        let start = format_timestamp(&start);
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("CREATE TEMP TABLE IF NOT EXISTS keep_key (collection TEXT, k TEXT)")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM keep_key")
+            .execute(&mut *tx)
+            .await?;
+        let keys = contents
+            .cycles
+            .iter()
+            .map(|c| ("cycle", c.record.id.to_string()))
+            .chain(
+                contents
+                    .sleeps
+                    .iter()
+                    .map(|s| ("sleep", s.record.id.clone())),
+            )
+            .chain(
+                contents
+                    .recoveries
+                    .iter()
+                    .map(|r| ("recovery", r.record.cycle_id.to_string())),
+            )
+            .chain(
+                contents
+                    .workouts
+                    .iter()
+                    .map(|w| ("workout", w.record.id.clone())),
+            );
+        for (collection, key) in keys {
+            sqlx::query("INSERT INTO keep_key (collection, k) VALUES (?, ?)")
+                .bind(collection)
+                .bind(key)
+                .execute(&mut *tx)
+                .await?;
+        }
+
+        let mut deleted = 0;
+        // Recoveries first: their window is their sleep's start, read before sleeps go.
+        deleted += sqlx::query(
+            "DELETE FROM recovery WHERE CAST(cycle_id AS TEXT) NOT IN
+               (SELECT k FROM keep_key WHERE collection = 'recovery')
+             AND (sleep_id IN (SELECT id FROM sleep WHERE start >= ?1)
+                  OR cycle_id IN (SELECT id FROM cycle WHERE start >= ?1))",
+        )
+        .bind(&start)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        deleted += sqlx::query(
+            r#"DELETE FROM cycle WHERE COALESCE("end", '9999') >= ?
+             AND CAST(id AS TEXT) NOT IN (SELECT k FROM keep_key WHERE collection = 'cycle')"#,
+        )
+        .bind(&start)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        for table in ["sleep", "workout"] {
+            deleted += sqlx::query(&format!(
+                r#"DELETE FROM {table} WHERE "end" >= ?
+                 AND id NOT IN (SELECT k FROM keep_key WHERE collection = '{table}')"#
+            ))
+            .bind(&start)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        sqlx::query("DELETE FROM keep_key")
+            .execute(&mut *tx)
+            .await?;
+
+        let cycles = upsert_all(&mut tx, &contents.cycles).await?;
+        let sleeps = upsert_all(&mut tx, &contents.sleeps).await?;
+        let recoveries = upsert_all(&mut tx, &contents.recoveries).await?;
+        let workouts = upsert_all(&mut tx, &contents.workouts).await?;
+        tx.commit().await?;
+        Ok(WindowOutcome {
+            written: Counts {
+                cycle: cycles.written,
+                sleep: sleeps.written,
+                recovery: recoveries.written,
+                workout: workouts.written,
+            },
+            unchanged: cycles.unchanged
+                + sleeps.unchanged
+                + recoveries.unchanged
+                + workouts.unchanged,
+            deleted,
+        })
+    }
+
+    /// The id of the cycle that started last before `start` (the "previous cycle").
+    pub async fn cycle_before(&self, start: DateTime<Utc>) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT id FROM cycle WHERE start < ? ORDER BY start DESC LIMIT 1")
+                .bind(format_timestamp(&start))
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
+    /// When a locally stored workout started (for refreshing its cycle after a deletion).
+    pub async fn workout_start(&self, id: &str) -> Result<Option<DateTime<Utc>>> {
+        let start: Option<String> = sqlx::query_scalar("SELECT start FROM workout WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(start.as_deref().and_then(whoop::types::parse_timestamp))
+    }
+}
