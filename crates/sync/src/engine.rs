@@ -649,6 +649,7 @@ impl Engine {
             job: request.kind,
             written: result.as_ref().map(|r| r.written).unwrap_or_default(),
             deleted: outcome.records_deleted,
+            since: result.as_ref().ok().and_then(|r| r.since),
             error: outcome.error.clone(),
         });
         let mut report = result?;

@@ -68,6 +68,8 @@ pub enum EngineEvent {
         job: JobKind,
         written: Counts,
         deleted: u64,
+        /// Catch-up and Force Sync: the start of the window fetched.
+        since: Option<DateTime<Utc>>,
         error: Option<String>,
     },
     /// Records were added, changed or removed (a webhook, a sync): the dashboard refreshes.

@@ -105,9 +105,11 @@ impl<'a> Tracker<'a> {
         self.engine.set_progress(progress.clone());
     }
 
-    fn page(&self, records: u64, oldest: Option<DateTime<Utc>>) {
+    /// A page was stored; `stored` is how many records the store holds now.
+    fn page(&self, stored: u64, oldest: Option<DateTime<Utc>>) {
         self.update(|p| {
-            p.records += records;
+            // Parts finish concurrently; a late, smaller count must not move the figure back.
+            p.records = p.records.max(stored);
             if let Some(oldest) = oldest.map(|t| t.date_naive()) {
                 p.oldest_day = Some(p.oldest_day.map_or(oldest, |d: NaiveDate| d.min(oldest)));
             }
@@ -147,14 +149,7 @@ impl Engine {
         let history = plan.history_window();
 
         // Records already imported by an earlier, interrupted run count towards progress.
-        let mut resumed = 0;
-        for window in recent.iter().chain(std::iter::once(&history)) {
-            for collection in Collection::ALL {
-                if let Some(cp) = self.store.load_checkpoint(collection, window).await? {
-                    resumed += cp.records;
-                }
-            }
-        }
+        let resumed = self.store.counts().await?.total();
         let parts = (recent.len() * Collection::ALL.len()) as u32;
         let tracker = Tracker::new(self, JobKind::Import, recent.len() as u32, parts, resumed);
         tracker.update(|_| {});
@@ -257,7 +252,7 @@ impl Engine {
             report.skipped += page.skipped.len() as u64;
             self.data_arrived(counts.written, 0).await?;
             let oldest = page.records.iter().filter_map(|r| r.record.start()).min();
-            tracker.page(page.records.len() as u64, oldest);
+            tracker.page(self.store.counts().await?.total(), oldest);
         }
         if window.start.is_some() {
             tracker.part_done();
