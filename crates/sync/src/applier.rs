@@ -41,7 +41,14 @@ impl Engine {
                 self.refresh_sleep(&event.id, kind == EventKind::SleepUpdated, &mut applied)
                     .await?
             }
-            EventKind::SleepDeleted => self.forget_sleep(&event.id, &mut applied).await?,
+            EventKind::SleepDeleted => {
+                let cycle = self.store.sleep_cycle_id(&event.id).await?;
+                self.forget_sleep(&event.id, &mut applied).await?;
+                if let Some(cycle) = cycle {
+                    // Its cycle was scored with this sleep in it.
+                    self.refresh_cycle(cycle, &mut applied).await?;
+                }
+            }
             EventKind::RecoveryDeleted => {
                 if self.store.delete_recovery_for_sleep(&event.id).await? {
                     applied.deleted += 1;
