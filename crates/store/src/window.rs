@@ -144,10 +144,12 @@ impl Store {
 
     /// The cycle a locally stored sleep belongs to.
     pub async fn sleep_cycle_id(&self, id: &str) -> Result<Option<i64>> {
-        Ok(sqlx::query_scalar("SELECT cycle_id FROM sleep WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?)
+        Ok(
+            sqlx::query_scalar("SELECT cycle_id FROM sleep WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
     }
 
     /// When a locally stored workout started (for refreshing its cycle after a deletion).

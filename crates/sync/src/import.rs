@@ -36,17 +36,16 @@ struct ImportPlan {
 }
 
 impl ImportPlan {
+    /// Windows of equal width, at most `window` long: a short leftover window would cost every
+    /// collection one more (mostly empty) request.
     fn new(now: DateTime<Utc>, span: chrono::Duration, window: chrono::Duration) -> Self {
         let recent_start = now - span;
-        let mut boundaries = vec![recent_start];
-        let step = window.max(chrono::Duration::hours(1));
-        while let Some(last) = boundaries.last().copied() {
-            let next = last + step;
-            if next >= now {
-                break;
-            }
-            boundaries.push(next);
-        }
+        let window = window.max(chrono::Duration::hours(1));
+        let count = (span.num_seconds() as f64 / window.num_seconds() as f64)
+            .ceil()
+            .max(1.0) as i32;
+        let width = span / count;
+        let boundaries = (0..count).map(|i| recent_start + width * i).collect();
         ImportPlan {
             recent_start,
             boundaries,

@@ -22,7 +22,13 @@ fn announced(host: &Host, change: &Value) -> Vec<WebhookEvent> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| event(host.sim.user_id, e["type"].as_str().unwrap(), e["id"].as_str().unwrap()))
+        .map(|e| {
+            event(
+                host.sim.user_id,
+                e["type"].as_str().unwrap(),
+                e["id"].as_str().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -51,7 +57,10 @@ async fn time_passing_applied_event_by_event_matches_whoop_even_twice() {
     let events = announced(&host, &change);
     let kinds: std::collections::HashSet<_> = events.iter().map(|e| e.kind.clone()).collect();
     for kind in ["sleep.updated", "recovery.updated", "workout.updated"] {
-        assert!(kinds.contains(kind), "advance announced no {kind}: {kinds:?}");
+        assert!(
+            kinds.contains(kind),
+            "advance announced no {kind}: {kinds:?}"
+        );
     }
     for e in &events {
         host.engine.apply_event(e).await.unwrap();
@@ -63,7 +72,11 @@ async fn time_passing_applied_event_by_event_matches_whoop_even_twice() {
     host.reset_stats().await;
     for e in events.iter().chain(events.iter()) {
         let applied = host.engine.apply_event(e).await.unwrap();
-        assert_eq!(applied.written, 0, "{} {} applied again wrote something", e.kind, e.id);
+        assert_eq!(
+            applied.written, 0,
+            "{} {} applied again wrote something",
+            e.kind, e.id
+        );
     }
     assert_same(&host.export().await, &dump, open_cycle);
 }
@@ -86,9 +99,14 @@ async fn deleted_before_updated_and_recovery_before_its_sleep() {
     // The sleep is edited at WHOOP (sleep.updated + recovery.updated). The recovery event
     // arrives first: it carries the sleep's id, so the applier fetches the sleep, then the
     // cycle's recovery.
-    let change = host.post("/_sim/edit", json!({"collection": "sleep", "id": sleep})).await;
+    let change = host
+        .post("/_sim/edit", json!({"collection": "sleep", "id": sleep}))
+        .await;
     let events = announced(&host, &change);
-    let recovery_event = events.iter().find(|e| e.kind == "recovery.updated").unwrap();
+    let recovery_event = events
+        .iter()
+        .find(|e| e.kind == "recovery.updated")
+        .unwrap();
     host.engine.apply_event(recovery_event).await.unwrap();
     let after = host.dump().await;
     let stored = host.export().await;
@@ -112,7 +130,9 @@ async fn deleted_before_updated_and_recovery_before_its_sleep() {
 
     // The sleep is then deleted, but the events arrive as sleep.deleted, then a late
     // sleep.updated: the update finds a 404 and the sleep stays deleted, recovery with it.
-    let change = host.post("/_sim/delete", json!({"collection": "sleep", "id": sleep})).await;
+    let change = host
+        .post("/_sim/delete", json!({"collection": "sleep", "id": sleep}))
+        .await;
     let deleted = announced(&host, &change);
     assert!(deleted.iter().any(|e| e.kind == "sleep.deleted"));
     assert!(deleted.iter().any(|e| e.kind == "recovery.deleted"));
@@ -142,13 +162,23 @@ async fn workouts_updated_and_deleted_refresh_their_cycle() {
     let host = imported(30, 23).await;
     let dump = host.dump().await;
     let workout = dump["workout"][2]["id"].as_str().unwrap().to_string();
-    let change = host.post("/_sim/edit", json!({"collection": "workout", "id": workout})).await;
+    let change = host
+        .post(
+            "/_sim/edit",
+            json!({"collection": "workout", "id": workout}),
+        )
+        .await;
     for e in announced(&host, &change) {
         host.engine.apply_event(&e).await.unwrap();
     }
     assert_same(&host.export().await, &host.dump().await, open_cycle);
 
-    let change = host.post("/_sim/delete", json!({"collection": "workout", "id": workout})).await;
+    let change = host
+        .post(
+            "/_sim/delete",
+            json!({"collection": "workout", "id": workout}),
+        )
+        .await;
     for e in announced(&host, &change) {
         host.engine.apply_event(&e).await.unwrap();
     }
@@ -171,7 +201,11 @@ async fn unknown_ids_and_unknown_types_are_harmless() {
         "recovery.updated",
         "recovery.deleted",
     ] {
-        let applied = host.engine.apply_event(&event(user, kind, missing)).await.unwrap();
+        let applied = host
+            .engine
+            .apply_event(&event(user, kind, missing))
+            .await
+            .unwrap();
         assert_eq!((applied.written, applied.deleted), (0, 0), "{kind}");
     }
     let applied = host

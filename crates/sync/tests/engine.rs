@@ -14,6 +14,9 @@ use sync::events::Clock;
 use sync::{EngineEvent, Enqueued, Error, JobKind, NotificationKind, Phase, Schedule};
 use whoop::types::parse_timestamp;
 
+/// A time window: start (inclusive, `None` unbounded) and end (exclusive).
+type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 fn time(v: &Value) -> Option<DateTime<Utc>> {
     v.as_str().and_then(parse_timestamp)
 }
@@ -100,7 +103,7 @@ async fn phased_import_matches_whoop_with_monotonic_progress() {
         .iter()
         .filter_map(time)
         .collect();
-    let mut windows: Vec<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)> = bounds
+    let mut windows: Vec<Window> = bounds
         .iter()
         .enumerate()
         .map(|(i, b)| (Some(*b), bounds.get(i + 1).copied()))
@@ -473,10 +476,7 @@ async fn disconnect_revokes_keeps_history_and_retries_an_offline_revoke() {
         host.engine.sync_now().await.is_err(),
         "no syncing after disconnect"
     );
-    assert_eq!(
-        host.stats().await["requests"]["revoke"].as_u64().unwrap() > 0,
-        true
-    );
+    assert!(host.stats().await["requests"]["revoke"].as_u64().unwrap() > 0);
 
     // Back online: the retry revokes for real and forgets the tokens.
     host.post("/_sim/faults", json!({"fail_next": 0, "error_rate": 0.0}))
