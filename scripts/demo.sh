@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 scripts/setup.sh
-cargo build --release --bins --locked
+cargo build --release --bins
 
 demo_dir="${VITALTRENDS_DEMO_DIR:-$PWD/target/demo}"
 rm -rf "$demo_dir" && mkdir -p "$demo_dir"

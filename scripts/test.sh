@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets -- -D warnings
 echo "== build binaries for the end-to-end suites"
-cargo build --workspace --bins --locked
+cargo build --workspace --bins
 echo "== tests"
-cargo test --workspace --locked
+cargo test --workspace

@@ -327,9 +327,10 @@ async fn run_foreground(engine: Arc<Engine>) -> anyhow::Result<()> {
     let printer = tokio::spawn(print_progress(engine.subscribe()));
     let jobs = tokio::spawn(engine.clone().run_jobs());
     let scheduler = tokio::spawn(engine.clone().run_scheduler());
+    let stream = tokio::spawn(engine.clone().run_stream());
     println!("VitalTrends is running; Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
-    for task in [printer, jobs, scheduler] {
+    for task in [printer, jobs, scheduler, stream] {
         task.abort();
     }
     println!("Stopped.");

@@ -159,6 +159,8 @@ pub struct Engine {
     pub(crate) notifier: Arc<dyn Notifier>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) schedule: Schedule,
+    /// For the relay (stream, acks, unregistering); WHOOP calls go through `client`.
+    pub(crate) http: reqwest::Client,
     events: broadcast::Sender<EngineEvent>,
     jobs: Mutex<JobQueue>,
     job_added: Notify,
@@ -192,6 +194,10 @@ impl Engine {
             notifier: options.notifier,
             clock: options.clock,
             schedule: options.schedule,
+            http: reqwest::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .build()
+                .map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
             events,
             jobs: Mutex::new(JobQueue::default()),
             job_added: Notify::new(),
@@ -340,6 +346,11 @@ impl Engine {
             .exchange_code(code, &request.redirect_uri, &request.pkce_verifier)
             .await?;
         self.tokens.store_authorized(&tokens).await?;
+        if let Some(credential) = &tokens.device_credential {
+            // The relay bound this device to the WHOOP member during the exchange.
+            self.save_device_credential(credential).await?;
+            self.store.delete_meta("relay_cursor").await?;
+        }
         let profile = self
             .with_token(|token| async move { self.client.profile(token.expose()).await })
             .await?;
@@ -711,6 +722,9 @@ impl Engine {
                 ..
             }
         );
+        if let Err(e) = self.unregister_device().await {
+            tracing::warn!(error = %e, "could not forget the relay device");
+        }
         let revoked = self.revoke_at_whoop().await;
         let revoke_pending = revoked.is_err();
         if !revoke_pending || !already_pending {

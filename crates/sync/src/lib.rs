@@ -13,6 +13,7 @@ pub mod loopback;
 pub mod secrets;
 mod settings;
 mod state;
+mod stream;
 mod tokens;
 
 pub use engine::{
@@ -23,4 +24,5 @@ pub use events::{EngineEvent, JobKind, Notification, NotificationKind, Notifier,
 pub use secrets::{InsecureFileStore, KeychainStore, MemoryStore, SecretStore};
 pub use settings::Settings;
 pub use state::ConnectionState;
+pub use stream::DEVICE_SECRET;
 pub use tokens::{TokenManager, TOKENS_SECRET};

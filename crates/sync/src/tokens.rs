@@ -69,6 +69,10 @@ impl TokenManager {
         self.client.as_ref().map_err(|e| Error::Config(e.clone()))
     }
 
+    pub(crate) fn secrets(&self) -> Arc<dyn SecretStore> {
+        self.secrets.clone()
+    }
+
     pub fn describe_store(&self) -> String {
         self.secrets.describe()
     }
