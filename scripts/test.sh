@@ -10,5 +10,8 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== build binaries for the end-to-end suites"
 cargo build --workspace --bins
+echo "== PostgreSQL for the relay's second backend"
+VITALTRENDS_TEST_POSTGRES_URL="$(scripts/postgres.sh | tail -n 1)"
+export VITALTRENDS_TEST_POSTGRES_URL
 echo "== tests"
 cargo test --workspace

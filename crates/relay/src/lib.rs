@@ -1,1 +1,38 @@
-//! The relay (being written).
+//! The VitalTrends relay: the one server in the product, thin and safe to run on the public
+//! internet. It verifies WHOOP's signed webhooks and keeps them (ids only, never health values) in
+//! a per-user event log; it brokers WHOOP token requests so the desktop app never holds the client
+//! secret, binding each device to the WHOOP user its tokens belong to; and it streams each device
+//! its own user's events (SSE or long poll) with resumable cursors and explicit gaps.
+//!
+//! ```no_run
+//! # async fn demo() -> relay::Result<()> {
+//! let relay = relay::start(relay::RelayConfig {
+//!     listen: "127.0.0.1:0".parse().expect("literal"),
+//!     database_url: "sqlite://relay.db".into(),
+//!     client_id: "my-client".into(),
+//!     client_secrets: vec!["my-secret".into()],
+//!     ..Default::default()
+//! })
+//! .await?;
+//! println!("relay at {}", relay.base_url);
+//! # Ok(()) }
+//! ```
+
+mod broker;
+mod config;
+mod cursor;
+mod device;
+mod error;
+mod events;
+mod intake;
+mod metrics;
+mod ratelimit;
+mod retention;
+mod server;
+mod storage;
+mod wake;
+
+pub use config::{RelayConfig, WHOOP_PRODUCTION};
+pub use cursor::Cursor;
+pub use error::{Error, Result};
+pub use server::{start, RelayHandle};

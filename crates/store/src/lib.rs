@@ -6,6 +6,7 @@
 //! dashboard's day-by-day reads, and exports everything as CSV or as WHOOP-shaped JSON.
 
 mod bookkeeping;
+mod dashboard;
 pub mod day;
 mod error;
 mod export;
@@ -25,6 +26,7 @@ use whoop::types::{format_timestamp, parse_timestamp};
 use whoop::{BodyMeasurement, Collection, Fetched, Profile};
 
 pub use bookkeeping::{Checkpoint, ImportWindow, RunOutcome, RunStatus, SyncRun};
+pub use dashboard::{MetricNow, SleepNow, SleepStages, TodaySummary, WorkoutSummary};
 pub use error::{Error, Result};
 pub use reads::{DayValue, Metric};
 pub use records::{StoreRecord, UpsertCounts};

@@ -142,6 +142,19 @@ impl Store {
         )
     }
 
+    /// The locally stored cycle running at `at` (started at or before it, not yet ended).
+    pub async fn cycle_at(&self, at: DateTime<Utc>) -> Result<Option<i64>> {
+        let at = format_timestamp(&at);
+        Ok(sqlx::query_scalar(
+            r#"SELECT id FROM cycle WHERE start <= ? AND ("end" IS NULL OR "end" > ?)
+               ORDER BY start DESC LIMIT 1"#,
+        )
+        .bind(&at)
+        .bind(&at)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// The cycle a locally stored sleep belongs to.
     pub async fn sleep_cycle_id(&self, id: &str) -> Result<Option<i64>> {
         Ok(

@@ -161,8 +161,12 @@ impl Engine {
         self.refresh_cycles_at(start, applied).await
     }
 
-    /// Refreshes the cycle(s) running at `at` (the one a workout falls in).
+    /// Refreshes the cycle running at `at` (the one a workout falls in): by id when the store
+    /// knows it, otherwise by asking WHOOP for the cycles around that moment.
     async fn refresh_cycles_at(&self, at: DateTime<Utc>, applied: &mut Applied) -> Result<()> {
+        if let Some(cycle_id) = self.store.cycle_at(at).await? {
+            return self.refresh_cycle(cycle_id, applied).await;
+        }
         let query = PageQuery {
             start: Some(at),
             end: Some(at + chrono::Duration::milliseconds(1)),

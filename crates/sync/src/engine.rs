@@ -468,7 +468,8 @@ impl Engine {
         }
     }
 
-    pub(crate) async fn ensure_syncable(&self) -> Result<()> {
+    /// Fails unless WHOOP is connected and usable (not disconnected, not waiting for a reconnect).
+    pub async fn ensure_syncable(&self) -> Result<()> {
         match self.connection_state().await? {
             ConnectionState::Connected { .. } => Ok(()),
             ConnectionState::ReconnectNeeded { reason, .. } => {

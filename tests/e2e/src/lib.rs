@@ -104,6 +104,8 @@ pub struct Cli {
     pub data_dir: tempfile::TempDir,
     base_url: String,
     client_id: String,
+    /// When set, tokens go through this relay's broker and events come from its stream.
+    pub relay_url: Option<String>,
 }
 
 pub struct Output {
@@ -121,6 +123,7 @@ impl Cli {
                 .as_str()
                 .unwrap_or("vitaltrends-demo")
                 .to_string(),
+            relay_url: None,
         }
     }
 
@@ -135,6 +138,12 @@ impl Cli {
             .env("VITALTRENDS_WHOOP_CLIENT_SECRET", "demo-secret")
             .env("VITALTRENDS_SECRET_STORE", "insecure-file")
             .kill_on_drop(true);
+        if let Some(relay) = &self.relay_url {
+            // With a relay the app holds no client secret: the broker adds it.
+            command
+                .env_remove("VITALTRENDS_WHOOP_CLIENT_SECRET")
+                .env("VITALTRENDS_RELAY_URL", relay);
+        }
         command
     }
 
@@ -210,5 +219,45 @@ impl Cli {
             stdout: printed,
             stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
         }
+    }
+}
+
+/// A running `vitaltrends-relay` process on a SQLite file, killed on drop.
+pub struct RelayProcess {
+    child: Child,
+    pub base_url: String,
+}
+
+impl RelayProcess {
+    pub async fn start(sim: &SimProcess, database: &Path) -> RelayProcess {
+        let mut child = Command::new(binary("vitaltrends-relay"))
+            .args(["--listen", "127.0.0.1:0", "--database-url"])
+            .arg(format!("sqlite://{}", database.display()))
+            .env("VITALTRENDS_WHOOP_BASE_URL", &sim.base_url)
+            .env("VITALTRENDS_WHOOP_CLIENT_ID", "vitaltrends-demo")
+            .env("VITALTRENDS_WHOOP_CLIENT_SECRET", "demo-secret")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start vitaltrends-relay");
+        let stdout = child.stdout.take().expect("relay stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("relay ready within 30 s")
+            .expect("read relay stdout")
+            .expect("relay printed a ready line");
+        let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        RelayProcess {
+            child,
+            base_url: ready["base_url"].as_str().expect("base_url").to_string(),
+        }
+    }
+
+    pub async fn stop(mut self) {
+        let _ = self.child.kill().await;
     }
 }

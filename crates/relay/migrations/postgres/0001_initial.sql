@@ -1,0 +1,40 @@
+-- The relay's whole schema (PostgreSQL). Keep in step with ../sqlite/0001_initial.sql: both
+-- backends must behave the same. Times are epoch milliseconds so both compare them identically.
+
+-- The event log. Identity values are never reused, so cursors stay positions in this log.
+-- Writers serialise on an advisory lock, which makes commit order equal seq order.
+CREATE TABLE events (
+    seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    user_id     BIGINT NOT NULL,
+    type        TEXT   NOT NULL,
+    object_id   TEXT   NOT NULL,
+    trace_id    TEXT   NOT NULL,
+    received_at BIGINT NOT NULL,
+    UNIQUE (trace_id, type, object_id)
+);
+CREATE INDEX events_user_seq ON events (user_id, seq);
+CREATE INDEX events_received_at ON events (received_at);
+
+-- Devices bound to a WHOOP user through the token broker. Only a hash of the credential is kept.
+CREATE TABLE devices (
+    id              TEXT    PRIMARY KEY,
+    user_id         BIGINT  NOT NULL,
+    credential_hash TEXT    NOT NULL UNIQUE,
+    created_at      BIGINT  NOT NULL,
+    last_seen_at    BIGINT,
+    acked_seq       BIGINT  NOT NULL DEFAULT 0,
+    revoked         BOOLEAN NOT NULL DEFAULT FALSE
+);
+CREATE INDEX devices_user ON devices (user_id);
+
+-- log_epoch (random id made with the database) and pruned_through (highest seq retention removed).
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+-- Per user, the highest seq retention has removed: a cursor below it has missed events.
+CREATE TABLE prune_marks (
+    user_id        BIGINT PRIMARY KEY,
+    pruned_through BIGINT NOT NULL
+);

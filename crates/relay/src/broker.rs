@@ -1,0 +1,389 @@
+//! The token broker, so the desktop app never holds the WHOOP client secret: it forwards the code
+//! exchange and every refresh to WHOOP with the app's credentials and passes WHOOP's answer back
+//! untouched. Nothing about tokens is stored or logged. The code exchange is also the only way a
+//! device binds to a WHOOP user: the relay asks WHOOP's profile endpoint, with the fresh token,
+//! whose it is, instead of believing anything the device says.
+//!
+//! Also serves the OAuth landing page for deployments where WHOOP will not register the app's
+//! custom URL scheme as a redirect URI.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::{to_bytes, Body, Bytes};
+use axum::extract::{ConnectInfo, RawQuery, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::device::{credential_hash, new_credential};
+use crate::error::json_error;
+use crate::metrics::bump;
+use crate::server::{now_ms, AppState};
+
+/// Token forms are a few hundred bytes.
+const MAX_FORM: usize = 8 * 1024;
+const PROFILE_ATTEMPTS: u32 = 3;
+const CUSTOM_SCHEME_CALLBACK: &str = "vitaltrends://oauth/whoop/callback";
+
+fn form(body: &Bytes) -> HashMap<String, String> {
+    let mut map = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(body) {
+        map.entry(k.into_owned()).or_insert_with(|| v.into_owned());
+    }
+    map
+}
+
+/// Reads a form body, or says why not (413 for too large, 400 for none).
+async fn read_form(body: Body) -> Result<HashMap<String, String>, Response> {
+    match to_bytes(body, MAX_FORM).await {
+        Ok(bytes) => Ok(form(&bytes)),
+        Err(_) => Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large")),
+    }
+}
+
+fn required<'a>(form: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
+    form.get(key).map(String::as_str).filter(|v| !v.is_empty())
+}
+
+/// WHOOP's answer as it came: status, content type and body.
+struct Upstream {
+    status: StatusCode,
+    content_type: Option<HeaderValue>,
+    body: Bytes,
+}
+
+impl Upstream {
+    fn into_response(self) -> Response {
+        let mut resp = (self.status, self.body).into_response();
+        if let Some(ct) = self.content_type {
+            resp.headers_mut().insert(header::CONTENT_TYPE, ct);
+        }
+        no_store(resp)
+    }
+}
+
+fn no_store(mut resp: Response) -> Response {
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    resp
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    #[serde(default)]
+    error: String,
+}
+
+/// POSTs a token request with the client credentials. During a secret rotation WHOOP may already
+/// refuse the current secret as `invalid_client`; that refusal happens before the grant is looked
+/// at, so asking again with the previous secret cannot spend a code or refresh token twice.
+async fn token_request(app: &AppState, fields: &[(&str, &str)]) -> Result<Upstream, Response> {
+    let url = app.config.whoop_url("/oauth/oauth2/token");
+    let mut last = None;
+    for secret in &app.config.client_secrets {
+        let mut body: Vec<(&str, &str)> = fields.to_vec();
+        body.push(("client_id", &app.config.client_id));
+        body.push(("client_secret", secret));
+        let sent = app.http.post(&url).form(&body).send().await;
+        let resp = match sent {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::warn!(error = %err.without_url(), "WHOOP token endpoint unreachable");
+                return Err(json_error(StatusCode::BAD_GATEWAY, "whoop_unavailable"));
+            }
+        };
+        let status = resp.status();
+        let content_type = resp.headers().get(header::CONTENT_TYPE).cloned();
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            Err(err) => {
+                tracing::warn!(error = %err.without_url(), "WHOOP token response cut short");
+                return Err(json_error(StatusCode::BAD_GATEWAY, "whoop_unavailable"));
+            }
+        };
+        let upstream = Upstream {
+            status,
+            content_type,
+            body,
+        };
+        let client_refused = status == StatusCode::UNAUTHORIZED
+            && serde_json::from_slice::<OAuthError>(&upstream.body)
+                .is_ok_and(|e| e.error == "invalid_client");
+        if !client_refused {
+            return Ok(upstream);
+        }
+        last = Some(upstream);
+    }
+    match last {
+        Some(upstream) => Ok(upstream),
+        None => Err(json_error(StatusCode::INTERNAL_SERVER_ERROR, "no_secret")),
+    }
+}
+
+/// `POST /oauth/whoop/token` (form: `code`, `redirect_uri`, `code_verifier`).
+pub async fn exchange(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Body,
+) -> Response {
+    if !app.broker_limiter.admit(peer.ip()) {
+        return json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    }
+    let form = match read_form(body).await {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let (Some(code), Some(redirect_uri)) =
+        (required(&form, "code"), required(&form, "redirect_uri"))
+    else {
+        return json_error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    let mut fields = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", redirect_uri),
+    ];
+    if let Some(verifier) = required(&form, "code_verifier") {
+        fields.push(("code_verifier", verifier));
+    }
+    let upstream = match token_request(&app, &fields).await {
+        Ok(u) => u,
+        Err(resp) => return resp,
+    };
+    if !upstream.status.is_success() {
+        tracing::info!(
+            status = upstream.status.as_u16(),
+            "code exchange refused by WHOOP"
+        );
+        return upstream.into_response();
+    }
+    let Ok(serde_json::Value::Object(mut tokens)) =
+        serde_json::from_slice::<serde_json::Value>(&upstream.body)
+    else {
+        // Not something a device could use either; hand it over as it is.
+        tracing::warn!("WHOOP's token response is not a JSON object");
+        return upstream.into_response();
+    };
+    let access_token = tokens
+        .get("access_token")
+        .and_then(|v| v.as_str())
+        .unwrap_or_default()
+        .to_string();
+    // WHOOP has spent the code: from here on the tokens go back to the device whatever happens,
+    // because a retried exchange would be refused (and may revoke the grant). Without a device
+    // credential the app still syncs; it just has no event stream until it reconnects.
+    match bind_device(&app, &access_token).await {
+        Some(credential) => {
+            tokens.insert(
+                "device_credential".to_string(),
+                serde_json::Value::String(credential),
+            );
+        }
+        None => bump(&app.metrics.device_binding_failed),
+    }
+    match serde_json::to_vec(&tokens) {
+        Ok(body) => no_store(
+            (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                body,
+            )
+                .into_response(),
+        ),
+        Err(_) => upstream.into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+struct Profile {
+    user_id: i64,
+}
+
+/// Learns whose token this is and issues a device credential bound to that user.
+async fn bind_device(app: &AppState, access_token: &str) -> Option<String> {
+    if access_token.is_empty() {
+        tracing::warn!("WHOOP's token response has no access token; no device bound");
+        return None;
+    }
+    let user_id = profile_user_id(app, access_token).await?;
+    let credential = new_credential();
+    let id = uuid::Uuid::new_v4().to_string();
+    match app
+        .storage
+        .create_device(&id, user_id, &credential_hash(&credential), now_ms())
+        .await
+    {
+        Ok(()) => {
+            bump(&app.metrics.devices_bound);
+            tracing::info!(device = %id, "device bound");
+            Some(credential)
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "could not store the device; no device bound");
+            None
+        }
+    }
+}
+
+async fn profile_user_id(app: &AppState, access_token: &str) -> Option<i64> {
+    let url = app.config.whoop_url("/developer/v2/user/profile/basic");
+    for attempt in 1..=PROFILE_ATTEMPTS {
+        if attempt > 1 {
+            tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+        }
+        let resp = match app.http.get(&url).bearer_auth(access_token).send().await {
+            Ok(r) => r,
+            Err(err) => {
+                tracing::warn!(error = %err.without_url(), attempt, "WHOOP profile unreachable");
+                continue;
+            }
+        };
+        let status = resp.status();
+        if status.is_success() {
+            match resp.json::<Profile>().await {
+                Ok(p) => return Some(p.user_id),
+                Err(_) => {
+                    tracing::warn!(attempt, "WHOOP profile response unreadable");
+                    continue;
+                }
+            }
+        }
+        tracing::warn!(status = status.as_u16(), attempt, "WHOOP profile refused");
+        // Only a server-side hiccup or rate limit is worth another try.
+        if !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS) {
+            return None;
+        }
+    }
+    None
+}
+
+/// `POST /oauth/whoop/refresh` (form: `refresh_token`).
+pub async fn refresh(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    body: Body,
+) -> Response {
+    if !app.broker_limiter.admit(peer.ip()) {
+        return json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    }
+    let form = match read_form(body).await {
+        Ok(f) => f,
+        Err(resp) => return resp,
+    };
+    let Some(refresh_token) = required(&form, "refresh_token") else {
+        return json_error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    let fields = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("scope", "offline"),
+    ];
+    match token_request(&app, &fields).await {
+        Ok(upstream) => {
+            if !upstream.status.is_success() {
+                tracing::info!(
+                    status = upstream.status.as_u16(),
+                    "refresh refused by WHOOP"
+                );
+            }
+            upstream.into_response()
+        }
+        Err(resp) => resp,
+    }
+}
+
+fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The app's deep link carrying the callback's `code`, `state` and `error`, and nothing else.
+pub fn deep_link(raw_query: Option<&str>) -> String {
+    let mut pairs = url::form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    let parsed: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw_query.unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    for key in ["code", "state", "error"] {
+        if let Some((_, value)) = parsed.iter().find(|(k, _)| k == key) {
+            pairs.append_pair(key, value);
+            any = true;
+        }
+    }
+    if any {
+        format!("{CUSTOM_SCHEME_CALLBACK}?{}", pairs.finish())
+    } else {
+        CUSTOM_SCHEME_CALLBACK.to_string()
+    }
+}
+
+/// `GET /oauth/whoop/callback`: hands WHOOP's redirect on to the desktop app.
+pub async fn callback(RawQuery(raw): RawQuery) -> Response {
+    let link = escape_html(&deep_link(raw.as_deref()));
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width\">\
+         <meta http-equiv=\"refresh\" content=\"0;url={link}\">\
+         <title>VitalTrends</title>\
+         <style>body{{font-family:system-ui,sans-serif;margin:3rem auto;max-width:28rem;text-align:center}}\
+         a{{display:inline-block;margin-top:1rem;padding:.7rem 1.2rem;border-radius:.5rem;background:#1fd17a;color:#08140e;text-decoration:none;font-weight:600}}</style>\
+         </head><body><h1>Back to VitalTrends</h1>\
+         <p>If the app did not open by itself, use this button.</p>\
+         <p><a href=\"{link}\">Open VitalTrends</a></p></body></html>\n"
+    );
+    let mut resp = (
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        page,
+    )
+        .into_response();
+    let h = resp.headers_mut();
+    // The page holds a one-time code: not cached, not sent on as a referrer, no scripts.
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+    );
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deep_link_keeps_only_known_params_and_escapes_them() {
+        assert_eq!(
+            deep_link(Some("code=a%20b&state=x%26y&scope=offline&extra=1")),
+            "vitaltrends://oauth/whoop/callback?code=a+b&state=x%26y"
+        );
+        assert_eq!(
+            deep_link(Some("error=access_denied&state=12345678")),
+            "vitaltrends://oauth/whoop/callback?state=12345678&error=access_denied"
+        );
+        assert_eq!(deep_link(None), "vitaltrends://oauth/whoop/callback");
+        let nasty = deep_link(Some("code=%22%3E%3Cscript%3E"));
+        assert!(!escape_html(&nasty).contains('<'));
+        assert!(!escape_html(&nasty).contains('"'));
+    }
+}

@@ -1,0 +1,148 @@
+//! How one relay instance is set up. A plain struct so tests can build it with
+//! `..Default::default()` and the binary can fill it from flags and environment variables.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// WHOOP's production host; its OAuth and data paths go directly under it.
+pub const WHOOP_PRODUCTION: &str = "https://api.prod.whoop.com";
+
+#[derive(Clone)]
+pub struct RelayConfig {
+    /// Where to listen; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// `sqlite://path` (created if missing) or `postgres://…`.
+    pub database_url: String,
+    /// WHOOP (or the simulator): `/oauth/oauth2/token` and `/developer/v2/…` go under it.
+    pub whoop_base_url: Url,
+    pub client_id: String,
+    /// The current secret first; during a rotation the previous one after it. Webhooks signed
+    /// with any of them are accepted; token requests use the first.
+    pub client_secrets: Vec<String>,
+    /// How far a webhook's timestamp may be from now. WHOOP retries a failed delivery five times
+    /// over about an hour and does not say whether a retry carries a fresh timestamp; 65 minutes
+    /// accepts a retry that kept the first one. Replays inside the window are harmless because
+    /// intake dedupes on (trace_id, type, id) for as long as the event is retained.
+    pub webhook_window: Duration,
+    /// Comment lines on idle event streams, so proxies and clients see the connection alive.
+    pub heartbeat: Duration,
+    /// How long events and idle devices are kept.
+    pub retention: Duration,
+    /// Largest webhook body accepted; WHOOP's notices are about 150 bytes.
+    pub max_body: usize,
+    /// Webhook and token-broker requests per client IP per minute.
+    pub per_ip_per_minute: u32,
+    /// Webhook and token-broker requests per second over all clients.
+    pub global_per_second: u32,
+    /// How often an open stream re-reads the log without a wake-up (a lost NOTIFY, another node).
+    pub poll_backstop: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        RelayConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: "sqlite://relay.db".to_string(),
+            whoop_base_url: Url::parse(WHOOP_PRODUCTION).expect("the production URL parses"),
+            client_id: String::new(),
+            client_secrets: Vec::new(),
+            webhook_window: Duration::from_secs(65 * 60),
+            heartbeat: Duration::from_secs(15),
+            retention: Duration::from_secs(7 * 24 * 3600),
+            max_body: 4096,
+            per_ip_per_minute: 600,
+            global_per_second: 200,
+            poll_backstop: Duration::from_secs(1),
+        }
+    }
+}
+
+impl std::fmt::Debug for RelayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The secrets and the database URL (which may hold a password) stay out of logs.
+        f.debug_struct("RelayConfig")
+            .field("listen", &self.listen)
+            .field("whoop_base_url", &self.whoop_base_url.as_str())
+            .field("client_id", &self.client_id)
+            .field("client_secrets", &self.client_secrets.len())
+            .field("webhook_window", &self.webhook_window)
+            .field("heartbeat", &self.heartbeat)
+            .field("retention", &self.retention)
+            .field("max_body", &self.max_body)
+            .field("per_ip_per_minute", &self.per_ip_per_minute)
+            .field("global_per_second", &self.global_per_second)
+            .field("poll_backstop", &self.poll_backstop)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RelayConfig {
+    pub(crate) fn validate(&self) -> Result<()> {
+        let bad = |msg: &str| Err(Error::Config(msg.to_string()));
+        if self.client_id.trim().is_empty() {
+            return bad("the WHOOP client id is empty");
+        }
+        if self.client_secrets.is_empty() || self.client_secrets.iter().any(|s| s.is_empty()) {
+            return bad("a WHOOP client secret is missing or empty");
+        }
+        if !matches!(self.whoop_base_url.scheme(), "http" | "https") {
+            return bad("the WHOOP base URL must be http(s)");
+        }
+        // Dedupe is what makes replays inside the window harmless, and it only remembers what
+        // retention keeps.
+        if self.webhook_window > self.retention {
+            return bad("the webhook window must not be longer than retention");
+        }
+        if self.heartbeat.is_zero() || self.poll_backstop.is_zero() || self.retention.is_zero() {
+            return bad("heartbeat, poll backstop and retention must be positive");
+        }
+        if self.max_body == 0 || self.per_ip_per_minute == 0 || self.global_per_second == 0 {
+            return bad("max body and rate limits must be positive");
+        }
+        Ok(())
+    }
+
+    /// `{whoop_base_url}{path}` without doubling or dropping a slash.
+    pub(crate) fn whoop_url(&self, path: &str) -> String {
+        format!(
+            "{}{}",
+            self.whoop_base_url.as_str().trim_end_matches('/'),
+            path
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_sane() {
+        let c = RelayConfig::default();
+        assert_eq!(c.whoop_base_url.as_str(), "https://api.prod.whoop.com/");
+        assert_eq!(
+            c.whoop_url("/oauth/oauth2/token"),
+            "https://api.prod.whoop.com/oauth/oauth2/token"
+        );
+        assert_eq!(c.webhook_window, Duration::from_secs(3900));
+        assert!(c.validate().is_err(), "no client id or secret yet");
+        let ok = RelayConfig {
+            client_id: "id".into(),
+            client_secrets: vec!["s".into()],
+            ..RelayConfig::default()
+        };
+        assert!(ok.validate().is_ok());
+        let debug = format!(
+            "{:?}",
+            RelayConfig {
+                client_secrets: vec!["very-secret".into()],
+                ..ok
+            }
+        );
+        assert!(!debug.contains("very-secret"));
+    }
+}

@@ -1,0 +1,167 @@
+//! `vitaltrends-relay`: the relay as a process. Settings come from flags (or their environment
+//! variables); the WHOOP app's secret only ever from the environment or a file, never a flag,
+//! so it does not show up in `ps` or shell history. Prints one JSON line when ready; logs go to
+//! stderr.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use relay::{RelayConfig, WHOOP_PRODUCTION};
+use url::Url;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "vitaltrends-relay",
+    version,
+    about = "VitalTrends relay: WHOOP webhooks in, device event streams out, token broker",
+    after_help = "The WHOOP app comes from the environment: VITALTRENDS_WHOOP_BASE_URL (default \
+                  https://api.prod.whoop.com), VITALTRENDS_WHOOP_CLIENT_ID, \
+                  VITALTRENDS_WHOOP_CLIENT_SECRET or VITALTRENDS_WHOOP_CLIENT_SECRET_FILE, and \
+                  during a secret rotation VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS. \
+                  RUST_LOG sets the log filter (default info)."
+)]
+struct Cli {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(
+        long,
+        env = "VITALTRENDS_RELAY_LISTEN",
+        default_value = "127.0.0.1:8080"
+    )]
+    listen: SocketAddr,
+    /// sqlite://PATH (created if missing) or postgres://USER:PASSWORD@HOST/DB.
+    #[arg(
+        long,
+        env = "VITALTRENDS_RELAY_DATABASE_URL",
+        default_value = "sqlite://relay.db",
+        hide_env_values = true
+    )]
+    database_url: String,
+    /// How far a webhook's timestamp may be from now, in seconds.
+    #[arg(long, default_value_t = 65 * 60)]
+    webhook_window_secs: u64,
+    /// How long events and idle devices are kept, in hours.
+    #[arg(long, default_value_t = 7 * 24)]
+    retention_hours: u64,
+    /// Seconds between heartbeat comments on idle event streams.
+    #[arg(long, default_value_t = 15)]
+    heartbeat_secs: u64,
+    /// Milliseconds between an open stream's re-reads of the log without a wake-up.
+    #[arg(long, default_value_t = 1000)]
+    poll_backstop_ms: u64,
+    /// Webhook and token-broker requests per client IP per minute.
+    #[arg(long, default_value_t = 600)]
+    per_ip_per_minute: u32,
+    /// Webhook and token-broker requests per second overall.
+    #[arg(long, default_value_t = 200)]
+    global_per_second: u32,
+}
+
+fn env_nonempty(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn client_secrets() -> Result<Vec<String>, String> {
+    let direct = env_nonempty("VITALTRENDS_WHOOP_CLIENT_SECRET");
+    let file = env_nonempty("VITALTRENDS_WHOOP_CLIENT_SECRET_FILE");
+    let current = match (direct, file) {
+        (Some(_), Some(_)) => {
+            return Err("set VITALTRENDS_WHOOP_CLIENT_SECRET or \
+                        VITALTRENDS_WHOOP_CLIENT_SECRET_FILE, not both"
+                .into())
+        }
+        (Some(secret), None) => secret,
+        (None, Some(path)) => {
+            let path = PathBuf::from(path);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            text.trim().to_string()
+        }
+        (None, None) => {
+            return Err("VITALTRENDS_WHOOP_CLIENT_SECRET (or \
+                        VITALTRENDS_WHOOP_CLIENT_SECRET_FILE) is not set"
+                .into())
+        }
+    };
+    if current.is_empty() {
+        return Err("the WHOOP client secret is empty".into());
+    }
+    let mut secrets = vec![current];
+    if let Some(previous) = env_nonempty("VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS") {
+        secrets.push(previous);
+    }
+    Ok(secrets)
+}
+
+fn config(cli: &Cli) -> Result<RelayConfig, String> {
+    let base = env_nonempty("VITALTRENDS_WHOOP_BASE_URL").unwrap_or(WHOOP_PRODUCTION.to_string());
+    let whoop_base_url =
+        Url::parse(&base).map_err(|e| format!("VITALTRENDS_WHOOP_BASE_URL: {e}"))?;
+    let client_id = env_nonempty("VITALTRENDS_WHOOP_CLIENT_ID")
+        .ok_or("VITALTRENDS_WHOOP_CLIENT_ID is not set")?;
+    Ok(RelayConfig {
+        listen: cli.listen,
+        database_url: cli.database_url.clone(),
+        whoop_base_url,
+        client_id,
+        client_secrets: client_secrets()?,
+        webhook_window: Duration::from_secs(cli.webhook_window_secs),
+        heartbeat: Duration::from_secs(cli.heartbeat_secs),
+        retention: Duration::from_secs(cli.retention_hours.saturating_mul(3600)),
+        poll_backstop: Duration::from_millis(cli.poll_backstop_ms),
+        per_ip_per_minute: cli.per_ip_per_minute,
+        global_per_second: cli.global_per_second,
+        ..RelayConfig::default()
+    })
+}
+
+async fn stop_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let config = match config(&cli) {
+        Ok(c) => c,
+        Err(msg) => {
+            eprintln!("vitaltrends-relay: {msg}");
+            return ExitCode::from(2);
+        }
+    };
+    let relay = match relay::start(config).await {
+        Ok(r) => r,
+        Err(err) => {
+            eprintln!("vitaltrends-relay: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "{}",
+        serde_json::json!({"base_url": relay.base_url, "database": relay.database})
+    );
+    stop_signal().await;
+    tracing::info!("stopping");
+    relay.shutdown().await;
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,412 @@
+//! Storage: the event log, devices and bookkeeping, on SQLite or PostgreSQL with one schema and
+//! one behaviour. Almost every statement is the same text on both backends (sqlx's SQLite driver
+//! takes `$n` parameters too), so each method is written once and run on whichever pool is open.
+//! Only event intake differs: on PostgreSQL it serialises writers so commit order is seq order
+//! (otherwise a stream could pass a seq that commits later) and sends NOTIFY to other nodes.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use rand::RngCore;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use crate::error::{Error, Result};
+
+/// The channel other nodes LISTEN on; the payload is the user id whose log grew.
+pub const NOTIFY_CHANNEL: &str = "vitaltrends_relay_events";
+
+/// Key of the transaction-scoped advisory lock that orders intake on PostgreSQL.
+const INTAKE_LOCK: i64 = 0x0056_5452_454c_4159; // "VTRELAY" in ASCII
+
+/// A database call that hangs must not hold a webhook past WHOOP's timeout.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone)]
+pub enum Storage {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same code on whichever pool is open; the body is compiled once per backend.
+macro_rules! on_pool {
+    ($storage:expr, |$pool:ident| $body:expr) => {
+        match $storage {
+            Storage::Sqlite($pool) => $body,
+            Storage::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// A notice as intake stores it.
+#[derive(Debug, Clone)]
+pub struct NewEvent<'a> {
+    pub user_id: i64,
+    pub kind: &'a str,
+    pub object_id: &'a str,
+    pub trace_id: &'a str,
+    pub received_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEvent {
+    pub seq: i64,
+    pub user_id: i64,
+    pub kind: String,
+    pub object_id: String,
+    pub trace_id: String,
+    pub received_at_ms: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Device {
+    pub id: String,
+    pub user_id: i64,
+    pub last_seen_at_ms: Option<i64>,
+}
+
+/// Where a user stands in the log, for deciding whether a cursor has missed something.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Position {
+    /// Highest seq ever stored (retained or pruned), over all users.
+    pub log_head: i64,
+    /// Highest seq of this user's that retention removed.
+    pub pruned_through: i64,
+    /// Highest seq of this user's, retained or pruned: a cursor here has seen everything.
+    pub user_head: i64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub events: u64,
+    pub devices: u64,
+}
+
+type EventRow = (i64, i64, String, String, String, i64);
+
+fn event_from_row(row: EventRow) -> StoredEvent {
+    let (seq, user_id, kind, object_id, trace_id, received_at_ms) = row;
+    StoredEvent {
+        seq,
+        user_id,
+        kind,
+        object_id,
+        trace_id,
+        received_at_ms,
+    }
+}
+
+impl Storage {
+    /// Opens (creating an SQLite file if missing) and migrates the database.
+    pub async fn connect(url: &str) -> Result<Storage> {
+        let storage = if url.starts_with("sqlite:") {
+            // The URL is not echoed in errors: it may be a path users consider private.
+            let options = SqliteConnectOptions::from_str(url)
+                .map_err(|_| Error::Config("the SQLite database URL does not parse".into()))?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                // A 204 promises WHOOP the event is durable, so commits wait for the disk.
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(Duration::from_secs(5));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+            Storage::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            // Not echoed either: it usually carries a password.
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|_| Error::Config("the PostgreSQL database URL does not parse".into()))?;
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(ACQUIRE_TIMEOUT)
+                .connect_with(options)
+                .await?;
+            sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+            Storage::Postgres(pool)
+        } else {
+            return Err(Error::Config(
+                "the database URL must start with sqlite: or postgres:".into(),
+            ));
+        };
+        Ok(storage)
+    }
+
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Storage::Sqlite(_) => "sqlite",
+            Storage::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    /// The log's epoch, made once with the database; racing nodes agree on the first one written.
+    pub async fn log_epoch(&self) -> Result<String> {
+        let mut bytes = [0u8; 16];
+        rand::rngs::OsRng.fill_bytes(&mut bytes);
+        let candidate: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES ('log_epoch', $1) ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(&candidate)
+            .execute(pool)
+            .await?;
+            let epoch: String =
+                sqlx::query_scalar("SELECT value FROM meta WHERE key = 'log_epoch'")
+                    .fetch_one(pool)
+                    .await?;
+            Ok(epoch)
+        })
+    }
+
+    /// Appends a notice unless it is already in the log. `Some(seq)` for a new event, `None` for
+    /// a duplicate. Returns only after the commit.
+    pub async fn insert_event(&self, ev: &NewEvent<'_>) -> Result<Option<i64>> {
+        const INSERT: &str =
+            "INSERT INTO events (user_id, type, object_id, trace_id, received_at) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (trace_id, type, object_id) DO NOTHING RETURNING seq";
+        match self {
+            // One statement in autocommit: SQLite has a single writer, so seq order is commit order.
+            Storage::Sqlite(pool) => Ok(sqlx::query_scalar(INSERT)
+                .bind(ev.user_id)
+                .bind(ev.kind)
+                .bind(ev.object_id)
+                .bind(ev.trace_id)
+                .bind(ev.received_at_ms)
+                .fetch_optional(pool)
+                .await?),
+            Storage::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(INTAKE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let seq: Option<i64> = sqlx::query_scalar(INSERT)
+                    .bind(ev.user_id)
+                    .bind(ev.kind)
+                    .bind(ev.object_id)
+                    .bind(ev.trace_id)
+                    .bind(ev.received_at_ms)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                if seq.is_some() {
+                    // Delivered by PostgreSQL only once the transaction commits.
+                    sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(NOTIFY_CHANNEL)
+                        .bind(ev.user_id.to_string())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(seq)
+            }
+        }
+    }
+
+    /// The user's events after `after_seq`, in log order.
+    pub async fn events_after(
+        &self,
+        user_id: i64,
+        after_seq: i64,
+        limit: i64,
+    ) -> Result<Vec<StoredEvent>> {
+        const SELECT: &str =
+            "SELECT seq, user_id, type, object_id, trace_id, received_at FROM events \
+             WHERE user_id = $1 AND seq > $2 ORDER BY seq LIMIT $3";
+        let rows: Vec<EventRow> = on_pool!(self, |pool| {
+            sqlx::query_as(SELECT)
+                .bind(user_id)
+                .bind(after_seq)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(rows.into_iter().map(event_from_row).collect())
+    }
+
+    pub async fn position(&self, user_id: i64) -> Result<Position> {
+        const SELECT: &str = "SELECT \
+             (SELECT MAX(seq) FROM events), \
+             (SELECT value FROM meta WHERE key = 'pruned_through'), \
+             (SELECT MAX(seq) FROM events WHERE user_id = $1), \
+             (SELECT pruned_through FROM prune_marks WHERE user_id = $1)";
+        let (log_max, log_pruned, user_max, user_pruned): (
+            Option<i64>,
+            Option<String>,
+            Option<i64>,
+            Option<i64>,
+        ) = on_pool!(self, |pool| {
+            sqlx::query_as(SELECT).bind(user_id).fetch_one(pool).await?
+        });
+        let log_pruned = log_pruned.and_then(|v| v.parse::<i64>().ok()).unwrap_or(0);
+        let pruned_through = user_pruned.unwrap_or(0);
+        Ok(Position {
+            log_head: log_max.unwrap_or(0).max(log_pruned),
+            pruned_through,
+            user_head: user_max.unwrap_or(0).max(pruned_through),
+        })
+    }
+
+    /// Whether `seq` is one of the user's events (so a device of that user may ack it).
+    pub async fn is_users_event(&self, user_id: i64, seq: i64) -> Result<bool> {
+        let found: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT seq FROM events WHERE seq = $1 AND user_id = $2")
+                .bind(seq)
+                .bind(user_id)
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(found.is_some())
+    }
+
+    pub async fn create_device(
+        &self,
+        id: &str,
+        user_id: i64,
+        credential_hash: &str,
+        now_ms: i64,
+    ) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO devices (id, user_id, credential_hash, created_at, last_seen_at, acked_seq, revoked) \
+                 VALUES ($1, $2, $3, $4, NULL, 0, FALSE)",
+            )
+            .bind(id)
+            .bind(user_id)
+            .bind(credential_hash)
+            .bind(now_ms)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// The live (not revoked) device holding this credential hash.
+    pub async fn device_by_hash(&self, credential_hash: &str) -> Result<Option<Device>> {
+        let row: Option<(String, i64, Option<i64>)> = on_pool!(self, |pool| {
+            sqlx::query_as(
+                "SELECT id, user_id, last_seen_at FROM devices \
+                 WHERE credential_hash = $1 AND revoked = FALSE",
+            )
+            .bind(credential_hash)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map(|(id, user_id, last_seen_at_ms)| Device {
+            id,
+            user_id,
+            last_seen_at_ms,
+        }))
+    }
+
+    /// Marks the device as in use; `false` if it was revoked or removed meanwhile.
+    pub async fn touch_device(&self, id: &str, now_ms: i64) -> Result<bool> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query("UPDATE devices SET last_seen_at = $1 WHERE id = $2 AND revoked = FALSE")
+                .bind(now_ms)
+                .bind(id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Records how far the device has applied; never moves backwards.
+    pub async fn ack(&self, id: &str, seq: i64, now_ms: i64) -> Result<bool> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE devices SET acked_seq = CASE WHEN acked_seq > $1 THEN acked_seq ELSE $1 END, \
+                 last_seen_at = $2 WHERE id = $3 AND revoked = FALSE",
+            )
+            .bind(seq)
+            .bind(now_ms)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    pub async fn revoke_device(&self, id: &str) -> Result<()> {
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE devices SET revoked = TRUE WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Removes events received before `cutoff_ms` (remembering, per user and overall, the highest
+    /// seq removed so older cursors get a gap) and devices idle since before it.
+    pub async fn prune(&self, cutoff_ms: i64) -> Result<Pruned> {
+        // Fix the upper bound first so rows committed meanwhile are neither deleted unrecorded
+        // nor recorded undeleted. Marks are upserted in user order so two nodes pruning at once
+        // lock rows in the same order and cannot deadlock.
+        const BOUND: &str = "SELECT MAX(seq) FROM events WHERE received_at < $1";
+        const MARK_USERS: &str = "INSERT INTO prune_marks (user_id, pruned_through) \
+             SELECT user_id, MAX(seq) FROM events WHERE received_at < $1 AND seq <= $2 \
+             GROUP BY user_id ORDER BY user_id \
+             ON CONFLICT (user_id) DO UPDATE SET pruned_through = \
+             CASE WHEN prune_marks.pruned_through > excluded.pruned_through \
+             THEN prune_marks.pruned_through ELSE excluded.pruned_through END";
+        // Computed in the upsert, not read first, so two nodes pruning at once never lower it.
+        const MARK_LOG: &str = "INSERT INTO meta (key, value) VALUES ('pruned_through', $1) \
+             ON CONFLICT (key) DO UPDATE SET value = \
+             CASE WHEN CAST(meta.value AS BIGINT) > CAST(excluded.value AS BIGINT) \
+             THEN meta.value ELSE excluded.value END";
+        const DELETE_EVENTS: &str = "DELETE FROM events WHERE received_at < $1 AND seq <= $2";
+        const DELETE_DEVICES: &str = "DELETE FROM devices WHERE \
+             CASE WHEN last_seen_at IS NULL OR last_seen_at < created_at THEN created_at ELSE last_seen_at END < $1";
+        on_pool!(self, |pool| {
+            let bound: Option<i64> = sqlx::query_scalar(BOUND)
+                .bind(cutoff_ms)
+                .fetch_one(pool)
+                .await?;
+            let mut events = 0;
+            if let Some(bound) = bound {
+                let mut tx = pool.begin().await?;
+                sqlx::query(MARK_USERS)
+                    .bind(cutoff_ms)
+                    .bind(bound)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(MARK_LOG)
+                    .bind(bound.to_string())
+                    .execute(&mut *tx)
+                    .await?;
+                events = sqlx::query(DELETE_EVENTS)
+                    .bind(cutoff_ms)
+                    .bind(bound)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+            }
+            let devices = sqlx::query(DELETE_DEVICES)
+                .bind(cutoff_ms)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(Pruned { events, devices })
+        })
+    }
+}
