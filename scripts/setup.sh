@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# Installs what a fresh Debian 12 machine lacks to build and test VitalTrends. Safe to re-run:
+# Installs what a fresh Debian 12 machine lacks to build, run and test VitalTrends. Safe to re-run:
 # it only installs what is missing.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
-# C libraries and tools the Rust crates link against (the keychain client talks D-Bus).
-packages=(build-essential pkg-config libdbus-1-dev curl ca-certificates)
+# Build: C libraries the crates link against (D-Bus for the keychain; WebKitGTK, the tray's
+# AppIndicator and librsvg for the Tauri app). Test: a virtual display, the WebKit WebDriver, a
+# session bus with a notification daemon and a keychain, screenshots.
+packages=(
+  build-essential pkg-config curl ca-certificates libdbus-1-dev libssl-dev
+  libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev
+  xvfb webkit2gtk-driver dbus-x11 xdg-utils desktop-file-utils notification-daemon
+  gnome-keyring libsecret-tools imagemagick xdotool
+)
+command -v node >/dev/null 2>&1 || packages+=(nodejs)
+command -v npm >/dev/null 2>&1 || packages+=(npm)
 
 missing=()
 for p in "${packages[@]}"; do
@@ -27,4 +37,11 @@ for component in rustfmt clippy; do
     rustup component add "$component"
   fi
 done
+command -v tauri-driver >/dev/null 2>&1 || cargo install tauri-driver --locked
+
+# The webview's front end: dependencies from the lock file, then the bundle Tauri embeds.
+if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
+  npm --prefix ui ci --no-audit --no-fund
+fi
+npm --prefix ui run build >/dev/null
 echo "setup: ready"

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: formatting, lints, then every unit, integration and end-to-end test.
-# End-to-end suites run the real binaries, so they are built first.
+# The whole test suite: formatting and lints (Rust and the UI), then every unit, integration and
+# end-to-end test. End-to-end suites run the real binaries, so they are built first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+echo "== UI: build, type check, lint"
+npm --prefix ui run build >/dev/null
+npm --prefix ui run check
+npm --prefix ui run lint
 echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== build binaries for the end-to-end suites"
@@ -13,5 +17,13 @@ cargo build --workspace --bins
 echo "== PostgreSQL for the relay's second backend"
 VITALTRENDS_TEST_POSTGRES_URL="$(scripts/postgres.sh | tail -n 1)"
 export VITALTRENDS_TEST_POSTGRES_URL
-echo "== tests"
+echo "== UI tests (mocked IPC)"
+npm --prefix ui test
+echo "== Rust tests"
 cargo test --workspace
+echo "== IPC bindings are up to date"
+if ! git diff --quiet -- ui/src/bindings || [ -n "$(git ls-files --others --exclude-standard ui/src/bindings)" ]; then
+  echo "ui/src/bindings changed when the tests regenerated them from Rust: commit the new files" >&2
+  git status --short ui/src/bindings >&2
+  exit 1
+fi

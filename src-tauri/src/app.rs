@@ -1,0 +1,318 @@
+//! The Tauri shell: windows, commands, tray, deep links, notifications. Each piece adapts the
+//! engine (through `core`) and holds no logic of its own.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
+use tauri::tray::TrayIconBuilder;
+use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WebviewUrl, WebviewWindowBuilder, Wry};
+use tauri_plugin_deep_link::DeepLinkExt;
+use tauri_plugin_notification::NotificationExt;
+use tauri_plugin_opener::OpenerExt;
+
+use crate::core::{
+    self, AppStatus, Core, Dashboard, ForceSyncAnswer, IpcError, IpcResult, NavigateTarget, Notice,
+    RangeKey,
+};
+use crate::setup;
+
+const MAIN_WINDOW: &str = "main";
+const TRAY_ID: &str = "vitaltrends";
+
+/// The tray's status line, kept to update its text.
+struct TrayLine(MenuItem<Wry>);
+
+#[tauri::command]
+async fn get_status(core: State<'_, Core>) -> IpcResult<AppStatus> {
+    core::status(&core.engine, core.demo).await
+}
+
+#[tauri::command]
+async fn connect_whoop(app: AppHandle, core: State<'_, Core>) -> IpcResult<()> {
+    let url = core::begin_connect(&core.engine)?;
+    // The consent page opens in the system browser, never in the app's webview.
+    app.opener()
+        .open_url(url.as_str(), None::<&str>)
+        .map_err(|e| IpcError {
+            code: "browser".into(),
+            message: format!("Could not open your browser ({e}). Try again."),
+        })?;
+    Ok(())
+}
+
+#[tauri::command]
+async fn cancel_connect(core: State<'_, Core>) -> IpcResult<()> {
+    core.engine.cancel_authorization();
+    Ok(())
+}
+
+#[tauri::command]
+async fn force_sync(core: State<'_, Core>) -> IpcResult<ForceSyncAnswer> {
+    Ok(core::force_sync(&core.engine))
+}
+
+#[tauri::command]
+async fn disconnect(core: State<'_, Core>) -> IpcResult<()> {
+    Ok(core.engine.disconnect().await?)
+}
+
+#[tauri::command]
+async fn delete_local_data(core: State<'_, Core>) -> IpcResult<()> {
+    Ok(core.engine.delete_local_data().await?)
+}
+
+#[tauri::command]
+async fn get_dashboard(core: State<'_, Core>, range: RangeKey) -> IpcResult<Dashboard> {
+    core::dashboard(&core.engine, range).await
+}
+
+/// Builds the Tokio runtime by hand and keeps Tauri's builder off it: the single-instance
+/// plugin panics when set up inside a Tokio runtime on Linux.
+pub fn run() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    tauri::async_runtime::set(runtime.handle().clone());
+
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
+            // A second launch (the OS opening a vitaltrends:// link) lands here; the deep-link
+            // plugin delivers the URL itself, so this only brings the window forward.
+            tracing::info!(args = argv.len(), "second instance forwarded");
+            show_main_window(app);
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
+        .invoke_handler(tauri::generate_handler![
+            get_status,
+            connect_whoop,
+            cancel_connect,
+            force_sync,
+            disconnect,
+            delete_local_data,
+            get_dashboard
+        ])
+        .setup(|app| {
+            let handle = app.handle().clone();
+            let log_dir = app.path().app_log_dir()?;
+            let guard = setup::logging(&log_dir)?;
+            app.manage(guard);
+            let notifier = Arc::new(TauriNotifier(handle.clone()));
+            let core = tauri::async_runtime::block_on(setup::open_core(&handle, notifier))?;
+            app.manage(core.clone());
+            start_background(&handle, &core);
+            build_tray(&handle)?;
+            register_deep_links(&handle);
+            show_main_window(&handle);
+            Ok(())
+        })
+        .build(tauri::generate_context!())?;
+
+    app.run(|app, event| {
+        if let RunEvent::ExitRequested { code, api, .. } = event {
+            // Closing the last window keeps VitalTrends in the tray with sync running; only
+            // Quit (an explicit exit code) ends it.
+            if code.is_none() {
+                api.prevent_exit();
+                tracing::info!("window closed; staying in the tray");
+            }
+        }
+        let _ = app;
+    });
+    drop(runtime);
+    Ok(())
+}
+
+fn start_background(app: &AppHandle, core: &Core) {
+    let engine = core.engine.clone();
+    tauri::async_runtime::spawn(engine.clone().run_jobs());
+    tauri::async_runtime::spawn(engine.clone().run_scheduler());
+    tauri::async_runtime::spawn(engine.clone().run_stream());
+    let start = engine.clone();
+    tauri::async_runtime::spawn(async move {
+        if let Err(e) = start.on_start().await {
+            tracing::warn!(error = %e, "start-up sync check failed");
+        }
+    });
+    let app = app.clone();
+    let core = core.clone();
+    tauri::async_runtime::spawn(async move { forward_events(app, core).await });
+}
+
+/// Engine events → the webview (`status-changed`, `data-changed`) and the tray line. Bursts of
+/// progress are coalesced so a fast import does not flood the webview.
+async fn forward_events(app: AppHandle, core: Core) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = core.engine.subscribe();
+    loop {
+        let mut data_changed = false;
+        match events.recv().await {
+            Ok(sync::EngineEvent::DataChanged) => data_changed = true,
+            Ok(_) => {}
+            Err(RecvError::Lagged(_)) => data_changed = true,
+            Err(RecvError::Closed) => return,
+        }
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        loop {
+            match events.try_recv() {
+                Ok(sync::EngineEvent::DataChanged)
+                | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)) => {
+                    data_changed = true
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        match core::status(&core.engine, core.demo).await {
+            Ok(status) => {
+                update_tray(&app, &status);
+                let _ = app.emit("status-changed", &status);
+            }
+            Err(e) => tracing::warn!(code = %e.code, "status unavailable"),
+        }
+        if data_changed {
+            let _ = app.emit("data-changed", ());
+        }
+    }
+}
+
+fn build_tray(app: &AppHandle) -> tauri::Result<()> {
+    let open = MenuItem::with_id(app, "open", "Open VitalTrends", true, None::<&str>)?;
+    let force = MenuItem::with_id(app, "force_sync", "Force Sync", true, None::<&str>)?;
+    let line = MenuItem::with_id(app, "last_synced", "Not synced yet", false, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", "Quit", true, None::<&str>)?;
+    let separator = PredefinedMenuItem::separator(app)?;
+    let menu = Menu::with_items(app, &[&open, &force, &line, &separator, &quit])?;
+    app.manage(TrayLine(line));
+    let mut tray = TrayIconBuilder::with_id(TRAY_ID)
+        .tooltip("VitalTrends")
+        .menu(&menu)
+        .on_menu_event(|app, event| handle_tray_item(app, event.id().as_ref()));
+    if let Some(icon) = app.default_window_icon() {
+        tray = tray.icon(icon.clone());
+    }
+    tray.build(app)?;
+    Ok(())
+}
+
+/// What a tray menu item does. Force Sync calls the same engine function as the card's button.
+pub(crate) fn handle_tray_item(app: &AppHandle, id: &str) {
+    match id {
+        "open" => show_main_window(app),
+        "force_sync" => {
+            let core = app.state::<Core>();
+            let answer = core::force_sync(&core.engine);
+            tracing::info!(message = %answer.message, "Force Sync from the tray");
+        }
+        "quit" => app.exit(0),
+        _ => {}
+    }
+}
+
+fn update_tray(app: &AppHandle, status: &AppStatus) {
+    let Some(line) = app.try_state::<TrayLine>() else {
+        return;
+    };
+    let text = match (&status.job, &status.last_synced_at) {
+        (Some(job), _) => match job.percent {
+            Some(p) => format!("Syncing… {}%", p.round()),
+            None => "Importing history…".to_string(),
+        },
+        (None, Some(at)) => match chrono::DateTime::parse_from_rfc3339(at) {
+            Ok(at) => format!(
+                "Last synced {}",
+                ago(chrono::Utc::now() - at.with_timezone(&chrono::Utc))
+            ),
+            Err(_) => "Last synced".to_string(),
+        },
+        (None, None) => "Not synced yet".to_string(),
+    };
+    let _ = line.0.set_text(text);
+}
+
+fn ago(elapsed: chrono::Duration) -> String {
+    let minutes = elapsed.num_minutes();
+    match minutes {
+        m if m < 1 => "just now".into(),
+        m if m < 60 => format!("{m} min ago"),
+        m if m < 48 * 60 => format!("{} h ago", m / 60),
+        m => format!("{} days ago", m / (24 * 60)),
+    }
+}
+
+fn register_deep_links(app: &AppHandle) {
+    // Linux (and Windows dev builds) register the scheme at runtime; macOS reads the bundle.
+    #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
+    if let Err(e) = app.deep_link().register_all() {
+        tracing::warn!(error = %e, "could not register the vitaltrends:// scheme");
+    }
+    let handle = app.clone();
+    app.deep_link().on_open_url(move |event| {
+        for url in event.urls() {
+            let app = handle.clone();
+            tauri::async_runtime::spawn(
+                async move { deliver_deep_link(app, url.to_string()).await },
+            );
+        }
+    });
+}
+
+async fn deliver_deep_link(app: AppHandle, url: String) {
+    let core = app.state::<Core>().inner().clone();
+    let notice = match core::handle_deep_link(&core.engine, &url).await {
+        Ok(message) => Notice {
+            kind: "info".into(),
+            message,
+        },
+        Err(e) => {
+            tracing::warn!(code = %e.code, "deep link refused or failed");
+            Notice {
+                kind: "error".into(),
+                message: e.message,
+            }
+        }
+    };
+    show_main_window(&app);
+    let _ = app.emit("navigate", NavigateTarget::Connections);
+    let _ = app.emit("notice", notice);
+}
+
+/// Shows the main window, creating its webview again if it was closed to the tray.
+pub(crate) fn show_main_window(app: &AppHandle) {
+    if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+        return;
+    }
+    let built = WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::default())
+        .title("VitalTrends")
+        .inner_size(1100.0, 720.0)
+        .min_inner_size(800.0, 560.0)
+        // Collects script errors where the end-to-end suite (and a developer) can read them.
+        .initialization_script("window.__errs=[];addEventListener('error',e=>__errs.push(e.message+' @'+e.filename+':'+e.lineno));addEventListener('unhandledrejection',e=>__errs.push('rejected: '+(e.reason&&e.reason.stack||e.reason)));")
+        .build();
+    if let Err(e) = built {
+        tracing::error!(error = %e, "could not open the window");
+    }
+}
+
+/// OS notifications through the notification plugin.
+struct TauriNotifier(AppHandle);
+
+impl sync::Notifier for TauriNotifier {
+    fn notify(&self, notification: sync::Notification) {
+        let shown = self
+            .0
+            .notification()
+            .builder()
+            .title(&notification.title)
+            .body(&notification.body)
+            .show();
+        if let Err(e) = shown {
+            tracing::warn!(error = %e, "could not show a notification");
+        }
+    }
+}

@@ -1,0 +1,493 @@
+//! What the desktop's commands do, without a desktop around them: each function takes the
+//! engine and returns the IPC type the webview receives. The Tauri layer (`app.rs`) only adapts
+//! these; tests call them directly over a temporary database and the simulator.
+//!
+//! IPC types are generated into `ui/src/bindings/` by ts-rs (`cargo test -p vitaltrends-desktop`),
+//! so the webview and the shell cannot drift apart.
+
+use std::sync::Arc;
+
+use chrono::{Duration, NaiveDate, Utc};
+use serde::Serialize;
+use sync::{ConnectionState, Engine, Enqueued, JobKind, Phase};
+use ts_rs::TS;
+use url::Url;
+
+/// An error as the webview sees it: a stable code to branch on, and a plain sentence.
+#[derive(Debug, Clone, Serialize, TS, PartialEq, Eq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct IpcError {
+    pub code: String,
+    pub message: String,
+}
+
+impl From<sync::Error> for IpcError {
+    fn from(e: sync::Error) -> Self {
+        let message = match &e {
+            sync::Error::Whoop(w) if w.is_transient() => {
+                "WHOOP is not answering. VitalTrends will try again shortly.".to_string()
+            }
+            sync::Error::ReconnectNeeded { .. } => {
+                "WHOOP access was revoked or expired. Choose Reconnect to continue.".to_string()
+            }
+            other => other.to_string(),
+        };
+        IpcError {
+            code: e.code().to_string(),
+            message,
+        }
+    }
+}
+
+impl From<store::Error> for IpcError {
+    fn from(e: store::Error) -> Self {
+        sync::Error::from(e).into()
+    }
+}
+
+pub type IpcResult<T> = Result<T, IpcError>;
+
+#[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
+#[ts(
+    export,
+    export_to = "../../ui/src/bindings/",
+    rename = "ConnectionStateKey"
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionStateKey {
+    NotConnected,
+    Authorizing,
+    Importing,
+    Connected,
+    ReconnectNeeded,
+    Disconnected,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+#[serde(rename_all = "snake_case")]
+pub enum JobKindKey {
+    Import,
+    CatchUp,
+    ForceSync,
+}
+
+impl From<JobKind> for JobKindKey {
+    fn from(kind: JobKind) -> Self {
+        match kind {
+            JobKind::Import => JobKindKey::Import,
+            JobKind::CatchUp => JobKindKey::CatchUp,
+            JobKind::ForceSync => JobKindKey::ForceSync,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct JobProgress {
+    pub kind: JobKindKey,
+    #[ts(type = "\"recent\" | \"history\"")]
+    pub phase: String,
+    pub records: f64,
+    pub recent_windows_done: f64,
+    pub recent_windows_total: f64,
+    pub oldest_day: Option<String>,
+    pub percent: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct LastJob {
+    pub kind: JobKindKey,
+    pub finished_at: String,
+    pub written: f64,
+    pub deleted: f64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct AppStatus {
+    pub state: ConnectionStateKey,
+    pub member_name: Option<String>,
+    pub reason: Option<String>,
+    pub last_synced_at: Option<String>,
+    pub live: bool,
+    pub demo: bool,
+    pub days_of_history: f64,
+    pub records: f64,
+    pub job: Option<JobProgress>,
+    pub queued: Vec<JobKindKey>,
+    pub last_job: Option<LastJob>,
+    pub revoke_pending: bool,
+    pub import_complete: bool,
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq, Eq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct ForceSyncAnswer {
+    pub queued: bool,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, serde::Deserialize, TS, PartialEq, Eq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub enum RangeKey {
+    #[serde(rename = "7d")]
+    D7,
+    #[serde(rename = "30d")]
+    D30,
+    #[serde(rename = "90d")]
+    D90,
+    #[serde(rename = "6m")]
+    M6,
+    #[serde(rename = "1y")]
+    Y1,
+    #[serde(rename = "all")]
+    All,
+}
+
+impl RangeKey {
+    fn days(self) -> Option<i64> {
+        match self {
+            RangeKey::D7 => Some(7),
+            RangeKey::D30 => Some(30),
+            RangeKey::D90 => Some(90),
+            RangeKey::M6 => Some(183),
+            RangeKey::Y1 => Some(365),
+            RangeKey::All => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct MetricToday {
+    pub value: Option<f64>,
+    pub pending: bool,
+    pub baseline: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct SleepToday {
+    pub pending: bool,
+    pub performance: Option<f64>,
+    pub hours_asleep: Option<f64>,
+    pub hours_needed: Option<f64>,
+    pub light_hours: Option<f64>,
+    pub deep_hours: Option<f64>,
+    pub rem_hours: Option<f64>,
+    pub awake_hours: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct Today {
+    pub day: Option<String>,
+    pub recovery: MetricToday,
+    pub hrv: MetricToday,
+    pub resting_hr: MetricToday,
+    pub sleep: SleepToday,
+    pub day_strain: MetricToday,
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct Point {
+    pub day: String,
+    pub value: f64,
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct SleepPoint {
+    pub day: String,
+    pub light: f64,
+    pub deep: f64,
+    pub rem: f64,
+    pub awake: f64,
+    pub need: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct WorkoutRow {
+    pub id: String,
+    pub sport: String,
+    pub start: String,
+    pub timezone_offset: String,
+    pub duration_min: f64,
+    pub strain: Option<f64>,
+    pub average_hr: Option<f64>,
+    pub max_hr: Option<f64>,
+    pub distance_m: Option<f64>,
+    pub pending: bool,
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct Series {
+    pub recovery: Vec<Point>,
+    pub hrv: Vec<Point>,
+    pub resting_hr: Vec<Point>,
+    pub sleep: Vec<SleepPoint>,
+    pub day_strain: Vec<Point>,
+    pub workout_strain: Vec<Point>,
+}
+
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct Dashboard {
+    pub range: RangeKey,
+    pub today: Today,
+    pub series: Series,
+    pub workouts: Vec<WorkoutRow>,
+    pub has_data: bool,
+}
+
+/// The Connections card and status line in one value.
+pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
+    let status = engine.status().await?;
+    let importing = status.running_job == Some(JobKind::Import)
+        || (!status.import_complete && status.queued_jobs.contains(&JobKind::Import));
+    let (state, reason, revoke_pending) = match &status.connection {
+        ConnectionState::Connected { .. } if importing => {
+            (ConnectionStateKey::Importing, None, false)
+        }
+        ConnectionState::Connected { .. } => (ConnectionStateKey::Connected, None, false),
+        ConnectionState::ReconnectNeeded { reason, .. } => (
+            ConnectionStateKey::ReconnectNeeded,
+            Some(reason.clone()),
+            false,
+        ),
+        _ if status.authorizing => (ConnectionStateKey::Authorizing, None, false),
+        ConnectionState::Disconnected { revoke_pending, .. } => {
+            (ConnectionStateKey::Disconnected, None, *revoke_pending)
+        }
+        ConnectionState::NotConnected => (ConnectionStateKey::NotConnected, None, false),
+    };
+    let state = match state {
+        // Signing in again from "reconnection needed" or "disconnected" shows the browser step.
+        ConnectionStateKey::ReconnectNeeded | ConnectionStateKey::Disconnected
+            if status.authorizing =>
+        {
+            ConnectionStateKey::Authorizing
+        }
+        other => other,
+    };
+    let job = status.progress.as_ref().map(|p| JobProgress {
+        kind: p.job.into(),
+        phase: match p.phase {
+            Phase::Recent => "recent".into(),
+            Phase::History => "history".into(),
+        },
+        records: p.records as f64,
+        recent_windows_done: p.recent_windows_done as f64,
+        recent_windows_total: p.recent_windows_total as f64,
+        oldest_day: p.oldest_day.map(|d| d.to_string()),
+        percent: p.percent.map(f64::from),
+    });
+    let last_job = status.last_sync.as_ref().and_then(|run| {
+        let kind = match run.kind.as_str() {
+            "import" => JobKindKey::Import,
+            "force_sync" => JobKindKey::ForceSync,
+            "catch_up" => JobKindKey::CatchUp,
+            _ => return None,
+        };
+        Some(LastJob {
+            kind,
+            finished_at: run.finished_at?.to_rfc3339(),
+            written: run.records_written as f64,
+            deleted: run.records_deleted as f64,
+            error: run.error.clone(),
+        })
+    });
+    Ok(AppStatus {
+        state,
+        member_name: status.connection.user().map(|(_, name)| name.to_string()),
+        reason,
+        last_synced_at: status.last_successful_sync_at.map(|t| t.to_rfc3339()),
+        live: status.live,
+        demo,
+        days_of_history: status.days_of_history as f64,
+        records: status.counts.total() as f64,
+        job,
+        queued: status.queued_jobs.iter().map(|k| (*k).into()).collect(),
+        last_job,
+        revoke_pending,
+        import_complete: status.import_complete,
+    })
+}
+
+/// Force Sync from the Connections card or the tray: one engine function for both.
+pub fn force_sync(engine: &Engine) -> ForceSyncAnswer {
+    match engine.request_force_sync() {
+        Enqueued::Queued => ForceSyncAnswer {
+            queued: true,
+            message: "Force Sync queued".into(),
+        },
+        Enqueued::AlreadyQueued => ForceSyncAnswer {
+            queued: false,
+            message: "Force Sync is already running".into(),
+        },
+    }
+}
+
+/// The redirect URI of deep-link sign-ins.
+pub const DEEP_LINK_CALLBACK: &str = "vitaltrends://oauth/whoop/callback";
+
+/// Starts a sign-in; the caller opens the returned URL in the system browser.
+pub fn begin_connect(engine: &Engine) -> IpcResult<Url> {
+    Ok(engine.begin_authorization(DEEP_LINK_CALLBACK)?)
+}
+
+/// A `vitaltrends://` URL the OS handed to the app. Only the callback of a pending sign-in is
+/// accepted; anything else is refused with a harmless, visible message.
+pub async fn handle_deep_link(engine: &Engine, url: &str) -> IpcResult<String> {
+    let refused = || IpcError {
+        code: "unexpected_link".into(),
+        message: "That link did not come from a sign-in VitalTrends started. Nothing was changed."
+            .into(),
+    };
+    let parsed = Url::parse(url).map_err(|_| refused())?;
+    let is_callback = parsed.scheme() == "vitaltrends"
+        && parsed.host_str() == Some("oauth")
+        && parsed.path() == "/whoop/callback";
+    if !is_callback {
+        return Err(refused());
+    }
+    match engine.complete_authorization(&parsed).await {
+        Ok(profile) => Ok(format!(
+            "Connected as {} {}",
+            profile.first_name, profile.last_name
+        )),
+        Err(sync::Error::UnexpectedCallback) => Err(refused()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard> {
+    let store = engine.store();
+    let today = store.today().await?;
+    let last = today.day.unwrap_or_else(|| Utc::now().date_naive());
+    let first = match range.days() {
+        Some(days) => last - Duration::days(days - 1),
+        None => store.first_day().await?.unwrap_or(last),
+    };
+    let points = |values: Vec<store::DayValue>| -> Vec<Point> {
+        values
+            .into_iter()
+            .map(|v| Point {
+                day: v.day.to_string(),
+                value: v.value,
+            })
+            .collect()
+    };
+    let series = Series {
+        recovery: points(
+            store
+                .daily_series(store::Metric::Recovery, first, last)
+                .await?,
+        ),
+        hrv: points(store.daily_series(store::Metric::Hrv, first, last).await?),
+        resting_hr: points(
+            store
+                .daily_series(store::Metric::RestingHeartRate, first, last)
+                .await?,
+        ),
+        sleep: store
+            .sleep_stages(first, last)
+            .await?
+            .into_iter()
+            .map(|s| SleepPoint {
+                day: s.day.to_string(),
+                light: s.light,
+                deep: s.deep,
+                rem: s.rem,
+                awake: s.awake,
+                need: s.need,
+            })
+            .collect(),
+        day_strain: points(
+            store
+                .daily_series(store::Metric::DayStrain, first, last)
+                .await?,
+        ),
+        workout_strain: points(
+            store
+                .daily_series(store::Metric::WorkoutStrain, first, last)
+                .await?,
+        ),
+    };
+    let workouts = store
+        .workouts(first, last, 50)
+        .await?
+        .into_iter()
+        .map(|w| WorkoutRow {
+            id: w.id,
+            sport: w.sport,
+            start: w.start.to_rfc3339(),
+            timezone_offset: w.timezone_offset,
+            duration_min: w.duration_min,
+            strain: w.strain,
+            average_hr: w.average_hr.map(|v| v as f64),
+            max_hr: w.max_hr.map(|v| v as f64),
+            distance_m: w.distance_m,
+            pending: w.pending,
+        })
+        .collect();
+    let metric = |m: store::MetricNow| MetricToday {
+        value: m.value,
+        pending: m.pending,
+        baseline: m.baseline,
+    };
+    Ok(Dashboard {
+        range,
+        has_data: today.day.is_some(),
+        today: Today {
+            day: today.day.map(|d: NaiveDate| d.to_string()),
+            recovery: metric(today.recovery),
+            hrv: metric(today.hrv),
+            resting_hr: metric(today.resting_hr),
+            sleep: SleepToday {
+                pending: today.sleep.pending,
+                performance: today.sleep.performance,
+                hours_asleep: today.sleep.hours_asleep,
+                hours_needed: today.sleep.hours_needed,
+                light_hours: today.sleep.light_hours,
+                deep_hours: today.sleep.deep_hours,
+                rem_hours: today.sleep.rem_hours,
+                awake_hours: today.sleep.awake_hours,
+            },
+            day_strain: metric(today.day_strain),
+        },
+        series,
+        workouts,
+    })
+}
+
+/// A short message for the webview's notice area (`notice` event).
+#[derive(Debug, Clone, Serialize, TS, PartialEq, Eq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct Notice {
+    #[ts(type = "\"info\" | \"error\"")]
+    pub kind: String,
+    pub message: String,
+}
+
+/// Which screen the `navigate` event asks the webview to show.
+#[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+#[serde(rename_all = "snake_case")]
+pub enum NavigateTarget {
+    Connections,
+    Dashboard,
+}
+
+/// Keeps `Arc<Engine>` and whether this is the demo together for the shell.
+#[derive(Clone)]
+pub struct Core {
+    pub engine: Arc<Engine>,
+    pub demo: bool,
+}

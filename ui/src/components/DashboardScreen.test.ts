@@ -1,0 +1,108 @@
+import { screen, waitFor } from '@testing-library/svelte';
+import userEvent from '@testing-library/user-event';
+import { describe, expect, it } from 'vitest';
+import { fixtureStatus, fullDashboard, partialDashboard } from '../lib/fixtures';
+import { installEngine, renderApp, resetEngineAfterEach } from '../test/engine';
+
+resetEngineAfterEach();
+
+describe('dashboard', () => {
+  it('partial data: pending recovery reads "Pending", never 0 or blank', async () => {
+    installEngine({ status: fixtureStatus('importing'), dashboard: (r) => partialDashboard(r) });
+    renderApp();
+    const recovery = await screen.findByTestId('today-recovery');
+    expect(recovery).toHaveTextContent('Pending');
+    expect(recovery).not.toHaveTextContent(/\b0\s?%/);
+    expect(screen.getByTestId('today-hrv')).toHaveTextContent('Pending');
+    expect(screen.getByTestId('today-rhr')).toHaveTextContent('Pending');
+    // Sleep was scored: it shows its numbers.
+    expect(screen.getByTestId('today-sleep')).toHaveTextContent(/%/);
+    // The pending workout says so in the list.
+    expect(screen.getByTestId('workouts-list')).toHaveTextContent('Pending');
+  });
+
+  it('full data: today row, trends and workouts', async () => {
+    installEngine({ dashboard: (r) => fullDashboard(r) });
+    renderApp();
+    const d = fullDashboard('30d');
+    const recovery = await screen.findByTestId('today-recovery');
+    expect(recovery).toHaveTextContent(new RegExp(`${d.today.recovery.value}\\s?%`));
+    expect(screen.getByTestId('today-hrv')).toHaveTextContent('ms');
+    expect(screen.getByTestId('today-rhr')).toHaveTextContent('bpm');
+    expect(screen.getByTestId('today-strain')).toHaveTextContent('/ 21');
+    expect(screen.getByTestId('today-sleep')).toHaveTextContent(/needed/);
+    for (const id of ['chart-recovery', 'chart-hrv', 'chart-rhr', 'chart-sleep', 'chart-strain'])
+      expect(screen.getByTestId(id)).toBeInTheDocument();
+    const rows = screen.getAllByTestId('workout-row');
+    expect(rows.length).toBeGreaterThan(0);
+    expect(rows.length).toBeLessThanOrEqual(8);
+    expect(screen.getByTestId('workouts-list').textContent).not.toMatch(/_/);
+  });
+
+  it('range switching calls get_dashboard with the new range', async () => {
+    const engine = installEngine();
+    renderApp();
+    await screen.findByTestId('today-recovery');
+    expect(engine.callsTo('get_dashboard').map((c) => c.args)).toEqual([{ range: '30d' }]);
+    expect(screen.getByTestId('range-30d')).toHaveAttribute('aria-pressed', 'true');
+
+    const user = userEvent.setup();
+    await user.click(screen.getByTestId('range-90d'));
+    await waitFor(() =>
+      expect(engine.callsTo('get_dashboard').map((c) => c.args)).toEqual([
+        { range: '30d' },
+        { range: '90d' },
+      ]),
+    );
+    expect(screen.getByTestId('range-90d')).toHaveAttribute('aria-pressed', 'true');
+    await user.click(screen.getByTestId('range-all'));
+    await waitFor(() =>
+      expect(engine.callsTo('get_dashboard').at(-1)?.args).toEqual({ range: 'all' }),
+    );
+    // Every range button exists.
+    for (const r of ['7d', '30d', '90d', '6m', '1y', 'all'])
+      expect(screen.getByTestId(`range-${r}`)).toBeInTheDocument();
+  });
+
+  it('data-changed re-fetches the dashboard and the screen updates without reload', async () => {
+    let recovery = 44;
+    const engine = installEngine({
+      dashboard: (r) => {
+        const d = fullDashboard(r);
+        return { ...d, today: { ...d.today, recovery: { ...d.today.recovery, value: recovery } } };
+      },
+    });
+    renderApp();
+    expect(await screen.findByTestId('today-recovery')).toHaveTextContent(/44\s?%/);
+    recovery = 81;
+    await engine.emit('data-changed');
+    await waitFor(() => expect(screen.getByTestId('today-recovery')).toHaveTextContent(/81\s?%/));
+    expect(engine.callsTo('get_dashboard')).toHaveLength(2);
+  });
+
+  it('a burst of data-changed events is folded into few fetches', async () => {
+    const engine = installEngine();
+    renderApp();
+    await screen.findByTestId('today-recovery');
+    await Promise.all([1, 2, 3, 4, 5].map(() => engine.emit('data-changed')));
+    await waitFor(() => expect(engine.callsTo('get_dashboard').length).toBeGreaterThanOrEqual(2));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(engine.callsTo('get_dashboard').length).toBeLessThanOrEqual(3);
+  });
+
+  it('a failing dashboard load says so plainly and can be retried', async () => {
+    const engine = installEngine();
+    let fail = true;
+    engine.handlers.get_dashboard = (a) => {
+      if (fail) throw { code: 'store_unavailable', message: 'sqlx error: database is locked' };
+      return fullDashboard(a?.range as '30d');
+    };
+    renderApp();
+    const alert = await screen.findByRole('alert');
+    expect(alert).toHaveTextContent('Something went wrong');
+    expect(alert).not.toHaveTextContent(/sqlx|store_unavailable/);
+    fail = false;
+    await userEvent.setup().click(screen.getByRole('button', { name: 'Try again' }));
+    expect(await screen.findByTestId('today-recovery')).toBeInTheDocument();
+  });
+});

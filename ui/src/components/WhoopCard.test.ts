@@ -1,0 +1,278 @@
+import { screen, waitFor, within } from '@testing-library/svelte';
+import userEvent from '@testing-library/user-event';
+import { describe, expect, it } from 'vitest';
+import type { AppStatus } from '../bindings/AppStatus';
+import { emptyDashboard, fixtureStatus } from '../lib/fixtures';
+import { fmtInt } from '../lib/format';
+import { installEngine, renderApp, resetEngineAfterEach } from '../test/engine';
+
+resetEngineAfterEach();
+
+async function openConnections(status: AppStatus) {
+  const engine = installEngine({ status, dashboard: (r) => emptyDashboard(r) });
+  renderApp();
+  const user = userEvent.setup();
+  await user.click(screen.getByTestId('nav-settings'));
+  const card = await screen.findByTestId('whoop-card');
+  await waitFor(() => expect(card).toHaveAttribute('data-state', status.state));
+  return { engine, user, card };
+}
+
+const q = (id: string) => screen.queryByTestId(id);
+
+describe('WHOOP card states', () => {
+  it('not connected: says what is imported, read-only, offers Connect WHOOP', async () => {
+    const { card } = await openConnections(fixtureStatus('not_connected'));
+    expect(screen.getByTestId('whoop-status')).toHaveTextContent('Not connected');
+    expect(card).toHaveTextContent(
+      /recovery, HRV, resting heart rate, sleep, strain and\s+workouts/,
+    );
+    expect(card).toHaveTextContent(/read-only/);
+    expect(q('connect-button')).toBeEnabled();
+    for (const id of [
+      'cancel-button',
+      'force-sync-button',
+      'disconnect-button',
+      'reconnect-button',
+      'delete-data-button',
+    ])
+      expect(q(id)).toBeNull();
+  });
+
+  it('connect calls connect_whoop; authorizing shows the browser step and Cancel', async () => {
+    const { engine, user } = await openConnections(fixtureStatus('not_connected'));
+    engine.handlers.connect_whoop = () => {
+      engine.status = fixtureStatus('authorizing');
+      return null;
+    };
+    await user.click(screen.getByTestId('connect-button'));
+    expect(engine.callsTo('connect_whoop')).toHaveLength(1);
+    await waitFor(() =>
+      expect(screen.getByTestId('whoop-status')).toHaveTextContent(
+        'Finish authorizing in your browser…',
+      ),
+    );
+    expect(q('connect-button')).toBeNull();
+    await user.click(screen.getByTestId('cancel-button'));
+    expect(engine.callsTo('cancel_connect')).toHaveLength(1);
+  });
+
+  it('importing: progress text from the job, Force Sync disabled', async () => {
+    const { card } = await openConnections(fixtureStatus('importing'));
+    expect(screen.getByTestId('whoop-status')).toHaveTextContent('Importing your history');
+    const month = new Intl.DateTimeFormat(undefined, { month: 'long', year: 'numeric' }).format(
+      new Date(2023, 2, 14),
+    );
+    expect(screen.getByTestId('import-detail')).toHaveTextContent(
+      `Last 6 months done · going back to ${month} · ${fmtInt(1204)} records`,
+    );
+    expect(within(card).getByRole('progressbar')).toBeInTheDocument();
+    expect(q('force-sync-button')).toBeDisabled();
+    expect(q('connect-button')).toBeNull();
+  });
+
+  it('connected: member name, last synced, live updates, Force Sync and Disconnect', async () => {
+    const { card } = await openConnections(fixtureStatus('connected'));
+    expect(screen.getByTestId('whoop-status')).toHaveTextContent('Connected as Alex Morgan');
+    expect(card).toHaveTextContent('Last synced 2 min ago');
+    expect(card).toHaveTextContent('Live updates on');
+    expect(q('force-sync-button')).toBeEnabled();
+    expect(q('disconnect-button')).toBeEnabled();
+    expect(q('connect-button')).toBeNull();
+  });
+
+  it('connected without live updates says it catches up every 6 hours', async () => {
+    const { card } = await openConnections(fixtureStatus('connected', { live: false }));
+    expect(card).toHaveTextContent('Live updates off: catching up every 6 hours');
+  });
+
+  it('reconnect needed: reason in plain words and Reconnect calls connect_whoop', async () => {
+    const { engine, user, card } = await openConnections(
+      fixtureStatus('reconnect_needed', { reason: 'invalid_grant' }),
+    );
+    expect(screen.getByTestId('whoop-status')).toHaveTextContent('Reconnection needed');
+    expect(card).toHaveTextContent('WHOOP access was revoked or expired.');
+    expect(card).not.toHaveTextContent('invalid_grant');
+    expect(q('force-sync-button')).toBeNull();
+    await user.click(screen.getByTestId('reconnect-button'));
+    expect(engine.callsTo('connect_whoop')).toHaveLength(1);
+  });
+
+  it('disconnected with history: days kept, Connect WHOOP and Delete local data', async () => {
+    await openConnections(fixtureStatus('disconnected'));
+    expect(screen.getByTestId('whoop-status')).toHaveTextContent(
+      `Not connected · history kept (${fmtInt(1834)} days)`,
+    );
+    expect(q('connect-button')).toBeEnabled();
+    expect(q('delete-data-button')).toBeEnabled();
+    expect(q('revoke-pending')).toBeNull();
+  });
+
+  it('disconnected with a pending revoke says access is not yet revoked and will be retried', async () => {
+    const { card } = await openConnections(fixtureStatus('disconnected', { revoke_pending: true }));
+    expect(screen.getByTestId('revoke-pending')).toHaveTextContent(
+      /not yet revoked at WHOOP.*retry/,
+    );
+    expect(card).toBeInTheDocument();
+  });
+});
+
+describe('Force Sync inline flow', () => {
+  it('shows Queued → Syncing… → Done · 12 records updated from status events', async () => {
+    const { engine, user } = await openConnections(fixtureStatus('connected'));
+    engine.handlers.force_sync = () => {
+      engine.status = { ...engine.status, queued: ['force_sync'] };
+      return { queued: true, message: 'Force Sync queued' };
+    };
+    await user.click(screen.getByTestId('force-sync-button'));
+    expect(engine.callsTo('force_sync')).toHaveLength(1);
+    await waitFor(() => expect(q('force-sync-status')).toHaveTextContent('Queued'));
+
+    await engine.pushStatus({
+      queued: [],
+      job: {
+        kind: 'force_sync',
+        phase: 'recent',
+        records: 0,
+        recent_windows_done: 1,
+        recent_windows_total: 10,
+        oldest_day: null,
+        percent: 10,
+      },
+    });
+    expect(q('force-sync-status')).toHaveTextContent('Syncing…');
+
+    await engine.pushStatus({
+      job: null,
+      last_job: {
+        kind: 'force_sync',
+        finished_at: new Date().toISOString(),
+        written: 12,
+        deleted: 0,
+        error: null,
+      },
+    });
+    expect(q('force-sync-status')).toHaveTextContent('Done · 12 records updated');
+  });
+
+  it('a second press while queued says it is already running', async () => {
+    const { engine, user } = await openConnections(
+      fixtureStatus('connected', { queued: ['force_sync'] }),
+    );
+    await waitFor(() => expect(q('force-sync-status')).toHaveTextContent('Queued'));
+    engine.handlers.force_sync = () => ({
+      queued: false,
+      message: 'Force Sync is already running',
+    });
+    await user.click(screen.getByTestId('force-sync-button'));
+    await waitFor(() =>
+      expect(q('force-sync-status')).toHaveTextContent('Force Sync is already running'),
+    );
+    expect(engine.callsTo('force_sync')).toHaveLength(1);
+  });
+
+  it('an error with code reconnect_needed is shown in plain words', async () => {
+    const { engine, user, card } = await openConnections(fixtureStatus('connected'));
+    engine.handlers.force_sync = () => {
+      throw { code: 'reconnect_needed', message: 'refresh token rejected: invalid_grant' };
+    };
+    await user.click(screen.getByTestId('force-sync-button'));
+    const alert = await screen.findByTestId('card-error');
+    expect(alert).toHaveTextContent('WHOOP needs you to sign in again');
+    expect(card).not.toHaveTextContent(/reconnect_needed|invalid_grant|refresh token/);
+  });
+
+  it('WHOOP unavailable offers Retry now, which tries again', async () => {
+    const { engine, user } = await openConnections(fixtureStatus('connected'));
+    let first = true;
+    engine.handlers.force_sync = () => {
+      if (first) {
+        first = false;
+        throw { code: 'whoop_unavailable', message: 'upstream 503' };
+      }
+      return { queued: true, message: 'Force Sync queued' };
+    };
+    await user.click(screen.getByTestId('force-sync-button'));
+    expect(await screen.findByTestId('card-error')).toHaveTextContent(
+      "WHOOP is not answering. We'll retry in 5 minutes.",
+    );
+    await user.click(screen.getByRole('button', { name: 'Retry now' }));
+    await waitFor(() => expect(engine.callsTo('force_sync')).toHaveLength(2));
+    await waitFor(() => expect(q('card-error')).toBeNull());
+  });
+});
+
+describe('confirmations', () => {
+  it('Disconnect asks first, says history stays, and calls disconnect only on confirm', async () => {
+    const { engine, user } = await openConnections(fixtureStatus('connected'));
+    await user.click(screen.getByTestId('disconnect-button'));
+    const dialog = screen.getByRole('dialog');
+    expect(dialog).toHaveTextContent('Your history stays on this computer');
+    expect(engine.callsTo('disconnect')).toHaveLength(0);
+
+    await user.click(within(dialog).getByRole('button', { name: 'Cancel' }));
+    expect(screen.queryByRole('dialog')).toBeNull();
+    expect(engine.callsTo('disconnect')).toHaveLength(0);
+
+    await user.click(screen.getByTestId('disconnect-button'));
+    engine.handlers.disconnect = () => {
+      engine.status = fixtureStatus('disconnected');
+      return null;
+    };
+    await user.click(screen.getByTestId('confirm-button'));
+    expect(engine.callsTo('disconnect')).toHaveLength(1);
+    expect(engine.callsTo('delete_local_data')).toHaveLength(0);
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+    await waitFor(() =>
+      expect(screen.getByTestId('whoop-status')).toHaveTextContent('history kept'),
+    );
+  });
+
+  it('a disconnect whose revoke is still pending closes the dialog and says it will retry', async () => {
+    const { engine, user } = await openConnections(fixtureStatus('connected'));
+    engine.handlers.disconnect = () => {
+      engine.status = fixtureStatus('disconnected', { revoke_pending: true });
+      throw { code: 'revoke_pending', message: 'revoke request failed: timeout' };
+    };
+    await user.click(screen.getByTestId('disconnect-button'));
+    await user.click(screen.getByTestId('confirm-button'));
+    await waitFor(() => expect(screen.queryByRole('dialog')).toBeNull());
+    expect(await screen.findByTestId('notice')).toHaveTextContent(/retry automatically/);
+    expect(screen.getByTestId('revoke-pending')).toBeInTheDocument();
+    expect(screen.queryByTestId('card-error')).toBeNull();
+  });
+
+  it('Escape closes the Disconnect dialog without disconnecting', async () => {
+    const { engine, user } = await openConnections(fixtureStatus('connected'));
+    await user.click(screen.getByTestId('disconnect-button'));
+    expect(screen.getByRole('dialog')).toBeInTheDocument();
+    await user.keyboard('{Escape}');
+    expect(screen.queryByRole('dialog')).toBeNull();
+    expect(engine.callsTo('disconnect')).toHaveLength(0);
+  });
+
+  it('Delete local data names what will be deleted and calls delete_local_data only on confirm', async () => {
+    const { engine, user } = await openConnections(fixtureStatus('disconnected'));
+    await user.click(screen.getByTestId('delete-data-button'));
+    const dialog = screen.getByRole('dialog');
+    expect(dialog).toHaveTextContent(`${fmtInt(1834)} days of WHOOP history`);
+    expect(dialog).toHaveTextContent(`${fmtInt(9461)} records`);
+    expect(dialog).toHaveTextContent(
+      'recovery, HRV, resting heart rate, sleep, strain and workouts',
+    );
+    expect(dialog).toHaveTextContent('cannot be undone');
+    expect(engine.callsTo('delete_local_data')).toHaveLength(0);
+
+    engine.handlers.delete_local_data = () => {
+      engine.status = fixtureStatus('not_connected');
+      return null;
+    };
+    await user.click(screen.getByTestId('confirm-button'));
+    expect(engine.callsTo('delete_local_data')).toHaveLength(1);
+    expect(engine.callsTo('disconnect')).toHaveLength(0);
+    await waitFor(() =>
+      expect(screen.getByTestId('whoop-status')).toHaveTextContent('Not connected'),
+    );
+    expect(await screen.findByTestId('notice')).toHaveTextContent('deleted from this computer');
+  });
+});

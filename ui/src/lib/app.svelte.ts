@@ -1,0 +1,157 @@
+import { getContext, setContext } from 'svelte';
+import type { AppStatus } from '../bindings/AppStatus';
+import type { Dashboard } from '../bindings/Dashboard';
+import type { Notice } from '../bindings/Notice';
+import type { RangeKey } from '../bindings/RangeKey';
+import {
+  getDashboard,
+  getStatus,
+  onDataChanged,
+  onNavigate,
+  onNotice,
+  onStatusChanged,
+  type Unsubscribe,
+} from './backend';
+import { plainError, type PlainError } from './errors';
+
+export type Screen = 'dashboard' | 'settings';
+
+export const RANGES: { key: RangeKey; label: string; long: string }[] = [
+  { key: '7d', label: '7D', long: 'Last 7 days' },
+  { key: '30d', label: '30D', long: 'Last 30 days' },
+  { key: '90d', label: '90D', long: 'Last 90 days' },
+  { key: '6m', label: '6M', long: 'Last 6 months' },
+  { key: '1y', label: '1Y', long: 'Last year' },
+  { key: 'all', label: 'All', long: 'All time' },
+];
+
+const RANGE_STORAGE_KEY = 'vitaltrends.range';
+
+function loadRange(): RangeKey {
+  try {
+    const saved = localStorage.getItem(RANGE_STORAGE_KEY);
+    if (saved && RANGES.some((r) => r.key === saved)) return saved as RangeKey;
+  } catch {
+    // storage unavailable: use the default
+  }
+  return '30d';
+}
+
+export interface NoticeItem extends Notice {
+  id: number;
+}
+
+/** The app's shared state. One instance per mounted App (tests get a fresh one each time). */
+export class AppState {
+  screen = $state<Screen>('dashboard');
+  status = $state<AppStatus | null>(null);
+  statusError = $state<PlainError | null>(null);
+  dashboard = $state<Dashboard | null>(null);
+  dashboardError = $state<PlainError | null>(null);
+  range = $state<RangeKey>(loadRange());
+  loading = $state(false);
+  notices = $state<NoticeItem[]>([]);
+  /** Ticks every 20 s so "3 min ago" stays true. */
+  now = $state(Date.now());
+
+  #inflight = false;
+  #dirty = false;
+  #noticeId = 0;
+
+  /** Subscribes to the engine's events and loads the first data. Returns the cleanup. */
+  start(): () => void {
+    const subs: Promise<Unsubscribe>[] = [
+      onStatusChanged((s) => {
+        this.status = s;
+        this.statusError = null;
+      }),
+      onDataChanged(() => void this.loadDashboard()),
+      onNavigate((target) => {
+        this.screen = target === 'connections' ? 'settings' : 'dashboard';
+      }),
+      onNotice((n) => this.notify(n.kind, n.message)),
+    ];
+    const timer = setInterval(() => (this.now = Date.now()), 20_000);
+    // Listen first, then read: a change between the two is then never missed.
+    void Promise.allSettled(subs).then(() => {
+      void this.refreshStatus();
+      void this.loadDashboard();
+    });
+    return () => {
+      clearInterval(timer);
+      for (const s of subs) void s.then((un) => un()).catch(() => {});
+    };
+  }
+
+  async refreshStatus(): Promise<void> {
+    try {
+      this.status = await getStatus();
+      this.statusError = null;
+    } catch (err) {
+      this.statusError = plainError(err);
+    }
+  }
+
+  /**
+   * Fetches the dashboard for the current range. Calls that arrive while one is in flight are
+   * folded into a single follow-up fetch, so a burst of data-changed events costs two requests.
+   */
+  async loadDashboard(): Promise<void> {
+    if (this.#inflight) {
+      this.#dirty = true;
+      return;
+    }
+    this.#inflight = true;
+    this.#dirty = false;
+    this.loading = true;
+    const range = this.range;
+    try {
+      const d = await getDashboard(range);
+      if (range === this.range) {
+        this.dashboard = d;
+        this.dashboardError = null;
+      } else {
+        this.#dirty = true;
+      }
+    } catch (err) {
+      this.dashboardError = plainError(err);
+    } finally {
+      this.#inflight = false;
+      this.loading = false;
+    }
+    if (this.#dirty) await this.loadDashboard();
+  }
+
+  setRange(range: RangeKey): void {
+    if (range === this.range) return;
+    this.range = range;
+    try {
+      localStorage.setItem(RANGE_STORAGE_KEY, range);
+    } catch {
+      // not persisted; fine
+    }
+    void this.loadDashboard();
+  }
+
+  notify(kind: Notice['kind'], message: string): void {
+    const id = ++this.#noticeId;
+    this.notices = [...this.notices.slice(-2), { id, kind, message }];
+    if (kind === 'info') setTimeout(() => this.dismiss(id), 8000);
+  }
+
+  dismiss(id: number): void {
+    this.notices = this.notices.filter((n) => n.id !== id);
+  }
+}
+
+const KEY = Symbol('vitaltrends-app');
+
+export function provideApp(app: AppState): void {
+  setContext(KEY, app);
+}
+
+export function useApp(): AppState {
+  const app = getContext<AppState | undefined>(KEY);
+  if (!app) throw new Error('useApp() outside <App>');
+  return app;
+}

@@ -1,0 +1,163 @@
+/**
+ * The only module that talks to Tauri. Components and stores call the typed functions below;
+ * nothing else imports `@tauri-apps/*` (an ESLint rule enforces it).
+ *
+ * Commands reject with `{ code, message }`; every rejection is turned into a `BackendError`
+ * so callers can branch on `code`. Plain-language wording for codes lives in `errors.ts`.
+ *
+ * Outside Tauri (no `window.__TAURI_INTERNALS__`) in a Vite dev build, the calls are served by
+ * `dev/mockBackend.ts` from fixtures, so `npm run dev` in a plain browser shows a realistic
+ * screen. That module is loaded with a dynamic import behind `import.meta.env.DEV`, so it is
+ * not part of the production bundle.
+ */
+import { invoke } from '@tauri-apps/api/core';
+import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type { AppStatus } from '../bindings/AppStatus';
+import type { Dashboard } from '../bindings/Dashboard';
+import type { ForceSyncAnswer } from '../bindings/ForceSyncAnswer';
+import type { IpcError } from '../bindings/IpcError';
+import type { NavigateTarget } from '../bindings/NavigateTarget';
+import type { Notice } from '../bindings/Notice';
+import type { RangeKey } from '../bindings/RangeKey';
+
+/** Codes the UI branches on. Any other string may arrive too; it gets a generic sentence. */
+export type KnownErrorCode =
+  'reconnect_needed' | 'not_connected' | 'revoke_pending' | 'whoop_unavailable' | 'no_backend';
+
+export class BackendError extends Error {
+  readonly code: KnownErrorCode | (string & {});
+
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'BackendError';
+    this.code = code;
+  }
+}
+
+export type Unsubscribe = () => void;
+
+/** The command and event surface. The Tauri and the dev-mock implementations both satisfy it. */
+export interface BackendImpl {
+  invoke<T>(cmd: string, args?: Record<string, unknown>): Promise<T>;
+  listen<T>(event: string, handler: (payload: T) => void): Promise<Unsubscribe>;
+}
+
+function isIpcError(value: unknown): value is IpcError {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as { code?: unknown }).code === 'string' &&
+    typeof (value as { message?: unknown }).message === 'string'
+  );
+}
+
+/** Turns whatever a command rejected with into a `BackendError`. */
+export function toBackendError(err: unknown): BackendError {
+  if (err instanceof BackendError) return err;
+  if (isIpcError(err)) return new BackendError(err.code, err.message);
+  if (typeof err === 'string') {
+    // Tauri serializes some failures (unknown command, panics) as a bare string.
+    return new BackendError('unknown', err);
+  }
+  if (err instanceof Error) return new BackendError('unknown', err.message);
+  return new BackendError('unknown', String(err));
+}
+
+/** True inside the Tauri webview. */
+export function inTauri(): boolean {
+  return typeof window !== 'undefined' && '__TAURI_INTERNALS__' in window;
+}
+
+const tauriImpl: BackendImpl = {
+  invoke: <T>(cmd: string, args?: Record<string, unknown>) => invoke<T>(cmd, args),
+  listen: async <T>(event: string, handler: (payload: T) => void) => {
+    const unlisten: UnlistenFn = await listen<T>(event, (e) => handler(e.payload));
+    return unlisten;
+  },
+};
+
+const missingImpl: BackendImpl = {
+  invoke: () =>
+    Promise.reject(new BackendError('no_backend', 'The VitalTrends engine is not available.')),
+  listen: () => Promise.resolve(() => {}),
+};
+
+let devImpl: Promise<BackendImpl> | null = null;
+
+async function impl(): Promise<BackendImpl> {
+  if (inTauri()) return tauriImpl;
+  if (import.meta.env.DEV && import.meta.env.MODE !== 'test') {
+    // ---- dev-only fixture backend (plain browser, `npm run dev`) ----
+    devImpl ??= import('./dev/mockBackend').then((m) => m.createMockBackend());
+    return devImpl;
+  }
+  return missingImpl;
+}
+
+async function call<T>(cmd: string, args?: Record<string, unknown>): Promise<T> {
+  const backend = await impl();
+  try {
+    return await backend.invoke<T>(cmd, args);
+  } catch (err) {
+    throw toBackendError(err);
+  }
+}
+
+// ---- commands ----
+
+export function getStatus(): Promise<AppStatus> {
+  return call<AppStatus>('get_status');
+}
+
+/** Opens WHOOP's consent page in the system browser; status moves to "authorizing". */
+export async function connectWhoop(): Promise<void> {
+  await call<null>('connect_whoop');
+}
+
+export async function cancelConnect(): Promise<void> {
+  await call<null>('cancel_connect');
+}
+
+/** `queued: false` means a Force Sync is already queued or running; `message` says so. */
+export function forceSync(): Promise<ForceSyncAnswer> {
+  return call<ForceSyncAnswer>('force_sync');
+}
+
+export async function disconnect(): Promise<void> {
+  await call<null>('disconnect');
+}
+
+export async function deleteLocalData(): Promise<void> {
+  await call<null>('delete_local_data');
+}
+
+export function getDashboard(range: RangeKey): Promise<Dashboard> {
+  return call<Dashboard>('get_dashboard', { range });
+}
+
+// ---- events ----
+
+async function subscribe<T>(event: string, handler: (payload: T) => void): Promise<Unsubscribe> {
+  const backend = await impl();
+  return backend.listen<T>(event, handler);
+}
+
+/** Every connection state change and progress step. */
+export function onStatusChanged(handler: (status: AppStatus) => void): Promise<Unsubscribe> {
+  return subscribe<AppStatus>('status-changed', handler);
+}
+
+/** Stored data changed; re-fetch the dashboard. */
+export function onDataChanged(handler: () => void): Promise<Unsubscribe> {
+  return subscribe<unknown>('data-changed', () => handler());
+}
+
+/** A notification click or the tray asks to show a screen. */
+export function onNavigate(handler: (target: NavigateTarget) => void): Promise<Unsubscribe> {
+  return subscribe<NavigateTarget>('navigate', handler);
+}
+
+/** Something the person should read, e.g. a refused deep link. */
+export function onNotice(handler: (notice: Notice) => void): Promise<Unsubscribe> {
+  return subscribe<Notice>('notice', handler);
+}

@@ -1,0 +1,48 @@
+import '@testing-library/jest-dom/vitest';
+import { afterEach, vi } from 'vitest';
+
+// uPlot draws on <canvas>, which jsdom does not implement. Charts are covered by the pure spec
+// builders in lib/charts.ts; in component tests uPlot is a stub that records what it was given.
+vi.mock('uplot', () => {
+  class FakeUPlot {
+    static instances: FakeUPlot[] = [];
+    static paths = { bars: () => () => null };
+    width: number;
+    height: number;
+    constructor(
+      public opts: { width: number; height: number },
+      public data: unknown,
+      public target: HTMLElement,
+    ) {
+      this.width = opts.width;
+      this.height = opts.height;
+      FakeUPlot.instances.push(this);
+    }
+    setSize(size: { width: number; height: number }) {
+      this.width = size.width;
+      this.height = size.height;
+    }
+    destroy() {}
+  }
+  return { default: FakeUPlot };
+});
+
+if (typeof window.matchMedia !== 'function') {
+  Object.defineProperty(window, 'matchMedia', {
+    writable: true,
+    value: (query: string) => ({
+      matches: false,
+      media: query,
+      onchange: null,
+      addEventListener: () => {},
+      removeEventListener: () => {},
+      addListener: () => {},
+      removeListener: () => {},
+      dispatchEvent: () => false,
+    }),
+  });
+}
+
+afterEach(() => {
+  localStorage.clear();
+});
