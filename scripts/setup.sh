@@ -11,7 +11,7 @@ packages=(
   build-essential pkg-config curl ca-certificates libdbus-1-dev libssl-dev
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev
   xvfb webkit2gtk-driver dbus-x11 xdg-utils desktop-file-utils notification-daemon
-  gnome-keyring libsecret-tools imagemagick xdotool
+  gnome-keyring libsecret-tools imagemagick xdotool libglib2.0-bin dbus-bin dbus-daemon
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
@@ -39,9 +39,11 @@ for component in rustfmt clippy; do
 done
 command -v tauri-driver >/dev/null 2>&1 || cargo install tauri-driver --locked
 
-# The webview's front end: dependencies from the lock file, then the bundle Tauri embeds.
+# The webview's front end: dependencies as the lock file pins them (`npm install`, not `npm ci`:
+# lock files written without registry URLs, as on these machines, list rollup's per-platform
+# optional packages without versions, and `npm ci` refuses them), then the bundle Tauri embeds.
 if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
-  npm --prefix ui ci --no-audit --no-fund
+  npm --prefix ui install --no-audit --no-fund
 fi
 npm --prefix ui run build >/dev/null
 echo "setup: ready"

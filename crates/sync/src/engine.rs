@@ -591,9 +591,16 @@ impl Engine {
                     if let Err(e) = self.run_job(request).await {
                         tracing::warn!(job = request.kind.as_str(), error = %e, "sync job failed");
                     }
-                    let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
-                    jobs.running = None;
-                    jobs.progress = None;
+                    {
+                        let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+                        jobs.running = None;
+                        jobs.progress = None;
+                    }
+                    // JobFinished went out while the job still counted as running; say again
+                    // that nothing runs now, so status readers do not keep showing it.
+                    self.emit(EngineEvent::StateChanged {
+                        state: "idle".into(),
+                    });
                 }
                 None => self.job_added.notified().await,
             }

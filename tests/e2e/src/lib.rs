@@ -5,6 +5,8 @@
 //! The binaries are the ones `cargo build --workspace --bins` put next to this test's own
 //! executable; the README's test command builds them first.
 
+pub mod desktop;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;

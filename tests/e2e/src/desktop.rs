@@ -1,0 +1,449 @@
+//! What the desktop suite needs around the real app: a virtual display, a session bus with a
+//! notification daemon (recorded by `dbus-monitor`), a stand-in for the system browser, a
+//! WebDriver client for tauri-driver, and the tray menu clicked over D-Bus the way a desktop's
+//! tray host does.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+
+/// Processes killed on drop, in reverse order of start.
+#[derive(Default)]
+pub struct Processes(Vec<Child>);
+
+impl Processes {
+    pub fn add(&mut self, child: Child) {
+        self.0.push(child);
+    }
+}
+
+impl Drop for Processes {
+    fn drop(&mut self) {
+        for child in self.0.iter_mut().rev() {
+            let _ = child.start_kill();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// A desktop session: Xvfb, a D-Bus session bus, a notification daemon and a recorder of the
+/// notifications it receives.
+pub struct Desktop {
+    pub display: String,
+    pub bus: String,
+    pub notifications_log: PathBuf,
+    pub processes: Processes,
+}
+
+impl Desktop {
+    pub async fn start(dir: &Path) -> Desktop {
+        let mut processes = Processes::default();
+        let number = 90 + (std::process::id() % 500);
+        let display = format!(":{number}");
+        processes.add(
+            Command::new("Xvfb")
+                .args([
+                    display.as_str(),
+                    "-screen",
+                    "0",
+                    "1280x800x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("Xvfb (apt install xvfb)"),
+        );
+        let mut bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("dbus-daemon");
+        let mut lines = BufReader::new(bus.stdout.take().unwrap()).lines();
+        let address = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .expect("session bus address")
+            .unwrap()
+            .unwrap();
+        processes.add(bus);
+        let notifications_log = dir.join("notifications.log");
+        let log = std::fs::File::create(&notifications_log).unwrap();
+        processes.add(
+            Command::new("dbus-monitor")
+                .args([
+                    "--session",
+                    "interface='org.freedesktop.Notifications',member='Notify'",
+                ])
+                .env("DBUS_SESSION_BUS_ADDRESS", &address)
+                .stdout(log)
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("dbus-monitor"),
+        );
+        processes.add(
+            Command::new("/usr/lib/notification-daemon/notification-daemon")
+                .env("DBUS_SESSION_BUS_ADDRESS", &address)
+                .env("DISPLAY", &display)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("notification-daemon"),
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Desktop {
+            display,
+            bus: address,
+            notifications_log,
+            processes,
+        }
+    }
+
+    pub fn notifications(&self) -> String {
+        std::fs::read_to_string(&self.notifications_log).unwrap_or_default()
+    }
+
+    /// Clicks a tray menu item by its label, over D-Bus, as a tray host would.
+    pub async fn click_tray_item(&self, label: &str) {
+        let (name, path) = self.find_tray_menu().await;
+        let layout = self
+            .gdbus(&[
+                "call",
+                "--session",
+                "--dest",
+                &name,
+                "--object-path",
+                &path,
+                "--method",
+                "com.canonical.dbusmenu.GetLayout",
+                "--",
+                "0",
+                "-1",
+                "[]",
+            ])
+            .await;
+        let needle = format!("'label': <'{label}'>");
+        let at = layout
+            .find(&needle)
+            .unwrap_or_else(|| panic!("no tray item {label:?} in {layout}"));
+        // The item's id is the number that opens its "(id, {" tuple just before the label.
+        let before = &layout[..at];
+        let open = before.rfind('(').expect("item tuple");
+        let id: String = before[open + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        self.gdbus(&[
+            "call",
+            "--session",
+            "--dest",
+            &name,
+            "--object-path",
+            &path,
+            "--method",
+            "com.canonical.dbusmenu.Event",
+            "--",
+            &id,
+            "clicked",
+            "<\"\">",
+            "0",
+        ])
+        .await;
+    }
+
+    async fn find_tray_menu(&self) -> (String, String) {
+        let names = self
+            .gdbus(&[
+                "call",
+                "--session",
+                "--dest",
+                "org.freedesktop.DBus",
+                "--object-path",
+                "/org/freedesktop/DBus",
+                "--method",
+                "org.freedesktop.DBus.ListNames",
+            ])
+            .await;
+        for name in names.split('\'').filter(|n| n.starts_with(":1.")) {
+            let tree = self
+                .gdbus(&[
+                    "introspect",
+                    "--session",
+                    "--dest",
+                    name,
+                    "--object-path",
+                    "/",
+                    "--recurse",
+                ])
+                .await;
+            if let Some(at) = tree.find("/org/ayatana/NotificationItem/") {
+                let rest = &tree[at..];
+                let end = rest.find([' ', '\n', '{']).unwrap_or(rest.len());
+                let path = &rest[..end];
+                if path.ends_with("/Menu") {
+                    return (name.to_string(), path.to_string());
+                }
+                let menu = format!("{}/Menu", path.trim_end_matches('/'));
+                if tree.contains(&menu) {
+                    return (name.to_string(), menu);
+                }
+            }
+        }
+        panic!("no tray menu on the session bus");
+    }
+
+    async fn gdbus(&self, args: &[&str]) -> String {
+        let out = Command::new("gdbus")
+            .args(args)
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .output()
+            .await
+            .expect("gdbus");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+}
+
+/// A stand-in for the system browser: it follows the consent URL (the simulator auto-approves)
+/// and delivers WHOOP's redirect the way the OS does, by launching the app again with the
+/// `vitaltrends://` URL. Every URL it was asked to open is appended to `opened.log`.
+pub fn fake_browser(dir: &Path, app: &Path) -> PathBuf {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let script = format!(
+        "#!/bin/sh\necho \"$1\" >> '{log}'\nlocation=$(curl -s -o /dev/null -w '%{{redirect_url}}' \"$1\")\necho \"redirect $location\" >> '{log}'\nexec '{app}' \"$location\"\n",
+        log = dir.join("opened.log").display(),
+        app = app.display()
+    );
+    let path = bin.join("xdg-open");
+    std::fs::write(&path, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    bin
+}
+
+/// A minimal W3C WebDriver client for tauri-driver.
+pub struct WebDriver {
+    http: reqwest::Client,
+    base: String,
+    session: String,
+}
+
+impl WebDriver {
+    /// Starts tauri-driver with `env` and opens a session on the app binary.
+    pub async fn start(
+        app: &Path,
+        env: &[(String, String)],
+        processes: &mut Processes,
+    ) -> WebDriver {
+        let port = free_port();
+        let native = free_port();
+        let mut driver = Command::new("tauri-driver");
+        driver
+            .args([
+                "--port",
+                &port.to_string(),
+                "--native-port",
+                &native.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            driver.env(k, v);
+        }
+        processes.add(
+            driver
+                .spawn()
+                .expect("tauri-driver (cargo install tauri-driver)"),
+        );
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let caps =
+            json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}});
+        let started = Instant::now();
+        let session = loop {
+            match http
+                .post(format!("{base}/session"))
+                .json(&caps)
+                .send()
+                .await
+            {
+                Ok(answer) => {
+                    let v: Value = answer.json().await.unwrap();
+                    break v["value"]["sessionId"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("no session: {v}"))
+                        .to_string();
+                }
+                Err(_) if started.elapsed() < Duration::from_secs(20) => {
+                    tokio::time::sleep(Duration::from_millis(200)).await
+                }
+                Err(e) => panic!("tauri-driver did not answer: {e}"),
+            }
+        };
+        WebDriver {
+            http,
+            base,
+            session,
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let url = format!("{}/session/{}{path}", self.base, self.session);
+        let mut request = self.http.request(method, &url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        answer["value"].clone()
+    }
+
+    async fn find(&self, css: &str) -> Option<String> {
+        let v = self
+            .call(
+                reqwest::Method::POST,
+                "/element",
+                Some(json!({"using": "css selector", "value": css})),
+            )
+            .await;
+        // A found element is {"element-6066-…": id}; a miss is {"error": …}.
+        v.as_object()?
+            .iter()
+            .find(|(k, _)| k.starts_with("element-") || k.as_str() == "ELEMENT")?
+            .1
+            .as_str()
+            .map(str::to_string)
+    }
+
+    /// The text of the element, once it exists (waiting up to `limit`).
+    pub async fn text(&self, css: &str, limit: Duration) -> String {
+        let element = self.wait_for(css, limit).await;
+        self.call(
+            reqwest::Method::GET,
+            &format!("/element/{element}/text"),
+            None,
+        )
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    pub async fn exists(&self, css: &str) -> bool {
+        self.find(css).await.is_some()
+    }
+
+    pub async fn wait_for(&self, css: &str, limit: Duration) -> String {
+        let started = Instant::now();
+        loop {
+            if let Some(element) = self.find(css).await {
+                return element;
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{css} did not appear within {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// Waits until `css`'s text satisfies `pred`; returns the text.
+    pub async fn wait_text(
+        &self,
+        css: &str,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let started = Instant::now();
+        let mut last = String::new();
+        loop {
+            if let Some(element) = self.find(css).await {
+                last = self
+                    .call(
+                        reqwest::Method::GET,
+                        &format!("/element/{element}/text"),
+                        None,
+                    )
+                    .await
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if pred(&last) {
+                    return last;
+                }
+            }
+            assert!(
+                started.elapsed() < limit,
+                "{css} never matched within {limit:?}; last text {last:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn wait_gone(&self, css: &str, limit: Duration) {
+        let started = Instant::now();
+        while self.find(css).await.is_some() {
+            assert!(
+                started.elapsed() < limit,
+                "{css} still there after {limit:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn click(&self, css: &str) {
+        let element = self.wait_for(css, Duration::from_secs(15)).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/click"),
+            Some(json!({})),
+        )
+        .await;
+    }
+
+    pub async fn script(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await
+    }
+
+    /// Saves a PNG of the window to `path`.
+    pub async fn screenshot(&self, path: &Path) {
+        use base64::Engine as _;
+        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        if let Some(data) = v.as_str() {
+            if let Ok(png) = base64::engine::general_purpose::STANDARD.decode(data) {
+                let _ = std::fs::write(path, png);
+            }
+        }
+    }
+
+    pub async fn close(&self) {
+        let _ = self
+            .http
+            .delete(format!("{}/session/{}", self.base, self.session))
+            .send()
+            .await;
+    }
+}

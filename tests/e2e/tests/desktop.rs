@@ -1,0 +1,244 @@
+//! The real desktop app in a real window: Xvfb, a session bus, tauri-driver with
+//! WebKitWebDriver, and the simulator and relay as real processes. It clicks through what a
+//! person does (connect, watch the import, see the dashboard change, Force Sync from the tray,
+//! reconnect after WHOOP revoked access, disconnect) and saves a screenshot of each state into
+//! `target/shots/`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use e2e::desktop::{fake_browser, Desktop, WebDriver};
+use e2e::{binary, RelayProcess, SimProcess};
+use serde_json::{json, Value};
+
+const LONG: Duration = Duration::from_secs(60);
+const SHORT: Duration = Duration::from_secs(20);
+
+fn shots_dir() -> PathBuf {
+    let dir = binary("vitaltrends-desktop")
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .join("shots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The newest cycle's recovery as the Today card should show it.
+fn expected_recovery(dump: &Value) -> String {
+    let newest = dump["cycle"][0]["id"].clone();
+    let recovery = dump["recovery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["cycle_id"] == newest);
+    match recovery.and_then(|r| r["score"]["recovery_score"].as_f64()) {
+        Some(score) => format!("{}", score.round() as i64),
+        None => "Pending".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_connects_watches_the_import_and_manages_the_connection() {
+    let work = tempfile::tempdir().unwrap();
+    let shots = shots_dir();
+    let app = binary("vitaltrends-desktop");
+
+    let sim = SimProcess::start(&[
+        "--days",
+        "240",
+        "--seed",
+        "5",
+        "--auto-approve",
+        "--latency-ms",
+        "40",
+        "--webhook-retry-scale",
+        "0.01",
+        "--rate-limit-minute",
+        "10000",
+    ])
+    .await;
+    let relay = RelayProcess::start(&sim, &work.path().join("relay.db")).await;
+    sim.post_json(
+        "/_sim/webhook-url",
+        json!({"url": format!("{}/webhooks/whoop", relay.base_url)}),
+    )
+    .await;
+
+    let mut desktop = Desktop::start(work.path()).await;
+    let browser_bin = fake_browser(work.path(), &app);
+    let path = format!(
+        "{}:{}",
+        browser_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let data_dir = work.path().join("data");
+    let env: Vec<(String, String)> = [
+        ("DISPLAY", desktop.display.clone()),
+        ("DBUS_SESSION_BUS_ADDRESS", desktop.bus.clone()),
+        ("PATH", path),
+        (
+            "XDG_DATA_HOME",
+            work.path().join("xdg").display().to_string(),
+        ),
+        ("VITALTRENDS_DATA_DIR", data_dir.display().to_string()),
+        ("VITALTRENDS_WHOOP_BASE_URL", sim.base_url.clone()),
+        ("VITALTRENDS_WHOOP_CLIENT_ID", "vitaltrends-demo".into()),
+        ("VITALTRENDS_RELAY_URL", relay.base_url.clone()),
+        ("VITALTRENDS_SECRET_STORE", "insecure-file".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
+
+    // Settings → Connections: not connected.
+    ui.click("[data-testid=nav-settings]").await;
+    let status = ui.text("[data-testid=whoop-status]", LONG).await;
+    assert!(status.contains("Not connected"), "{status}");
+    ui.screenshot(&shots.join("card-1-not-connected.png")).await;
+
+    // A link nobody asked for is refused, visibly and harmlessly.
+    let forged = tokio::process::Command::new(&app)
+        .arg("vitaltrends://oauth/whoop/callback?code=stolen&state=forged-state")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .status()
+        .await
+        .unwrap();
+    assert!(forged.success(), "the second instance hands over and exits");
+    let notice = ui
+        .wait_text("[data-testid=notice]", SHORT, |t| {
+            t.contains("did not come from")
+        })
+        .await;
+    assert!(notice.contains("Nothing was changed"), "{notice}");
+    assert!(ui
+        .text("[data-testid=whoop-status]", SHORT)
+        .await
+        .contains("Not connected"));
+
+    // Connect: the consent page opens in the (stand-in) system browser, WHOOP redirects to the
+    // deep link, the OS launches the app with it, the running app completes the sign-in.
+    ui.click("[data-testid=connect-button]").await;
+    let card = ui
+        .wait_text("[data-testid=whoop-status]", LONG, |t| {
+            t.contains("Importing") || t.contains("Connected")
+        })
+        .await;
+    let opened = std::fs::read_to_string(work.path().join("opened.log")).unwrap();
+    assert!(
+        opened.starts_with(&format!("{}/oauth/oauth2/auth?", sim.base_url)),
+        "{opened}"
+    );
+    assert!(
+        opened.contains("redirect vitaltrends://oauth/whoop/callback?code="),
+        "{opened}"
+    );
+    if card.contains("Importing") {
+        ui.screenshot(&shots.join("card-2-importing.png")).await;
+    }
+
+    // The dashboard: the banner shows during the import and clears by itself.
+    ui.click("[data-testid=nav-dashboard]").await;
+    if ui.exists("[data-testid=sync-banner]").await {
+        ui.screenshot(&shots.join("dashboard-1-importing.png"))
+            .await;
+    }
+    ui.wait_gone("[data-testid=sync-banner]", LONG).await;
+    let dump = sim.get_json("/_sim/dump").await;
+    let want = expected_recovery(&dump);
+    let recovery = ui
+        .wait_text("[data-testid=today-recovery]", LONG, |t| t.contains(&want))
+        .await;
+    assert!(
+        !recovery.contains(" 0%"),
+        "pending is never zero: {recovery}"
+    );
+    assert!(
+        ui.exists("[data-testid=today-hrv]").await && ui.exists("[data-testid=today-strain]").await
+    );
+    ui.screenshot(&shots.join("dashboard-2-connected.png"))
+        .await;
+    let notified = desktop.notifications();
+    assert!(notified.contains("WHOOP import finished"), "{notified}");
+
+    // Time passes at WHOOP: webhooks → relay → stream → store → screen, without a reload.
+    let before = ui.text("[data-testid=today-recovery]", SHORT).await
+        + &ui.text("[data-testid=today-hrv]", SHORT).await;
+    sim.post_json("/_sim/advance", json!({"hours": 30})).await;
+    ui.wait_text("body", Duration::from_secs(30), |_| true)
+        .await;
+    let started = std::time::Instant::now();
+    loop {
+        let now = ui.text("[data-testid=today-recovery]", SHORT).await
+            + &ui.text("[data-testid=today-hrv]", SHORT).await;
+        if now != before {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the dashboard did not change: {now}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    // Force Sync from the tray menu, clicked over D-Bus as a tray host does.
+    ui.click("[data-testid=nav-settings]").await;
+    desktop.click_tray_item("Force Sync").await;
+    let done = ui
+        .wait_text("[data-testid=force-sync-status]", LONG, |t| {
+            t.contains("Done")
+        })
+        .await;
+    assert!(done.contains("updated"), "{done}");
+    ui.screenshot(&shots.join("card-3-connected.png")).await;
+    let started = std::time::Instant::now();
+    while !desktop.notifications().contains("Force Sync finished") {
+        assert!(started.elapsed() < SHORT, "no Force Sync notification");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // WHOOP access revoked: the next sync shows "Reconnection needed"; Reconnect recovers.
+    sim.post_json("/_sim/revoke", json!({})).await;
+    ui.click("[data-testid=force-sync-button]").await;
+    ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
+        t.contains("Reconnection needed")
+    })
+    .await;
+    ui.screenshot(&shots.join("card-4-reconnect-needed.png"))
+        .await;
+    assert!(desktop.notifications().contains("WHOOP needs reconnecting"));
+    ui.click("[data-testid=reconnect-button]").await;
+    ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
+        t.contains("Connected")
+    })
+    .await;
+
+    // Disconnect: back to "Not connected", history kept, the dashboard still shows it.
+    ui.click("[data-testid=disconnect-button]").await;
+    ui.click("[data-testid=confirm-button]").await;
+    let kept = ui
+        .wait_text("[data-testid=whoop-status]", LONG, |t| {
+            t.contains("Not connected")
+        })
+        .await;
+    assert!(kept.contains("history kept"), "{kept}");
+    ui.screenshot(&shots.join("card-5-disconnected.png")).await;
+    ui.click("[data-testid=nav-dashboard]").await;
+    ui.wait_for("[data-testid=today-recovery]", SHORT).await;
+    assert!(!ui.exists("[data-testid=empty-state]").await);
+    ui.screenshot(&shots.join("dashboard-3-disconnected.png"))
+        .await;
+
+    let errors = ui
+        .script("return JSON.stringify(window.__errs || [])")
+        .await;
+    assert_eq!(
+        errors,
+        Value::String("[]".into()),
+        "script errors in the webview"
+    );
+    ui.close().await;
+    relay.stop().await;
+    sim.stop().await;
+}
