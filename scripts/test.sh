@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# What a fresh machine lacks (only what is missing; quick when all is there).
+scripts/setup.sh
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== UI: build, type check, lint"

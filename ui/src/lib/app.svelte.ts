@@ -136,7 +136,8 @@ export class AppState {
   notify(kind: Notice['kind'], message: string): void {
     const id = ++this.#noticeId;
     this.notices = [...this.notices.slice(-2), { id, kind, message }];
-    if (kind === 'info') setTimeout(() => this.dismiss(id), 8000);
+    // Errors stay longer so they can be read, but none piles up for good.
+    setTimeout(() => this.dismiss(id), kind === 'info' ? 8000 : 20000);
   }
 
   dismiss(id: number): void {
