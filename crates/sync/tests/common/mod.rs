@@ -44,6 +44,7 @@ pub async fn host_with(config: SimConfig, clock: Arc<dyn Clock>, schedule: Sched
     let notifier = Arc::new(RecordingNotifier::default());
     let engine = open_engine(
         &sim,
+        None,
         &dir,
         secrets.clone(),
         notifier.clone(),
@@ -62,6 +63,7 @@ pub async fn host_with(config: SimConfig, clock: Arc<dyn Clock>, schedule: Sched
 
 pub async fn open_engine(
     sim: &SimHandle,
+    relay_url: Option<Url>,
     dir: &tempfile::TempDir,
     secrets: Arc<dyn SecretStore>,
     notifier: Arc<RecordingNotifier>,
@@ -73,7 +75,7 @@ pub async fn open_engine(
         whoop_base_url: Url::parse(&sim.base_url).unwrap(),
         client_id: "vitaltrends-demo".into(),
         client_secret: Some(Secret::new("demo-secret")),
-        relay_url: None,
+        relay_url,
     };
     Engine::open(
         settings,
