@@ -159,7 +159,7 @@ impl Clock for ManualClock {
 }
 
 /// "1,834" for counts in notifications.
-pub(crate) fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use common::*;
 use serde_json::{json, Value};
-use sync::events::Clock;
+use sync::events::{thousands, Clock};
 use sync::{EngineEvent, Enqueued, Error, JobKind, NotificationKind, Phase, Schedule};
 use whoop::types::parse_timestamp;
 
@@ -154,18 +154,6 @@ async fn phased_import_matches_whoop_with_monotonic_progress() {
         0,
         "pacing kept clear of 429"
     );
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -162,18 +162,7 @@ impl TokenClient {
             ("redirect_uri", redirect_uri.to_string()),
             ("code_verifier", pkce_verifier.expose().to_string()),
         ];
-        let url = match &self.endpoint {
-            TokenEndpoint::Direct {
-                token_url,
-                client_id,
-                client_secret,
-            } => {
-                form.push(("client_id", client_id.clone()));
-                form.push(("client_secret", client_secret.expose().to_string()));
-                token_url.clone()
-            }
-            TokenEndpoint::Broker { base_url } => join(base_url, "/oauth/whoop/token")?,
-        };
+        let url = self.target(&mut form, "/oauth/whoop/token")?;
         self.post(url, &form, false).await
     }
 
@@ -185,7 +174,14 @@ impl TokenClient {
             ("refresh_token", refresh_token.expose().to_string()),
             ("scope", "offline".to_string()),
         ];
-        let url = match &self.endpoint {
+        let url = self.target(&mut form, "/oauth/whoop/refresh")?;
+        self.post(url, &form, true).await
+    }
+
+    /// Where a token request goes: WHOOP itself, with the client credentials added to the form,
+    /// or the broker's `broker_path`, which adds them on its side.
+    fn target(&self, form: &mut Vec<(&'static str, String)>, broker_path: &str) -> Result<Url> {
+        match &self.endpoint {
             TokenEndpoint::Direct {
                 token_url,
                 client_id,
@@ -193,11 +189,10 @@ impl TokenClient {
             } => {
                 form.push(("client_id", client_id.clone()));
                 form.push(("client_secret", client_secret.expose().to_string()));
-                token_url.clone()
+                Ok(token_url.clone())
             }
-            TokenEndpoint::Broker { base_url } => join(base_url, "/oauth/whoop/refresh")?,
-        };
-        self.post(url, &form, true).await
+            TokenEndpoint::Broker { base_url } => join(base_url, broker_path),
+        }
     }
 
     async fn post(
