@@ -23,10 +23,15 @@ export VITALTRENDS_TEST_POSTGRES_URL
 echo "== UI tests (mocked IPC)"
 npm --prefix ui test
 echo "== Rust tests"
-cargo test --workspace
+mkdir -p target
+cargo test --workspace 2>&1 | tee target/rust-tests.log
 echo "== IPC bindings are up to date"
 if ! git diff --quiet -- ui/src/bindings || [ -n "$(git ls-files --others --exclude-standard ui/src/bindings)" ]; then
   echo "ui/src/bindings changed when the tests regenerated them from Rust: commit the new files" >&2
   git status --short ui/src/bindings >&2
   exit 1
 fi
+
+passed=$(awk '/^test result:/ {s += $4} END {print s + 0}' target/rust-tests.log)
+failed=$(awk '/^test result:/ {s += $6} END {print s + 0}' target/rust-tests.log)
+echo "rust: ${passed} passed, ${failed} failed"
