@@ -9,8 +9,7 @@ scripts/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== UI: build, type check, lint"
-npm --prefix ui run build >/dev/null
+echo "== UI: type check, lint (setup.sh built it)"
 npm --prefix ui run check
 npm --prefix ui run lint
 echo "== cargo clippy"

@@ -110,7 +110,7 @@ pub fn run() -> anyhow::Result<()> {
         })
         .build(tauri::generate_context!())?;
 
-    app.run(|app, event| {
+    app.run(|_app, event| {
         if let RunEvent::ExitRequested { code, api, .. } = event {
             // Closing the last window keeps VitalTrends in the tray with sync running; only
             // Quit (an explicit exit code) ends it.
@@ -119,7 +119,6 @@ pub fn run() -> anyhow::Result<()> {
                 tracing::info!("window closed; staying in the tray");
             }
         }
-        let _ = app;
     });
     drop(runtime);
     Ok(())

@@ -48,11 +48,7 @@ impl From<store::Error> for IpcError {
 pub type IpcResult<T> = Result<T, IpcError>;
 
 #[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
-#[ts(
-    export,
-    export_to = "../../ui/src/bindings/",
-    rename = "ConnectionStateKey"
-)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
 #[serde(rename_all = "snake_case")]
 pub enum ConnectionStateKey {
     NotConnected,

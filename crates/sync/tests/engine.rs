@@ -517,5 +517,4 @@ async fn a_forged_or_replayed_callback_is_refused() {
         host.engine.complete_authorization(&callback).await,
         Err(Error::UnexpectedCallback)
     ));
-    let _ = Arc::clone(&host.engine);
 }
