@@ -12,6 +12,7 @@ packages=(
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev
   xvfb webkit2gtk-driver dbus-x11 xdg-utils desktop-file-utils notification-daemon
   gnome-keyring libsecret-tools imagemagick xdotool libglib2.0-bin dbus-bin dbus-daemon
+  openbox wmctrl
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)

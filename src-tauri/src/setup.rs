@@ -1,17 +1,15 @@
 //! Start-up: logging, settings, and the mode the app runs in.
 //!
-//! With no WHOOP configuration the app runs in demo mode: a WHOOP simulator in-process on
-//! loopback with a year of data that keeps growing, so a newcomer can click Connect WHOOP,
-//! authorize on the simulator's consent page in their browser, watch the import and see updates
-//! land. With `VITALTRENDS_WHOOP_CLIENT_ID` set it talks to the configured WHOOP (and relay).
+//! With no WHOOP configuration the app runs in demo mode: a WHOOP simulator and the relay
+//! in-process on loopback, with a year of data that keeps growing, so a newcomer can click
+//! Connect WHOOP, authorize on the simulator's consent page in their browser, watch the import
+//! and see webhooks land. With `VITALTRENDS_WHOOP_CLIENT_ID` set it talks to the configured WHOOP (and relay).
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sync::{
-    Engine, EngineOptions, InsecureFileStore, KeychainStore, MemoryStore, SecretStore, Settings,
-};
+use sync::{Engine, EngineOptions, InsecureFileStore, KeychainStore, SecretStore, Settings};
 use tauri::{AppHandle, Manager};
 use url::Url;
 use whoop::Secret;
@@ -74,86 +72,20 @@ pub async fn open_core(app: &AppHandle, notifier: Arc<dyn sync::Notifier>) -> an
     })
 }
 
-/// Demo mode: a fresh simulator and a fresh demo database on every start (the simulator's
-/// history is the same each time; its tokens are not, so nothing is kept).
+/// Demo mode: the simulator and relay in-process (see `demo`), kept alive for the app's lifetime.
 async fn open_demo(app: &AppHandle, dir: &Path, options: EngineOptions) -> anyhow::Result<Core> {
-    let _ = std::fs::remove_dir_all(dir);
-    let sim = whoop_sim::start(
-        whoop_sim::SimConfig {
-            days: 365,
-            seed: 42,
-            ..whoop_sim::SimConfig::default()
-        },
-        "127.0.0.1:0".parse()?,
-    )
-    .await?;
-    let settings = Settings {
-        data_dir: dir.to_path_buf(),
-        whoop_base_url: Url::parse(&sim.base_url)?,
-        client_id: sim.client_id.clone(),
-        client_secret: Some(Secret::new(whoop_sim::SimConfig::default().client_secret)),
-        relay_url: None,
-    };
-    // Throwaway simulator tokens: memory is the right place for them.
-    let engine = Engine::open(settings, Arc::new(MemoryStore::default()), options).await?;
-    tauri::async_runtime::spawn(grow_demo(engine.clone(), sim.base_url.clone()));
-    app.manage(DemoSim { _sim: sim });
+    let demo = crate::demo::start(dir, options, crate::demo::sim_config()).await?;
+    let engine = demo.engine.clone();
+    tauri::async_runtime::spawn(crate::demo::grow(
+        engine.clone(),
+        demo.sim.base_url.clone(),
+        Duration::from_secs(120),
+    ));
+    app.manage(DemoServices { _demo: demo });
     Ok(Core { engine, demo: true })
 }
 
-/// Keeps the simulator alive for the app's lifetime (it stops when dropped).
-struct DemoSim {
-    _sim: whoop_sim::SimHandle,
-}
-
-/// Demo data keeps coming: every couple of minutes a few simulated hours pass, and the changes
-/// WHOOP would announce by webhook are applied as events.
-async fn grow_demo(engine: Arc<Engine>, base_url: String) {
-    let http = reqwest_client();
-    loop {
-        tokio::time::sleep(Duration::from_secs(120)).await;
-        if engine.ensure_syncable().await.is_err() {
-            continue;
-        }
-        let advanced = http
-            .post(format!("{base_url}/_sim/advance"))
-            .json(&serde_json::json!({ "hours": 4 }))
-            .send()
-            .await;
-        let Ok(answer) = advanced else { continue };
-        let Ok(change) = answer.json::<serde_json::Value>().await else {
-            continue;
-        };
-        let user_id = engine
-            .store()
-            .profile()
-            .await
-            .ok()
-            .flatten()
-            .map(|p| p.user_id)
-            .unwrap_or_default();
-        for (i, event) in change["events"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let event = whoop::webhook::WebhookEvent {
-                user_id,
-                id: event["id"].as_str().unwrap_or_default().to_string(),
-                kind: event["type"].as_str().unwrap_or_default().to_string(),
-                trace_id: format!("demo-{i}"),
-            };
-            if let Err(e) = engine.apply_event(&event).await {
-                tracing::info!(error = %e, "demo event not applied");
-            }
-        }
-    }
-}
-
-fn reqwest_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap_or_default()
+/// Keeps the demo's simulator and relay running (they stop when dropped).
+struct DemoServices {
+    _demo: crate::demo::Demo,
 }
