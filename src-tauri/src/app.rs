@@ -10,6 +10,7 @@ use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WebviewUrl, WebviewWin
 use tauri_plugin_deep_link::DeepLinkExt;
 use tauri_plugin_notification::NotificationExt;
 use tauri_plugin_opener::OpenerExt;
+use tauri_plugin_window_state::{AppHandleExt, StateFlags};
 
 use crate::core::{
     self, AppStatus, Core, Dashboard, ForceSyncAnswer, IpcError, IpcResult, NavigateTarget, Notice,
@@ -85,6 +86,13 @@ pub fn run() -> anyhow::Result<()> {
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
+        // The window comes back where the person left it, at the size they chose. Visibility is
+        // not restored: the app decides when the window shows.
+        .plugin(
+            tauri_plugin_window_state::Builder::default()
+                .with_state_flags(window_state_flags())
+                .build(),
+        )
         .invoke_handler(tauri::generate_handler![
             get_status,
             connect_whoop,
@@ -290,12 +298,32 @@ pub(crate) fn show_main_window(app: &AppHandle) {
         .title("VitalTrends")
         .inner_size(1100.0, 720.0)
         .min_inner_size(800.0, 560.0)
+        // Hidden until the window-state plugin has put it back where it was, so it does not
+        // flash at the default place first.
+        .visible(false)
         // Collects script errors where the end-to-end suite (and a developer) can read them.
         .initialization_script("window.__errs=[];addEventListener('error',e=>__errs.push(e.message+' @'+e.filename+':'+e.lineno));addEventListener('unhandledrejection',e=>__errs.push('rejected: '+(e.reason&&e.reason.stack||e.reason)));")
         .build();
-    if let Err(e) = built {
-        tracing::error!(error = %e, "could not open the window");
+    match built {
+        Ok(window) => {
+            let handle = app.clone();
+            window.on_window_event(move |event| {
+                if let tauri::WindowEvent::Destroyed = event {
+                    // Written now, not only at Quit: a tray-resident app may never quit cleanly.
+                    if let Err(e) = handle.save_window_state(window_state_flags()) {
+                        tracing::warn!(error = %e, "could not save the window's size and place");
+                    }
+                }
+            });
+            let _ = window.show();
+            let _ = window.set_focus();
+        }
+        Err(e) => tracing::error!(error = %e, "could not open the window"),
     }
+}
+
+fn window_state_flags() -> StateFlags {
+    StateFlags::all() - StateFlags::VISIBLE
 }
 
 /// OS notifications through the notification plugin.

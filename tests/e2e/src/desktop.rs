@@ -1,7 +1,8 @@
-//! What the desktop suite needs around the real app: a virtual display, a session bus with a
+//! What the desktop suite needs around the real app: a virtual display with a window manager
+//! (so windows are closed and resized the way a person does it), a session bus with a
 //! notification daemon (recorded by `dbus-monitor`), a stand-in for the system browser, a
-//! WebDriver client for tauri-driver, and the tray menu clicked over D-Bus the way a desktop's
-//! tray host does.
+//! WebDriver client for tauri-driver, the tray menu clicked over D-Bus the way a desktop's tray
+//! host does, and the memory of the app's process tree.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -36,8 +37,8 @@ fn free_port() -> u16 {
         .expect("a free loopback port")
 }
 
-/// A desktop session: Xvfb, a D-Bus session bus, a notification daemon and a recorder of the
-/// notifications it receives.
+/// A desktop session: Xvfb with a window manager, a D-Bus session bus, a notification daemon and
+/// a recorder of the notifications it receives.
 pub struct Desktop {
     pub display: String,
     pub bus: String,
@@ -65,6 +66,19 @@ impl Desktop {
                 .kill_on_drop(true)
                 .spawn()
                 .expect("Xvfb (apt install xvfb)"),
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        processes.add(
+            // A window manager, as every desktop has: it is what turns "close this window" into
+            // the polite WM_DELETE_WINDOW request the app can answer by going to the tray.
+            Command::new("openbox")
+                .arg("--sm-disable")
+                .env("DISPLAY", &display)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("openbox (apt install openbox)"),
         );
         let mut bus = Command::new("dbus-daemon")
             .args(["--session", "--nofork", "--print-address=1"])
@@ -116,6 +130,68 @@ impl Desktop {
 
     pub fn notifications(&self) -> String {
         std::fs::read_to_string(&self.notifications_log).unwrap_or_default()
+    }
+
+    /// Closes a top-level window by its exact title the way its title bar's close button does:
+    /// through the window manager, which asks the app (WM_DELETE_WINDOW).
+    pub async fn close_window(&self, title: &str) {
+        self.wmctrl(&["-F", "-c", title]).await;
+    }
+
+    /// Moves and resizes a top-level window by its exact title, as dragging its edges does.
+    pub async fn place_window(&self, title: &str, x: i32, y: i32, width: u32, height: u32) {
+        self.wmctrl(&[
+            "-F",
+            "-r",
+            title,
+            "-e",
+            &format!("0,{x},{y},{width},{height}"),
+        ])
+        .await;
+    }
+
+    /// The size of the visible top-level window with exactly this title, if there is one.
+    pub async fn window_size(&self, title: &str) -> Option<(u32, u32)> {
+        let out = Command::new("xdotool")
+            .args([
+                "search",
+                "--onlyvisible",
+                "--name",
+                &format!("^{title}$"),
+                "getwindowgeometry",
+                "--shell",
+            ])
+            .env("DISPLAY", &self.display)
+            .output()
+            .await
+            .expect("xdotool");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let field = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+                .and_then(|v| v.trim().parse::<u32>().ok())
+        };
+        Some((field("WIDTH")?, field("HEIGHT")?))
+    }
+
+    /// Saves a PNG of the whole screen (window manager, decorations, notification popups).
+    pub async fn screenshot(&self, path: &Path) {
+        let _ = Command::new("import")
+            .args(["-window", "root"])
+            .arg(path)
+            .env("DISPLAY", &self.display)
+            .status()
+            .await;
+    }
+
+    async fn wmctrl(&self, args: &[&str]) {
+        let status = Command::new("wmctrl")
+            .args(args)
+            .env("DISPLAY", &self.display)
+            .status()
+            .await
+            .expect("wmctrl (apt install wmctrl)");
+        assert!(status.success(), "wmctrl {args:?}");
     }
 
     /// Clicks a tray menu item by its label, over D-Bus, as a tray host would.
@@ -419,6 +495,25 @@ impl WebDriver {
         .await;
     }
 
+    /// Follows the app's window after it was closed to the tray and opened again: the new
+    /// webview is a new top-level browsing context for WebDriver.
+    pub async fn switch_to_newest_window(&self) -> bool {
+        let handles = self
+            .call(reqwest::Method::GET, "/window/handles", None)
+            .await;
+        let Some(newest) = handles.as_array().and_then(|h| h.last()).cloned() else {
+            return false;
+        };
+        let answer = self
+            .call(
+                reqwest::Method::POST,
+                "/window",
+                Some(json!({ "handle": newest })),
+            )
+            .await;
+        answer.is_null()
+    }
+
     pub async fn script(&self, script: &str) -> Value {
         self.call(
             reqwest::Method::POST,
@@ -446,4 +541,82 @@ impl WebDriver {
             .send()
             .await;
     }
+}
+
+/// One process of the app's tree and what it holds in memory.
+#[derive(Debug, Clone)]
+pub struct ProcessMemory {
+    pub pid: u32,
+    pub name: String,
+    /// Resident set, in KiB: counts shared libraries in full, so sums overstate.
+    pub rss_kib: u64,
+    /// Proportional set, in KiB: shared pages split between the processes sharing them.
+    pub pss_kib: u64,
+}
+
+/// Every running process started from `binary`, with all its descendants (WebKit's web and
+/// network processes are children of the app).
+pub fn process_tree(binary: &Path) -> Vec<ProcessMemory> {
+    let binary = binary
+        .canonicalize()
+        .unwrap_or_else(|_| binary.to_path_buf());
+    let mut parents = Vec::new();
+    let mut roots = Vec::new();
+    for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces, so parse after its last ')'.
+        let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+            continue;
+        };
+        let ppid: u32 = after
+            .split_whitespace()
+            .nth(1)
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0);
+        parents.push((pid, ppid));
+        if std::fs::read_link(entry.path().join("exe")).is_ok_and(|exe| exe == binary) {
+            roots.push(pid);
+        }
+    }
+    let mut tree = roots.clone();
+    let mut i = 0;
+    while i < tree.len() {
+        let parent = tree[i];
+        tree.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
+        i += 1;
+    }
+    tree.into_iter().filter_map(process_memory).collect()
+}
+
+fn process_memory(pid: u32) -> Option<ProcessMemory> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let name = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Name:"))
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    Some(ProcessMemory {
+        pid,
+        name,
+        rss_kib: kib(&status, "VmRSS:"),
+        pss_kib: kib(&rollup, "Pss:"),
+    })
 }

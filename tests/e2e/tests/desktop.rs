@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use e2e::desktop::{fake_browser, Desktop, WebDriver};
+use e2e::desktop::{fake_browser, process_tree, Desktop, WebDriver};
 use e2e::{binary, RelayProcess, SimProcess};
 use serde_json::{json, Value};
 
@@ -35,6 +35,18 @@ fn expected_recovery(dump: &Value) -> String {
     match recovery.and_then(|r| r["score"]["recovery_score"].as_f64()) {
         Some(score) => format!("{}", score.round() as i64),
         None => "Pending".into(),
+    }
+}
+
+async fn wait_for<F, Fut>(what: &str, limit: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = std::time::Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -82,6 +94,10 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
         (
             "XDG_DATA_HOME",
             work.path().join("xdg").display().to_string(),
+        ),
+        (
+            "XDG_CONFIG_HOME",
+            work.path().join("xdg-config").display().to_string(),
         ),
         ("VITALTRENDS_DATA_DIR", data_dir.display().to_string()),
         ("VITALTRENDS_WHOOP_BASE_URL", sim.base_url.clone()),
@@ -211,6 +227,73 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     })
     .await;
 
+    // The person resizes the window, then closes it: VitalTrends stays in the tray with sync
+    // running, and the webview (WebKit's web process) is gone, so it costs little memory.
+    desktop.place_window("VitalTrends", 60, 40, 960, 640).await;
+    wait_for("the window to take its new size", SHORT, || async {
+        desktop.window_size("VitalTrends").await == Some((960, 640))
+    })
+    .await;
+    let open = process_tree(&app);
+    assert!(
+        open.iter().any(|p| p.name.starts_with("WebKitWebProc")),
+        "{open:?}"
+    );
+    desktop.close_window("VitalTrends").await;
+    wait_for("the webview to go", SHORT, || async {
+        desktop.window_size("VitalTrends").await.is_none()
+            && !process_tree(&app)
+                .iter()
+                .any(|p| p.name.starts_with("WebKitWebProc"))
+    })
+    .await;
+    let tray_only = process_tree(&app);
+    assert!(
+        tray_only.iter().any(|p| p.name.starts_with("vitaltrends")),
+        "the app is still running in the tray: {tray_only:?}"
+    );
+    let kib = |tree: &[e2e::desktop::ProcessMemory]| tree.iter().map(|p| p.pss_kib).sum::<u64>();
+    println!(
+        "memory (PSS): window open {} MiB, tray only {} MiB",
+        kib(&open) / 1024,
+        kib(&tray_only) / 1024
+    );
+
+    // Sync keeps running in the tray: Force Sync from the menu finishes and says so.
+    let finished = |log: &str| log.matches("Force Sync finished").count();
+    let before = finished(&desktop.notifications());
+    desktop.click_tray_item("Force Sync").await;
+    wait_for("a Force Sync notification from the tray", LONG, || async {
+        finished(&desktop.notifications()) > before
+    })
+    .await;
+
+    // Open from the tray: the window comes back at the size the person left it.
+    desktop.click_tray_item("Open VitalTrends").await;
+    wait_for("the window to come back at its size", SHORT, || async {
+        desktop.window_size("VitalTrends").await == Some((960, 640))
+    })
+    .await;
+    assert!(process_tree(&app)
+        .iter()
+        .any(|p| p.name.starts_with("WebKitWebProc")));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    desktop
+        .screenshot(&shots.join("screen-reopened-from-tray.png"))
+        .await;
+    // A fresh webview, and it shows the state the engine kept while it was gone.
+    assert!(
+        ui.switch_to_newest_window().await,
+        "WebDriver follows the new webview"
+    );
+    ui.click("[data-testid=nav-settings]").await;
+    let status = ui
+        .wait_text("[data-testid=whoop-status]", SHORT, |t| {
+            t.contains("Connected")
+        })
+        .await;
+    assert!(status.contains("Connected"), "{status}");
+
     // Disconnect: back to "Not connected", history kept, the dashboard still shows it.
     ui.click("[data-testid=disconnect-button]").await;
     ui.click("[data-testid=confirm-button]").await;
@@ -235,6 +318,7 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
         Value::String("[]".into()),
         "script errors in the webview"
     );
+
     ui.close().await;
     relay.stop().await;
     sim.stop().await;
