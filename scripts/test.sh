@@ -16,6 +16,10 @@ echo "== cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 echo "== build binaries for the end-to-end suites"
 cargo build --workspace --bins
+echo "== the Linux bundle (.deb) of that desktop binary, for the packaging test"
+# `tauri bundle` is the packaging half of `tauri build`: same config, same .desktop template,
+# over the binary just built, so nothing compiles twice.
+ui/node_modules/.bin/tauri bundle --debug --bundles deb
 echo "== PostgreSQL for the relay's second backend"
 VITALTRENDS_TEST_POSTGRES_URL="$(scripts/postgres.sh | tail -n 1)"
 export VITALTRENDS_TEST_POSTGRES_URL

@@ -13,8 +13,8 @@ use tauri_plugin_opener::OpenerExt;
 use tauri_plugin_window_state::{AppHandleExt, StateFlags};
 
 use crate::core::{
-    self, AppStatus, Core, Dashboard, ForceSyncAnswer, IpcError, IpcResult, NavigateTarget, Notice,
-    RangeKey,
+    self, AppStatus, Arrival, Core, Dashboard, ForceSyncAnswer, IpcError, IpcResult,
+    NavigateTarget, Notice, RangeKey,
 };
 use crate::setup;
 
@@ -111,6 +111,7 @@ pub fn run() -> anyhow::Result<()> {
             let core = tauri::async_runtime::block_on(setup::open_core(&handle, notifier))?;
             app.manage(core.clone());
             start_background(&handle, &core);
+            open_screen_on_notification_click(&handle);
             build_tray(&handle)?;
             register_deep_links(&handle);
             show_main_window(&handle);
@@ -281,19 +282,36 @@ async fn deliver_deep_link(app: AppHandle, url: String) {
             }
         }
     };
-    show_main_window(&app);
-    let _ = app.emit("navigate", NavigateTarget::Connections);
-    let _ = app.emit("notice", notice);
+    show_main_window_for(
+        &app,
+        Arrival {
+            screen: Some(NavigateTarget::Connections),
+            notice: Some(notice),
+        },
+    );
 }
 
 /// Shows the main window, creating its webview again if it was closed to the tray.
 pub(crate) fn show_main_window(app: &AppHandle) {
+    show_main_window_for(app, Arrival::default());
+}
+
+/// Shows the main window on the screen (and with the notice) `arrival` names.
+fn show_main_window_for(app: &AppHandle, arrival: Arrival) {
     if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
         let _ = window.unminimize();
         let _ = window.show();
         let _ = window.set_focus();
+        if let Some(screen) = arrival.screen {
+            let _ = app.emit("navigate", screen);
+        }
+        if let Some(notice) = arrival.notice {
+            let _ = app.emit("notice", notice);
+        }
         return;
     }
+    // JSON is a JavaScript expression; the webview reads it before the UI starts.
+    let arrival = serde_json::to_string(&arrival).unwrap_or_else(|_| "{}".into());
     let built = WebviewWindowBuilder::new(app, MAIN_WINDOW, WebviewUrl::default())
         .title("VitalTrends")
         .inner_size(1100.0, 720.0)
@@ -302,6 +320,7 @@ pub(crate) fn show_main_window(app: &AppHandle) {
         // flash at the default place first.
         .visible(false)
         // Collects script errors where the end-to-end suite (and a developer) can read them.
+        .initialization_script(format!("window.__vtArrival={arrival};"))
         .initialization_script("window.__errs=[];addEventListener('error',e=>__errs.push(e.message+' @'+e.filename+':'+e.lineno));addEventListener('unhandledrejection',e=>__errs.push('rejected: '+(e.reason&&e.reason.stack||e.reason)));")
         .build();
     match built {
@@ -326,6 +345,30 @@ fn window_state_flags() -> StateFlags {
     StateFlags::all() - StateFlags::VISIBLE
 }
 
+/// A click on one of our OS notifications opens the app on the screen it is about.
+fn open_screen_on_notification_click(app: &AppHandle) {
+    let handle = app.clone();
+    let registered = app.notification().on_action(move |performed| {
+        if performed.action_id() != "tap" {
+            return;
+        }
+        let screen = performed
+            .notification()
+            .and_then(|n| core::notification_screen(n.id()));
+        tracing::info!(?screen, "notification clicked");
+        show_main_window_for(
+            &handle,
+            Arrival {
+                screen,
+                notice: None,
+            },
+        );
+    });
+    if let Err(e) = registered {
+        tracing::warn!(error = %e, "notification clicks will not open the app");
+    }
+}
+
 /// OS notifications through the notification plugin.
 struct TauriNotifier(AppHandle);
 
@@ -335,6 +378,7 @@ impl sync::Notifier for TauriNotifier {
             .0
             .notification()
             .builder()
+            .id(core::notification_id(notification.kind))
             .title(&notification.title)
             .body(&notification.body)
             .show();

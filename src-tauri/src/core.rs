@@ -481,6 +481,36 @@ pub enum NavigateTarget {
     Dashboard,
 }
 
+/// What a window that opens for a reason should show first: the screen a notification click or
+/// a sign-in link leads to, and the notice that goes with it. An open window gets these as
+/// `navigate` and `notice` events; a window created for the occasion reads them at start-up
+/// (`window.__vtArrival`), since it is not listening yet when the events would go out.
+#[derive(Debug, Clone, Default, Serialize, TS, PartialEq, Eq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct Arrival {
+    pub screen: Option<NavigateTarget>,
+    pub notice: Option<Notice>,
+}
+
+/// The id an OS notification of this kind carries: one per kind, so a click says which it was.
+pub fn notification_id(kind: sync::NotificationKind) -> i32 {
+    match kind {
+        sync::NotificationKind::ImportFinished => 1,
+        sync::NotificationKind::ForceSyncFinished => 2,
+        sync::NotificationKind::ReconnectNeeded => 3,
+    }
+}
+
+/// Where clicking an OS notification takes the person: new data → the dashboard; WHOOP needs
+/// reconnecting → the Connections screen, where Reconnect is.
+pub fn notification_screen(id: i32) -> Option<NavigateTarget> {
+    match id {
+        1 | 2 => Some(NavigateTarget::Dashboard),
+        3 => Some(NavigateTarget::Connections),
+        _ => None,
+    }
+}
+
 /// Keeps `Arc<Engine>` and whether this is the demo together for the shell.
 #[derive(Clone)]
 pub struct Core {

@@ -187,3 +187,19 @@ async fn the_dashboard_shows_today_trends_and_workouts() {
     let week = core::dashboard(&host.engine, RangeKey::D7).await.unwrap();
     assert!(week.series.hrv.len() <= 7);
 }
+
+#[test]
+fn a_notification_click_leads_to_the_screen_it_is_about() {
+    use sync::NotificationKind::*;
+    use vitaltrends_desktop::core::{notification_id, notification_screen, NavigateTarget};
+    let screen = |kind| notification_screen(notification_id(kind));
+    assert_eq!(screen(ImportFinished), Some(NavigateTarget::Dashboard));
+    assert_eq!(screen(ForceSyncFinished), Some(NavigateTarget::Dashboard));
+    assert_eq!(screen(ReconnectNeeded), Some(NavigateTarget::Connections));
+    // Each kind has its own id, and an id that is none of ours leads nowhere.
+    assert_ne!(
+        notification_id(ImportFinished),
+        notification_id(ForceSyncFinished)
+    );
+    assert_eq!(notification_screen(0), None);
+}

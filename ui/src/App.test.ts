@@ -50,6 +50,20 @@ describe('app shell', () => {
     expect(await screen.findByTestId('today-recovery')).toBeInTheDocument();
   });
 
+  it('a window opened for a notification click or a sign-in link starts on its screen, with its notice', async () => {
+    installEngine();
+    (window as { __vtArrival?: unknown }).__vtArrival = {
+      screen: 'connections',
+      notice: { kind: 'info', message: 'Connected as Ada Lovelace' },
+    };
+    renderApp();
+    expect(await screen.findByTestId('whoop-card')).toBeInTheDocument();
+    expect(screen.getByTestId('nav-settings')).toHaveAttribute('aria-current', 'page');
+    expect(screen.getByTestId('notice')).toHaveTextContent('Connected as Ada Lovelace');
+    // Read once: the arrival does not come back.
+    expect((window as { __vtArrival?: unknown }).__vtArrival).toBeUndefined();
+  });
+
   it('sidebar buttons switch screens', async () => {
     installEngine();
     renderApp();

@@ -3,9 +3,12 @@
 //! - `import`: how fast and how frugal the import is against WHOOP's limits (simulator in-process).
 //! - `relay`: verified webhooks per second (SQLite, PostgreSQL), webhook-to-store latency through
 //!   a real engine, and the relay's memory per idle event stream.
+//! - `desktop`: the real app's cold start, its memory with the window open and in the tray, and
+//!   the sizes of its binary and bundle.
 //!
 //! Everything runs on loopback, and every load loop is bounded in count and in time.
 
+mod desktop;
 mod import;
 mod relay_bench;
 
@@ -14,7 +17,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "vitaltrends-bench",
-    about = "VitalTrends benchmarks (import, relay), on loopback against the WHOOP simulator, printed as tables"
+    about = "VitalTrends benchmarks (import, relay, desktop), on loopback against the WHOOP simulator, printed as tables"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -30,6 +33,10 @@ enum Command {
     /// applied-in-store latency through the relay and a real engine, and the relay's resident
     /// memory per idle event stream.
     Relay(relay_bench::Args),
+    /// Desktop benchmarks: cold start to an interactive Connections screen, memory of the app's
+    /// whole process tree with the window open and closed to the tray, binary and bundle size.
+    /// Needs a desktop session's tools (Xvfb, openbox, dbus, tauri-driver; scripts/setup.sh).
+    Desktop(desktop::Args),
     /// Internal: runs the relay library as a child process for the memory measurement when no
     /// `vitaltrends-relay` binary is available (same flags and environment as that binary).
     #[command(hide = true)]
@@ -41,6 +48,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Import(args) => import::run(args).await,
         Command::Relay(args) => relay_bench::run(args).await,
+        Command::Desktop(args) => desktop::run(args).await,
         Command::ServeRelay(args) => relay_bench::child::serve(args).await,
     }
 }

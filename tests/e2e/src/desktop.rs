@@ -174,6 +174,56 @@ impl Desktop {
         Some((field("WIDTH")?, field("HEIGHT")?))
     }
 
+    /// Clears every notification from the screen, as a person dismissing them would (the
+    /// server numbers notifications from 1; closing an unknown one is a harmless error).
+    pub async fn clear_notifications(&self) {
+        for id in 1..=40 {
+            self.gdbus(&[
+                "call",
+                "--session",
+                "--dest",
+                "org.freedesktop.Notifications",
+                "--object-path",
+                "/org/freedesktop/Notifications",
+                "--method",
+                "org.freedesktop.Notifications.CloseNotification",
+                &id.to_string(),
+            ])
+            .await;
+        }
+    }
+
+    /// Clicks the newest notification bubble on screen, as a person clicks a notification to
+    /// open what it is about (the notification server reports it as the `default` action).
+    pub async fn click_newest_notification(&self, limit: Duration) {
+        let started = Instant::now();
+        let bubble = loop {
+            let out = Command::new("xdotool")
+                .args(["search", "--onlyvisible", "--class", "notification-daemon"])
+                .env("DISPLAY", &self.display)
+                .output()
+                .await
+                .expect("xdotool");
+            let newest = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| l.trim().parse::<u64>().ok())
+                .max();
+            if let Some(window) = newest {
+                break window;
+            }
+            assert!(started.elapsed() < limit, "no notification on screen");
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        };
+        let status = Command::new("xdotool")
+            .args(["mousemove", "--window", &bubble.to_string(), "120", "40"])
+            .args(["click", "1"])
+            .env("DISPLAY", &self.display)
+            .status()
+            .await
+            .expect("xdotool");
+        assert!(status.success(), "clicking notification {bubble}");
+    }
+
     /// Saves a PNG of the whole screen (window manager, decorations, notification popups).
     pub async fn screenshot(&self, path: &Path) {
         let _ = Command::new("import")
@@ -320,6 +370,8 @@ pub struct WebDriver {
     http: reqwest::Client,
     base: String,
     session: String,
+    /// When the app was asked to start (the new-session request).
+    pub launched_at: Instant,
 }
 
 impl WebDriver {
@@ -352,33 +404,40 @@ impl WebDriver {
         );
         let http = reqwest::Client::new();
         let base = format!("http://127.0.0.1:{port}");
+        let started = Instant::now();
+        loop {
+            let ready = http.get(format!("{base}/status")).send().await;
+            if ready.is_ok_and(|r| r.status().is_success()) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "tauri-driver did not answer on port {port}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Creating the session launches the app and returns once its webview is up.
         let caps =
             json!({"capabilities": {"alwaysMatch": {"tauri:options": {"application": app}}}});
-        let started = Instant::now();
-        let session = loop {
-            match http
-                .post(format!("{base}/session"))
-                .json(&caps)
-                .send()
-                .await
-            {
-                Ok(answer) => {
-                    let v: Value = answer.json().await.unwrap();
-                    break v["value"]["sessionId"]
-                        .as_str()
-                        .unwrap_or_else(|| panic!("no session: {v}"))
-                        .to_string();
-                }
-                Err(_) if started.elapsed() < Duration::from_secs(20) => {
-                    tokio::time::sleep(Duration::from_millis(200)).await
-                }
-                Err(e) => panic!("tauri-driver did not answer: {e}"),
-            }
-        };
+        let launching = Instant::now();
+        let answer: Value = http
+            .post(format!("{base}/session"))
+            .json(&caps)
+            .send()
+            .await
+            .expect("tauri-driver answers a new session")
+            .json()
+            .await
+            .expect("a JSON answer");
+        let session = answer["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {answer}"))
+            .to_string();
         WebDriver {
             http,
             base,
             session,
+            launched_at: launching,
         }
     }
 

@@ -130,6 +130,7 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
         })
         .await;
     assert!(notice.contains("Nothing was changed"), "{notice}");
+    ui.screenshot(&shots.join("notice-forged-link.png")).await;
     assert!(ui
         .text("[data-testid=whoop-status]", SHORT)
         .await
@@ -157,6 +158,8 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     ui.click("[data-testid=nav-dashboard]").await;
     let banner = ui.text("[data-testid=sync-banner]", SHORT).await;
     assert!(banner.contains("Importing your WHOOP history"), "{banner}");
+    // One paint after the switch, so the picture shows the screen and not the frame before it.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     ui.screenshot(&shots.join("dashboard-1-importing.png"))
         .await;
     ui.wait_gone("[data-testid=sync-banner]", LONG).await;
@@ -262,14 +265,19 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     // Sync keeps running in the tray: Force Sync from the menu finishes and says so.
     let finished = |log: &str| log.matches("Force Sync finished").count();
     let before = finished(&desktop.notifications());
+    desktop.clear_notifications().await;
     desktop.click_tray_item("Force Sync").await;
     wait_for("a Force Sync notification from the tray", LONG, || async {
         finished(&desktop.notifications()) > before
     })
     .await;
 
-    // Open from the tray: the window comes back at the size the person left it.
-    desktop.click_tray_item("Open VitalTrends").await;
+    // The notification is clicked: the window comes back at the size the person left it, on
+    // the screen the notification is about (new data: the dashboard).
+    desktop
+        .screenshot(&shots.join("screen-tray-notification.png"))
+        .await;
+    desktop.click_newest_notification(SHORT).await;
     wait_for("the window to come back at its size", SHORT, || async {
         desktop.window_size("VitalTrends").await == Some((960, 640))
     })
@@ -277,11 +285,28 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     assert!(process_tree(&app)
         .iter()
         .any(|p| p.name.starts_with("WebKitWebProc")));
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        ui.switch_to_newest_window().await,
+        "WebDriver follows the new webview"
+    );
+    ui.wait_for("[data-testid=today-recovery]", SHORT).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     desktop
-        .screenshot(&shots.join("screen-reopened-from-tray.png"))
+        .screenshot(&shots.join("screen-opened-by-notification.png"))
         .await;
-    // A fresh webview, and it shows the state the engine kept while it was gone.
+
+    // Closed again and opened from the tray menu: a fresh webview that shows the state the
+    // engine kept while it was gone.
+    desktop.close_window("VitalTrends").await;
+    wait_for("the window to close again", SHORT, || async {
+        desktop.window_size("VitalTrends").await.is_none()
+    })
+    .await;
+    desktop.click_tray_item("Open VitalTrends").await;
+    wait_for("the window to come back from the tray", SHORT, || async {
+        desktop.window_size("VitalTrends").await == Some((960, 640))
+    })
+    .await;
     assert!(
         ui.switch_to_newest_window().await,
         "WebDriver follows the new webview"

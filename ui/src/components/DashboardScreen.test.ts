@@ -80,6 +80,36 @@ describe('dashboard', () => {
     expect(engine.callsTo('get_dashboard')).toHaveLength(2);
   });
 
+  it('new data redraws the charts in place instead of rebuilding them (no blank frame)', async () => {
+    let lastRecovery = 44;
+    const engine = installEngine({
+      dashboard: (r) => {
+        const d = fullDashboard(r);
+        const recovery = d.series.recovery.map((p, i, all) =>
+          i === all.length - 1 ? { ...p, value: lastRecovery } : p,
+        );
+        return { ...d, series: { ...d.series, recovery } };
+      },
+    });
+    renderApp();
+    await screen.findByTestId('chart-recovery');
+    const { default: FakeUPlot } = (await import('uplot')) as unknown as {
+      default: { instances: { data: unknown[][]; dataUpdates: number; destroyed: boolean }[] };
+    };
+    // Earlier tests' charts were destroyed when their screens unmounted.
+    const live = () => FakeUPlot.instances.filter((c) => !c.destroyed);
+    await waitFor(() => expect(live()).toHaveLength(5));
+    const charts = live();
+    const built = FakeUPlot.instances.length;
+    lastRecovery = 91;
+    await engine.emit('data-changed');
+    await waitFor(() => expect(charts.every((c) => c.dataUpdates === 1)).toBe(true));
+    expect(FakeUPlot.instances).toHaveLength(built);
+    expect(charts.some((c) => c.destroyed)).toBe(false);
+    // The recovery chart holds the new number (in its band's series: 91 is green).
+    expect(charts.some((c) => c.data[1]?.at(-1) === 91)).toBe(true);
+  });
+
   it('a burst of data-changed events is folded into few fetches', async () => {
     const engine = installEngine();
     renderApp();

@@ -1,6 +1,7 @@
 import { getContext, setContext } from 'svelte';
 import type { AppStatus } from '../bindings/AppStatus';
 import type { Dashboard } from '../bindings/Dashboard';
+import type { NavigateTarget } from '../bindings/NavigateTarget';
 import type { Notice } from '../bindings/Notice';
 import type { RangeKey } from '../bindings/RangeKey';
 import {
@@ -10,6 +11,7 @@ import {
   onNavigate,
   onNotice,
   onStatusChanged,
+  takeArrival,
   type Unsubscribe,
 } from './backend';
 import { plainError, type PlainError } from './errors';
@@ -66,11 +68,12 @@ export class AppState {
         this.statusError = null;
       }),
       onDataChanged(() => void this.loadDashboard()),
-      onNavigate((target) => {
-        this.screen = target === 'connections' ? 'settings' : 'dashboard';
-      }),
+      onNavigate((target) => this.go(target)),
       onNotice((n) => this.notify(n.kind, n.message)),
     ];
+    const arrival = takeArrival();
+    if (arrival?.screen) this.go(arrival.screen);
+    if (arrival?.notice) this.notify(arrival.notice.kind, arrival.notice.message);
     const timer = setInterval(() => (this.now = Date.now()), 20_000);
     // Listen first, then read: a change between the two is then never missed.
     void Promise.allSettled(subs).then(() => {
@@ -138,6 +141,11 @@ export class AppState {
     this.notices = [...this.notices.slice(-2), { id, kind, message }];
     // Errors stay longer so they can be read, but none piles up for good.
     setTimeout(() => this.dismiss(id), kind === 'info' ? 8000 : 20000);
+  }
+
+  /** Shows the screen a notification click, the tray or a sign-in link asked for. */
+  go(target: NavigateTarget): void {
+    this.screen = target === 'connections' ? 'settings' : 'dashboard';
   }
 
   dismiss(id: number): void {

@@ -13,6 +13,7 @@
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { AppStatus } from '../bindings/AppStatus';
+import type { Arrival } from '../bindings/Arrival';
 import type { Dashboard } from '../bindings/Dashboard';
 import type { ForceSyncAnswer } from '../bindings/ForceSyncAnswer';
 import type { IpcError } from '../bindings/IpcError';
@@ -155,6 +156,17 @@ export function onDataChanged(handler: () => void): Promise<Unsubscribe> {
 /** A notification click or the tray asks to show a screen. */
 export function onNavigate(handler: (target: NavigateTarget) => void): Promise<Unsubscribe> {
   return subscribe<NavigateTarget>('navigate', handler);
+}
+
+/**
+ * What the shell asked this window to show first when it opened it for a reason (a notification
+ * click, a sign-in link) while it was closed to the tray. Read once.
+ */
+export function takeArrival(): Arrival | null {
+  const w = window as { __vtArrival?: Arrival };
+  const arrival = w.__vtArrival ?? null;
+  delete w.__vtArrival;
+  return arrival;
 }
 
 /** Something the person should read, e.g. a refused deep link. */

@@ -22,7 +22,15 @@ vi.mock('uplot', () => {
       this.width = size.width;
       this.height = size.height;
     }
-    destroy() {}
+    setData(data: unknown) {
+      this.data = data;
+      this.dataUpdates += 1;
+    }
+    dataUpdates = 0;
+    destroyed = false;
+    destroy() {
+      this.destroyed = true;
+    }
   }
   return { default: FakeUPlot };
 });

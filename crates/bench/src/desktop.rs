@@ -1,0 +1,227 @@
+//! `desktop`: what the desktop app costs its user. Cold start to an interactive Connections
+//! screen (several fresh starts), then, connected to a year of data, the memory of the whole
+//! process tree (the app, WebKit's web and network processes) with the dashboard open and again
+//! after the window was closed to the tray; and the sizes of the binary and of the `.deb`.
+//!
+//! It drives the real app the way the end-to-end suite does: Xvfb with a window manager, a
+//! private session bus, tauri-driver, the simulator and relay on loopback.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use e2e::desktop::{fake_browser, process_tree, Desktop, ProcessMemory, WebDriver};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The app binary; by default the release build next to this benchmark.
+    #[arg(long)]
+    app: Option<PathBuf>,
+    /// Fresh starts timed for the cold-start figure.
+    #[arg(long, default_value_t = 5)]
+    starts: u32,
+}
+
+const WAIT: Duration = Duration::from_secs(60);
+
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let app = match args.app {
+        Some(path) => path,
+        None => std::env::current_exe()?
+            .parent()
+            .context("the benchmark's directory")?
+            .join("vitaltrends-desktop"),
+    };
+    anyhow::ensure!(
+        app.exists(),
+        "{} is missing: build it with `cargo build --release -p vitaltrends-desktop`",
+        app.display()
+    );
+    let work = tempfile::tempdir()?;
+    let sim = whoop_sim::start(
+        whoop_sim::SimConfig {
+            days: 365,
+            seed: 3,
+            auto_approve: true,
+            ..whoop_sim::SimConfig::default()
+        },
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let relay = relay::start(relay::RelayConfig {
+        listen: "127.0.0.1:0".parse()?,
+        database_url: format!("sqlite://{}", work.path().join("relay.db").display()),
+        whoop_base_url: url::Url::parse(&sim.base_url)?,
+        client_id: sim.client_id.clone(),
+        client_secrets: vec![whoop_sim::SimConfig::default().client_secret],
+        ..relay::RelayConfig::default()
+    })
+    .await?;
+
+    let mut starts = Vec::new();
+    for i in 0..args.starts.max(1) {
+        let dir = work.path().join(format!("start-{i}"));
+        let mut session = Session::open(&app, &dir, &sim.base_url, &relay.base_url).await;
+        starts.push(session.connections_screen().await);
+        let last = i + 1 == args.starts.max(1);
+        if !last {
+            session.ui.close().await;
+            continue;
+        }
+        let (open, tray) = session.memory_open_and_in_tray().await;
+        session.ui.close().await;
+        print_table(&app, &starts, &open, &tray);
+    }
+    relay.shutdown().await;
+    Ok(())
+}
+
+/// One fresh app on its own display and data directory.
+struct Session {
+    desktop: Desktop,
+    ui: WebDriver,
+    app: PathBuf,
+}
+
+impl Session {
+    async fn open(app: &Path, dir: &Path, whoop: &str, relay: &str) -> Session {
+        std::fs::create_dir_all(dir).expect("a work directory");
+        let mut desktop = Desktop::start(dir).await;
+        let browser = fake_browser(dir, app);
+        let path = format!(
+            "{}:{}",
+            browser.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let env: Vec<(String, String)> = [
+            ("DISPLAY", desktop.display.clone()),
+            ("DBUS_SESSION_BUS_ADDRESS", desktop.bus.clone()),
+            ("PATH", path),
+            ("XDG_DATA_HOME", dir.join("xdg").display().to_string()),
+            (
+                "XDG_CONFIG_HOME",
+                dir.join("xdg-config").display().to_string(),
+            ),
+            (
+                "VITALTRENDS_DATA_DIR",
+                dir.join("data").display().to_string(),
+            ),
+            ("VITALTRENDS_WHOOP_BASE_URL", whoop.to_string()),
+            (
+                "VITALTRENDS_WHOOP_CLIENT_ID",
+                "vitaltrends-demo".to_string(),
+            ),
+            ("VITALTRENDS_RELAY_URL", relay.to_string()),
+            ("VITALTRENDS_SECRET_STORE", "insecure-file".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let ui = WebDriver::start(app, &env, &mut desktop.processes).await;
+        Session {
+            desktop,
+            ui,
+            app: app.to_path_buf(),
+        }
+    }
+
+    /// From the launch to the Connections screen showing the connection's state.
+    async fn connections_screen(&mut self) -> Duration {
+        self.ui.click("[data-testid=nav-settings]").await;
+        self.ui.text("[data-testid=whoop-status]", WAIT).await;
+        self.ui.launched_at.elapsed()
+    }
+
+    /// Connects, imports a year, opens the dashboard and measures; then closes the window to
+    /// the tray and measures again.
+    async fn memory_open_and_in_tray(&mut self) -> (Vec<ProcessMemory>, Vec<ProcessMemory>) {
+        self.ui.click("[data-testid=connect-button]").await;
+        self.ui
+            .wait_text("[data-testid=whoop-status]", WAIT * 3, |t| {
+                t.contains("Connected")
+            })
+            .await;
+        self.ui.click("[data-testid=nav-dashboard]").await;
+        self.ui.wait_for("[data-testid=chart-strain]", WAIT).await;
+        self.ui.click("[data-testid=range-all]").await;
+        // Let the charts draw and the processes settle.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let open = process_tree(&self.app);
+
+        self.desktop.close_window("VitalTrends").await;
+        let closed = Instant::now();
+        while process_tree(&self.app)
+            .iter()
+            .any(|p| p.name.starts_with("WebKitWebProc"))
+            && closed.elapsed() < WAIT
+        {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        (open, process_tree(&self.app))
+    }
+}
+
+fn mib(kib: u64) -> String {
+    format!("{:.0} MiB", kib as f64 / 1024.0)
+}
+
+fn memory_cell(tree: &[ProcessMemory]) -> String {
+    let pss: u64 = tree.iter().map(|p| p.pss_kib).sum();
+    let rss: u64 = tree.iter().map(|p| p.rss_kib).sum();
+    let parts: Vec<String> = tree
+        .iter()
+        .map(|p| format!("{} {}", p.name, mib(p.pss_kib)))
+        .collect();
+    format!("PSS {} (RSS {}): {}", mib(pss), mib(rss), parts.join(", "))
+}
+
+fn size_cell(path: &Path) -> String {
+    match path.metadata() {
+        Ok(m) => format!("{:.1} MB ({})", m.len() as f64 / 1e6, path.display()),
+        Err(_) => format!("not built ({})", path.display()),
+    }
+}
+
+fn print_table(app: &Path, starts: &[Duration], open: &[ProcessMemory], tray: &[ProcessMemory]) {
+    let mut sorted = starts.to_vec();
+    sorted.sort();
+    let ms = |d: Duration| format!("{:.2} s", d.as_secs_f64());
+    let deb = app
+        .parent()
+        .map(|dir| dir.join("bundle/deb"))
+        .and_then(|dir| {
+            std::fs::read_dir(dir)
+                .ok()?
+                .flatten()
+                .map(|e| e.path())
+                .find(|p| p.extension().is_some_and(|x| x == "deb"))
+        });
+    println!("| desktop ({}) | measured |", app.display());
+    println!("|---|---|");
+    println!(
+        "| cold start to an interactive Connections screen, {} fresh starts | min {}, median {}, max {} |",
+        sorted.len(),
+        ms(sorted[0]),
+        ms(sorted[sorted.len() / 2]),
+        ms(sorted[sorted.len() - 1])
+    );
+    println!(
+        "| memory, window open (dashboard, a year of data, all-time charts) | {} |",
+        memory_cell(open)
+    );
+    println!(
+        "| memory, window closed to the tray (sync running) | {} |",
+        memory_cell(tray)
+    );
+    println!("| app binary | {} |", size_cell(app));
+    match deb {
+        Some(deb) => println!("| .deb bundle | {} |", size_cell(&deb)),
+        None => println!(
+            "| .deb bundle | not built (`ui/node_modules/.bin/tauri build --bundles deb`) |"
+        ),
+    }
+    println!(
+        "\nPSS splits shared pages between the processes that share them, so it sums fairly; RSS counts every shared library in full in each process."
+    );
+}
