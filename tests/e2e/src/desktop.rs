@@ -30,6 +30,18 @@ impl Drop for Processes {
     }
 }
 
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        for child in self.processes.0.iter_mut().rev() {
+            let _ = child.start_kill();
+        }
+        // A killed X server leaves its lock file and socket behind.
+        let number = self.display.trim_start_matches(':');
+        let _ = std::fs::remove_file(format!("/tmp/.X{number}-lock"));
+        let _ = std::fs::remove_file(format!("/tmp/.X11-unix/X{number}"));
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -49,24 +61,31 @@ pub struct Desktop {
 impl Desktop {
     pub async fn start(dir: &Path) -> Desktop {
         let mut processes = Processes::default();
-        let number = 90 + (std::process::id() % 500);
-        let display = format!(":{number}");
-        processes.add(
-            Command::new("Xvfb")
-                .args([
-                    display.as_str(),
-                    "-screen",
-                    "0",
-                    "1280x800x24",
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("Xvfb (apt install xvfb)"),
-        );
+        // Xvfb picks a free display itself and says which (-displayfd): a fixed number can
+        // collide with another run or with the lock file a killed server left behind.
+        let mut xvfb = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x800x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("Xvfb (apt install xvfb)");
+        let mut lines = BufReader::new(xvfb.stdout.take().unwrap()).lines();
+        let number = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("Xvfb says which display it took")
+            .unwrap()
+            .expect("a display number");
+        let display = format!(":{}", number.trim());
+        processes.add(xvfb);
         tokio::time::sleep(Duration::from_millis(300)).await;
         processes.add(
             // A window manager, as every desktop has: it is what turns "close this window" into
@@ -128,6 +147,7 @@ impl Desktop {
         }
     }
 
+    /// The notifications the daemon received so far, as `dbus-monitor` printed them.
     pub fn notifications(&self) -> String {
         std::fs::read_to_string(&self.notifications_log).unwrap_or_default()
     }
@@ -423,6 +443,7 @@ impl WebDriver {
         let answer: Value = http
             .post(format!("{base}/session"))
             .json(&caps)
+            .timeout(Duration::from_secs(90))
             .send()
             .await
             .expect("tauri-driver answers a new session")
