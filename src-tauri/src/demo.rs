@@ -22,11 +22,14 @@ pub struct Demo {
     pub relay: relay::RelayHandle,
 }
 
-/// The demo's WHOOP: a year of history, WHOOP's own rate limits.
+/// The demo's WHOOP: a year of history, WHOOP's own rate limits, and last night already
+/// scored so the first screen shows numbers (the nights that follow arrive pending and are
+/// scored later, as they are at WHOOP).
 pub fn sim_config() -> whoop_sim::SimConfig {
     whoop_sim::SimConfig {
         days: 365,
         seed: 42,
+        newest_night_pending: false,
         ..whoop_sim::SimConfig::default()
     }
 }

@@ -52,6 +52,10 @@ struct Args {
     /// Multiplies the webhook retry delays (60, 300, 600, 1200, 1440 s).
     #[arg(long, default_value_t = 1.0)]
     webhook_retry_scale: f64,
+    /// Start with last night already scored (by default it is still being scored for 20 to 60
+    /// minutes, as WHOOP usually is when someone first connects).
+    #[arg(long)]
+    newest_night_scored: bool,
     /// A registered redirect URI (repeatable). Without any, loopback and vitaltrends:// URIs are accepted.
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
@@ -80,6 +84,7 @@ async fn main() -> anyhow::Result<()> {
         rate_limit_minute: args.rate_limit_minute,
         rate_limit_day: args.rate_limit_day,
         webhook_retry_scale: args.webhook_retry_scale,
+        newest_night_pending: !args.newest_night_scored,
         redirect_uris: args.redirect_uris,
     };
     let client_id = config.client_id.clone();

@@ -84,7 +84,12 @@ pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimHa
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let mut local = listener.local_addr()?;
     let clock = SimClock::default();
-    let world = World::new(config.seed, config.days, clock.now());
+    let world = World::new(
+        config.seed,
+        config.days,
+        clock.now(),
+        config.newest_night_pending,
+    );
     let user_id = world.user_id();
     let stats = Arc::new(Stats::default());
     let webhooks = Arc::new(Webhooks::new(

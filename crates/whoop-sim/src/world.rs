@@ -91,7 +91,9 @@ pub struct World {
 
 impl World {
     /// Builds `days` of history ending at `now`, with no notices (nobody was listening yet).
-    pub fn new(seed: u64, days: u32, now: Ts) -> World {
+    /// With `newest_night_pending`, last night is still being scored, as WHOOP usually is when
+    /// someone first connects.
+    pub fn new(seed: u64, days: u32, now: Ts, newest_night_pending: bool) -> World {
         let user_id = user_id_for(seed);
         let first_day: NaiveDate = (now.0 - Duration::days(i64::from(days))).date_naive();
         let mut world = World {
@@ -105,7 +107,9 @@ impl World {
             store: Store::new(user_id, profile_for(seed, user_id), body_for(seed)),
         };
         world.plan_until(now);
-        world.hold_newest_sleep_pending(now);
+        if newest_night_pending {
+            world.hold_newest_sleep_pending(now);
+        }
         world.schedule_new_plans();
         world.run_until(now, false);
         world
@@ -570,7 +574,7 @@ mod tests {
     #[test]
     fn history_relations_hold() {
         let now = Ts::new(Utc::now());
-        let world = World::new(7, 60, now);
+        let world = World::new(7, 60, now, true);
         let s = &world.store;
         assert!(s.cycles.len() >= 58, "cycles: {}", s.cycles.len());
         let open: Vec<_> = s.cycles.values().filter(|c| c.end.is_none()).collect();
@@ -594,8 +598,8 @@ mod tests {
     #[test]
     fn advancing_is_chunking_independent() {
         let now = Ts::new(Utc::now());
-        let mut a = World::new(3, 20, now);
-        let mut b = World::new(3, 20, now);
+        let mut a = World::new(3, 20, now, true);
+        let mut b = World::new(3, 20, now, true);
         a.catch_up(now.plus(Duration::hours(72)));
         for h in 1..=72 {
             b.catch_up(now.plus(Duration::hours(h)));

@@ -448,3 +448,20 @@ async fn shutdown_stops_serving() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_newest_night_can_start_scored() {
+    bounded(async {
+        let sim = sim(SimConfig {
+            newest_night_pending: false,
+            ..small(30)
+        })
+        .await;
+        let d = dump(&sim).await;
+        let sleeps = d["sleep"].as_array().expect("sleeps");
+        let newest_main = sleeps.iter().find(|s| s["nap"] == false).expect("sleep");
+        assert_ne!(newest_main["score_state"], "PENDING_SCORE", "{newest_main}");
+        assert_ne!(d["recovery"][0]["score_state"], "PENDING_SCORE");
+    })
+    .await;
+}

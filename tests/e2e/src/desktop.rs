@@ -364,14 +364,37 @@ impl Desktop {
     }
 }
 
-/// A stand-in for the system browser: it follows the consent URL (the simulator auto-approves)
-/// and delivers WHOOP's redirect the way the OS does, by launching the app again with the
-/// `vitaltrends://` URL. Every URL it was asked to open is appended to `opened.log`.
+/// What the stand-in browser does on WHOOP's consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// The simulator runs with `--auto-approve`: the consent URL redirects at once.
+    AutoApproved,
+    /// The page is shown (demo mode): the person presses Authorize.
+    PressAuthorize,
+}
+
+/// A stand-in for the system browser: it follows the consent URL and delivers WHOOP's redirect
+/// the way the OS does, by launching the app again with the `vitaltrends://` URL. Every URL it
+/// was asked to open is appended to `opened.log`.
 pub fn fake_browser(dir: &Path, app: &Path) -> PathBuf {
+    fake_browser_with(dir, app, Consent::AutoApproved)
+}
+
+pub fn fake_browser_with(dir: &Path, app: &Path, consent: Consent) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
+    let follow = match consent {
+        Consent::AutoApproved => "location=$(curl -s -o /dev/null -w '%{redirect_url}' \"$1\")\n",
+        // The consent form posts its hidden id and the pressed button to the decision URL.
+        Consent::PressAuthorize => concat!(
+            "page=$(curl -s \"$1\")\n",
+            "consent=$(printf '%s' \"$page\" | sed -n 's/.*name=\"consent\" value=\"\\([^\"]*\\)\".*/\\1/p' | head -n 1)\n",
+            "origin=$(printf '%s' \"$1\" | sed -E 's#^(https?://[^/]+).*#\\1#')\n",
+            "location=$(curl -s -o /dev/null -w '%{redirect_url}' --data \"consent=$consent&decision=allow\" \"$origin/oauth/oauth2/auth/decision\")\n",
+        ),
+    };
     let script = format!(
-        "#!/bin/sh\necho \"$1\" >> '{log}'\nlocation=$(curl -s -o /dev/null -w '%{{redirect_url}}' \"$1\")\necho \"redirect $location\" >> '{log}'\nexec '{app}' \"$location\"\n",
+        "#!/bin/sh\necho \"$1\" >> '{log}'\n{follow}echo \"redirect $location\" >> '{log}'\nexec '{app}' \"$location\"\n",
         log = dir.join("opened.log").display(),
         app = app.display()
     );

@@ -1,0 +1,92 @@
+//! The README's first command, as a newcomer meets it: the real app with no WHOOP settings at
+//! all starts in demo mode (simulator and relay in-process), says it shows demo data, and
+//! Connect WHOOP goes through the simulator's consent page in the (stand-in) system browser,
+//! where the person presses Authorize; the import lands and live updates are on.
+
+use std::time::Duration;
+
+use e2e::binary;
+use e2e::desktop::{fake_browser_with, Consent, Desktop, WebDriver};
+
+const LONG: Duration = Duration::from_secs(90);
+const SHORT: Duration = Duration::from_secs(20);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newcomer_tries_the_demo_without_a_whoop_account() {
+    let work = tempfile::tempdir().unwrap();
+    let app = binary("vitaltrends-desktop");
+    let shots = app.parent().unwrap().parent().unwrap().join("shots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let mut desktop = Desktop::start(work.path()).await;
+    let browser_bin = fake_browser_with(work.path(), &app, Consent::PressAuthorize);
+    let path = format!(
+        "{}:{}",
+        browser_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    // No VITALTRENDS_WHOOP_* settings: demo mode. Only the places the app writes to are
+    // pointed into the test's directory.
+    let env: Vec<(String, String)> = [
+        ("DISPLAY", desktop.display.clone()),
+        ("DBUS_SESSION_BUS_ADDRESS", desktop.bus.clone()),
+        ("PATH", path),
+        (
+            "XDG_DATA_HOME",
+            work.path().join("xdg").display().to_string(),
+        ),
+        (
+            "XDG_CONFIG_HOME",
+            work.path().join("xdg-config").display().to_string(),
+        ),
+        (
+            "VITALTRENDS_DATA_DIR",
+            work.path().join("data").display().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
+
+    let badge = ui.text("[data-testid=demo-badge]", LONG).await;
+    assert_eq!(badge, "Demo data");
+    ui.click("[data-testid=nav-settings]").await;
+    let status = ui.text("[data-testid=whoop-status]", SHORT).await;
+    assert!(status.contains("Not connected"), "{status}");
+
+    ui.click("[data-testid=connect-button]").await;
+    ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
+        t.starts_with("Connected")
+    })
+    .await;
+    // The consent page was the in-process simulator's, on loopback; the person authorized it
+    // there and WHOOP's redirect reached the app as a deep link.
+    let opened = std::fs::read_to_string(work.path().join("opened.log")).unwrap();
+    assert!(
+        opened.starts_with("http://127.0.0.1:") && opened.contains("/oauth/oauth2/auth?"),
+        "{opened}"
+    );
+    assert!(
+        opened.contains("redirect vitaltrends://oauth/whoop/callback?code="),
+        "{opened}"
+    );
+    // The sign-in went through the in-process relay, whose stream now carries the webhooks.
+    ui.wait_text("[data-testid=live-updates]", LONG, |t| {
+        t.contains("Live updates on")
+    })
+    .await;
+    ui.screenshot(&shots.join("demo-1-connected.png")).await;
+
+    // The first screen shows numbers: the demo's last night is already scored.
+    ui.click("[data-testid=nav-dashboard]").await;
+    let recovery = ui.text("[data-testid=today-recovery]", SHORT).await;
+    assert!(recovery.contains('%'), "{recovery}");
+    assert!(!recovery.contains("Pending"), "{recovery}");
+    ui.wait_for("[data-testid=chart-recovery]", SHORT).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ui.screenshot(&shots.join("demo-2-dashboard.png")).await;
+    let notified = desktop.notifications();
+    assert!(notified.contains("WHOOP import finished"), "{notified}");
+    ui.close().await;
+}
