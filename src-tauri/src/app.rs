@@ -24,26 +24,98 @@ const TRAY_ID: &str = "vitaltrends";
 /// The tray's status line, kept to update its text.
 struct TrayLine(MenuItem<Wry>);
 
+/// How the browser hands a sign-in back to the app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Redirect {
+    /// `vitaltrends://oauth/whoop/callback`, which the OS passes to the running app.
+    DeepLink,
+    /// A one-off listener on 127.0.0.1: the fallback where the scheme could not be registered.
+    Loopback,
+}
+
+/// The sign-in redirect in use, and the loopback listener waiting for the browser, if any.
+struct SignIn {
+    redirect: Redirect,
+    loopback: std::sync::Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
+}
+
+impl SignIn {
+    fn new(redirect: Redirect) -> Self {
+        SignIn {
+            redirect,
+            loopback: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn hold_loopback(&self, task: tauri::async_runtime::JoinHandle<()>) {
+        let previous = self
+            .loopback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task);
+        if let Some(previous) = previous {
+            previous.abort();
+        }
+    }
+
+    /// Stops listening for a sign-in the person cancelled or started again.
+    fn abandon_loopback(&self) {
+        if let Some(task) = self
+            .loopback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+}
+
 #[tauri::command]
 async fn get_status(core: State<'_, Core>) -> IpcResult<AppStatus> {
     core::status(&core.engine, core.demo).await
 }
 
 #[tauri::command]
-async fn connect_whoop(app: AppHandle, core: State<'_, Core>) -> IpcResult<()> {
-    let url = core::begin_connect(&core.engine)?;
-    // The consent page opens in the system browser, never in the app's webview.
+async fn connect_whoop(
+    app: AppHandle,
+    core: State<'_, Core>,
+    sign_in: State<'_, SignIn>,
+) -> IpcResult<()> {
+    sign_in.abandon_loopback();
+    if sign_in.redirect == Redirect::DeepLink {
+        let url = core::begin_connect(&core.engine)?;
+        return open_in_browser(&app, &url);
+    }
+    let (url, waiting) = core::begin_loopback_connect(&core.engine).await?;
+    let engine = core.engine.clone();
+    let handle = app.clone();
+    let task = tauri::async_runtime::spawn(async move {
+        let result = core::finish_loopback_connect(&engine, waiting).await;
+        show_sign_in_result(&handle, result);
+    });
+    sign_in.hold_loopback(task);
+    if let Err(e) = open_in_browser(&app, &url) {
+        sign_in.abandon_loopback();
+        core.engine.cancel_authorization();
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// The consent page opens in the system browser, never in the app's webview.
+fn open_in_browser(app: &AppHandle, url: &url::Url) -> IpcResult<()> {
     app.opener()
         .open_url(url.as_str(), None::<&str>)
         .map_err(|e| IpcError {
             code: "browser".into(),
             message: format!("Could not open your browser ({e}). Try again."),
-        })?;
-    Ok(())
+        })
 }
 
 #[tauri::command]
-async fn cancel_connect(core: State<'_, Core>) -> IpcResult<()> {
+async fn cancel_connect(core: State<'_, Core>, sign_in: State<'_, SignIn>) -> IpcResult<()> {
+    sign_in.abandon_loopback();
     core.engine.cancel_authorization();
     Ok(())
 }
@@ -113,7 +185,9 @@ pub fn run() -> anyhow::Result<()> {
             start_background(&handle, &core);
             open_screen_on_notification_click(&handle);
             build_tray(&handle)?;
-            register_deep_links(&handle);
+            let redirect = register_deep_links(&handle);
+            tracing::info!(?redirect, "sign-in redirect");
+            app.manage(SignIn::new(redirect));
             show_main_window(&handle);
             Ok(())
         })
@@ -250,11 +324,20 @@ fn ago(elapsed: chrono::Duration) -> String {
     }
 }
 
-fn register_deep_links(app: &AppHandle) {
+/// Registers the `vitaltrends://` scheme where that happens at run time and listens for links.
+/// Returns how sign-ins come back: by deep link, or by loopback where registering failed (or
+/// `VITALTRENDS_SIGN_IN_REDIRECT=loopback` asks for it, for desktops whose URL handling is
+/// broken).
+fn register_deep_links(app: &AppHandle) -> Redirect {
+    let mut redirect = Redirect::DeepLink;
     // Linux (and Windows dev builds) register the scheme at runtime; macOS reads the bundle.
     #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
     if let Err(e) = app.deep_link().register_all() {
-        tracing::warn!(error = %e, "could not register the vitaltrends:// scheme");
+        tracing::warn!(error = %e, "could not register the vitaltrends:// scheme; signing in through loopback");
+        redirect = Redirect::Loopback;
+    }
+    if std::env::var("VITALTRENDS_SIGN_IN_REDIRECT").as_deref() == Ok("loopback") {
+        redirect = Redirect::Loopback;
     }
     let handle = app.clone();
     app.deep_link().on_open_url(move |event| {
@@ -265,17 +348,24 @@ fn register_deep_links(app: &AppHandle) {
             );
         }
     });
+    redirect
 }
 
 async fn deliver_deep_link(app: AppHandle, url: String) {
     let core = app.state::<Core>().inner().clone();
-    let notice = match core::handle_deep_link(&core.engine, &url).await {
+    let result = core::handle_deep_link(&core.engine, &url).await;
+    show_sign_in_result(&app, result);
+}
+
+/// How a sign-in ended, by link or by loopback: the Connections screen with a notice.
+fn show_sign_in_result(app: &AppHandle, result: IpcResult<String>) {
+    let notice = match result {
         Ok(message) => Notice {
             kind: "info".into(),
             message,
         },
         Err(e) => {
-            tracing::warn!(code = %e.code, "deep link refused or failed");
+            tracing::warn!(code = %e.code, "sign-in refused or failed");
             Notice {
                 kind: "error".into(),
                 message: e.message,
@@ -283,7 +373,7 @@ async fn deliver_deep_link(app: AppHandle, url: String) {
         }
     };
     show_main_window_for(
-        &app,
+        app,
         Arrival {
             screen: Some(NavigateTarget::Connections),
             notice: Some(notice),

@@ -354,13 +354,30 @@ pub async fn handle_deep_link(engine: &Engine, url: &str) -> IpcResult<String> {
         return Err(refused());
     }
     match engine.complete_authorization(&parsed).await {
-        Ok(profile) => Ok(format!(
-            "Connected as {} {}",
-            profile.first_name, profile.last_name
-        )),
+        Ok(profile) => Ok(connected_as(&profile)),
         Err(sync::Error::UnexpectedCallback) => Err(refused()),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Connect WHOOP where the `vitaltrends://` scheme could not be registered: the browser is sent
+/// back to a one-off listener on 127.0.0.1 instead. Returns the consent URL to open and the
+/// sign-in to finish (`finish_loopback_connect`), which ends in the same engine call as a link.
+pub async fn begin_loopback_connect(engine: &Engine) -> IpcResult<(Url, sync::LoopbackSignIn)> {
+    Ok(engine.begin_loopback_authorization().await?)
+}
+
+/// Waits for the browser's redirect to the loopback listener and completes the sign-in.
+pub async fn finish_loopback_connect(
+    engine: &Engine,
+    sign_in: sync::LoopbackSignIn,
+) -> IpcResult<String> {
+    let profile = engine.finish_loopback_authorization(sign_in).await?;
+    Ok(connected_as(&profile))
+}
+
+fn connected_as(profile: &whoop::types::Profile) -> String {
+    format!("Connected as {} {}", profile.first_name, profile.last_name)
 }
 
 pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard> {

@@ -203,3 +203,39 @@ fn a_notification_click_leads_to_the_screen_it_is_about() {
     );
     assert_eq!(notification_screen(0), None);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_scheme_the_sign_in_comes_back_through_loopback() {
+    let host = host(20).await;
+    let engine = host.engine.clone();
+    let (consent, waiting) = core::begin_loopback_connect(&engine).await.unwrap();
+    assert!(
+        consent
+            .as_str()
+            .contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{consent}"
+    );
+    assert_eq!(
+        core::status(&engine, false).await.unwrap().state,
+        ConnectionStateKey::Authorizing
+    );
+    // The browser follows WHOOP's redirect to the app's listener, which answers with a page.
+    let browser = tokio::spawn(async move {
+        let page = reqwest::get(consent).await.unwrap();
+        assert!(page.status().is_success(), "{}", page.status());
+    });
+    let message = core::finish_loopback_connect(&engine, waiting)
+        .await
+        .unwrap();
+    assert!(message.starts_with("Connected as "), "{message}");
+    browser.await.unwrap();
+    let status = core::status(&engine, false).await.unwrap();
+    assert!(
+        matches!(
+            status.state,
+            ConnectionStateKey::Importing | ConnectionStateKey::Connected
+        ),
+        "{:?}",
+        status.state
+    );
+}

@@ -38,7 +38,10 @@ pub struct RelayConfig {
     pub per_ip_per_minute: u32,
     /// Webhook and token-broker requests per second over all clients.
     pub global_per_second: u32,
-    /// How often an open stream re-reads the log without a wake-up (a lost NOTIFY, another node).
+    /// How often an open stream re-reads the log without a wake-up. Wake-ups come from intake on
+    /// this node and, on PostgreSQL, from other nodes' NOTIFYs, with a wake-all whenever the
+    /// LISTEN connection is re-established; the backstop only covers a NOTIFY lost without the
+    /// connection dropping. Each read costs a query per open stream, so it is kept long.
     pub poll_backstop: Duration,
 }
 
@@ -56,7 +59,7 @@ impl Default for RelayConfig {
             max_body: 4096,
             per_ip_per_minute: 600,
             global_per_second: 200,
-            poll_backstop: Duration::from_secs(1),
+            poll_backstop: Duration::from_secs(15),
         }
     }
 }

@@ -48,8 +48,9 @@ struct Cli {
     /// Seconds between heartbeat comments on idle event streams.
     #[arg(long, default_value_t = 15)]
     heartbeat_secs: u64,
-    /// Milliseconds between an open stream's re-reads of the log without a wake-up.
-    #[arg(long, default_value_t = 1000)]
+    /// Milliseconds between an open stream's re-reads of the log without a wake-up (a last
+    /// resort: intake and NOTIFY wake streams at once).
+    #[arg(long, default_value_t = 15_000)]
     poll_backstop_ms: u64,
     /// Webhook and token-broker requests per client IP per minute.
     #[arg(long, default_value_t = 600)]

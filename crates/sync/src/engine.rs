@@ -111,6 +111,13 @@ struct JobQueue {
     progress: Option<Progress>,
 }
 
+/// A loopback sign-in between its two halves: the listener the browser will be redirected to,
+/// and the state the redirect must carry.
+pub struct LoopbackSignIn {
+    listener: LoopbackListener,
+    state: String,
+}
+
 struct PendingAuthorization {
     request: AuthorizationRequest,
     created: std::time::Instant,
@@ -386,6 +393,14 @@ impl Engine {
     /// The whole loopback flow: listen on 127.0.0.1, hand the URL to `open` (a browser, or a
     /// line on stdout), wait for the redirect, complete the authorization.
     pub async fn connect_loopback(&self, open: impl FnOnce(&Url)) -> Result<Profile> {
+        let (url, sign_in) = self.begin_loopback_authorization().await?;
+        open(&url);
+        self.finish_loopback_authorization(sign_in).await
+    }
+
+    /// The loopback flow's first half, for a caller that must return once the browser is open
+    /// (the desktop's Connect button): listens on 127.0.0.1 and returns the consent URL.
+    pub async fn begin_loopback_authorization(&self) -> Result<(Url, LoopbackSignIn)> {
         let listener = LoopbackListener::bind(0).await?;
         let url = self.begin_authorization(listener.redirect_uri())?;
         let state = self
@@ -395,8 +410,16 @@ impl Engine {
             .as_ref()
             .map(|p| p.request.state.clone())
             .ok_or(Error::UnexpectedCallback)?;
-        open(&url);
-        let callback = listener.wait(&state, AUTHORIZATION_TIMEOUT).await?;
+        Ok((url, LoopbackSignIn { listener, state }))
+    }
+
+    /// The loopback flow's second half: waits for the browser's redirect (up to the sign-in's
+    /// time limit) and completes the authorization exactly as a deep link does.
+    pub async fn finish_loopback_authorization(&self, sign_in: LoopbackSignIn) -> Result<Profile> {
+        let callback = sign_in
+            .listener
+            .wait(&sign_in.state, AUTHORIZATION_TIMEOUT)
+            .await?;
         self.complete_authorization(&callback).await
     }
 

@@ -17,7 +17,8 @@ mod stream;
 mod tokens;
 
 pub use engine::{
-    Engine, EngineOptions, Enqueued, Schedule, Status, SyncReport, AUTHORIZATION_TIMEOUT,
+    Engine, EngineOptions, Enqueued, LoopbackSignIn, Schedule, Status, SyncReport,
+    AUTHORIZATION_TIMEOUT,
 };
 pub use error::{Error, Result};
 pub use events::{EngineEvent, JobKind, Notification, NotificationKind, Notifier, Phase, Progress};

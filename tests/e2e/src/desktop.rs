@@ -394,7 +394,9 @@ pub fn fake_browser_with(dir: &Path, app: &Path, consent: Consent) -> PathBuf {
         ),
     };
     let script = format!(
-        "#!/bin/sh\necho \"$1\" >> '{log}'\n{follow}echo \"redirect $location\" >> '{log}'\nexec '{app}' \"$location\"\n",
+        // WHOOP's redirect: a vitaltrends:// link the OS hands to the app by starting it again,
+        // or the app's loopback listener, which the browser simply loads.
+        "#!/bin/sh\necho \"$1\" >> '{log}'\n{follow}echo \"redirect $location\" >> '{log}'\ncase \"$location\" in\n  vitaltrends://*) exec '{app}' \"$location\" ;;\n  *) exec curl -s -o /dev/null \"$location\" ;;\nesac\n",
         log = dir.join("opened.log").display(),
         app = app.display()
     );

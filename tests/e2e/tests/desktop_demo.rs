@@ -3,6 +3,7 @@
 //! Connect WHOOP goes through the simulator's consent page in the (stand-in) system browser,
 //! where the person presses Authorize; the import lands and live updates are on.
 
+use std::path::Path;
 use std::time::Duration;
 
 use e2e::binary;
@@ -11,42 +12,43 @@ use e2e::desktop::{fake_browser_with, Consent, Desktop, WebDriver};
 const LONG: Duration = Duration::from_secs(90);
 const SHORT: Duration = Duration::from_secs(20);
 
+/// The app's environment in demo mode: no VITALTRENDS_WHOOP_* settings. Only the places the
+/// app writes to are pointed into the test's directory, and the stand-in browser comes first
+/// on the PATH.
+fn demo_env(work: &Path, desktop: &Desktop, app: &Path) -> Vec<(String, String)> {
+    let browser_bin = fake_browser_with(work, app, Consent::PressAuthorize);
+    let path = format!(
+        "{}:{}",
+        browser_bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    [
+        ("DISPLAY", desktop.display.clone()),
+        ("DBUS_SESSION_BUS_ADDRESS", desktop.bus.clone()),
+        ("PATH", path),
+        ("XDG_DATA_HOME", work.join("xdg").display().to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            work.join("xdg-config").display().to_string(),
+        ),
+        (
+            "VITALTRENDS_DATA_DIR",
+            work.join("data").display().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newcomer_tries_the_demo_without_a_whoop_account() {
     let work = tempfile::tempdir().unwrap();
     let app = binary("vitaltrends-desktop");
     let shots = app.parent().unwrap().parent().unwrap().join("shots");
     std::fs::create_dir_all(&shots).unwrap();
-
     let mut desktop = Desktop::start(work.path()).await;
-    let browser_bin = fake_browser_with(work.path(), &app, Consent::PressAuthorize);
-    let path = format!(
-        "{}:{}",
-        browser_bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    // No VITALTRENDS_WHOOP_* settings: demo mode. Only the places the app writes to are
-    // pointed into the test's directory.
-    let env: Vec<(String, String)> = [
-        ("DISPLAY", desktop.display.clone()),
-        ("DBUS_SESSION_BUS_ADDRESS", desktop.bus.clone()),
-        ("PATH", path),
-        (
-            "XDG_DATA_HOME",
-            work.path().join("xdg").display().to_string(),
-        ),
-        (
-            "XDG_CONFIG_HOME",
-            work.path().join("xdg-config").display().to_string(),
-        ),
-        (
-            "VITALTRENDS_DATA_DIR",
-            work.path().join("data").display().to_string(),
-        ),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let env = demo_env(work.path(), &desktop, &app);
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
 
     let badge = ui.text("[data-testid=demo-badge]", LONG).await;
@@ -88,5 +90,33 @@ async fn a_newcomer_tries_the_demo_without_a_whoop_account() {
     ui.screenshot(&shots.join("demo-2-dashboard.png")).await;
     let notified = desktop.notifications();
     assert!(notified.contains("WHOOP import finished"), "{notified}");
+    ui.close().await;
+}
+
+/// Where the desktop cannot register the `vitaltrends://` scheme, the browser brings the sign-in
+/// back to a one-off listener on 127.0.0.1 instead; the person sees the same card and result.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_scheme_the_sign_in_comes_back_through_loopback() {
+    let work = tempfile::tempdir().unwrap();
+    let app = binary("vitaltrends-desktop");
+    let mut desktop = Desktop::start(work.path()).await;
+    let mut env = demo_env(work.path(), &desktop, &app);
+    env.push(("VITALTRENDS_SIGN_IN_REDIRECT".into(), "loopback".into()));
+    let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
+
+    ui.click("[data-testid=nav-settings]").await;
+    ui.click("[data-testid=connect-button]").await;
+    ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
+        t.starts_with("Connected")
+    })
+    .await;
+    let notice = ui.text("[data-testid=notice]", SHORT).await;
+    assert!(notice.starts_with("Connected as "), "{notice}");
+    let opened = std::fs::read_to_string(work.path().join("opened.log")).unwrap();
+    assert!(
+        opened.contains("redirect_uri=http%3A%2F%2F127.0.0.1%3A"),
+        "{opened}"
+    );
+    assert!(opened.contains("redirect http://127.0.0.1:"), "{opened}");
     ui.close().await;
 }

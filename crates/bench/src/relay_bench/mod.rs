@@ -195,8 +195,8 @@ const LEGEND: [(Part, &str); 6] = [
     (
         Part::Streams,
         "per idle stream: (idle streams - no streams) / streams open; CPU: relay user+system time \
-         over 5 s of idle streams (each open stream re-reads the log once per poll backstop, 1 s \
-         by default).",
+         over 5 s of idle streams (each open stream re-reads the log once per poll backstop, 15 s \
+         by default, and on every wake-up).",
     ),
     (
         Part::Intake,
