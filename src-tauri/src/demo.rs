@@ -22,9 +22,9 @@ pub struct Demo {
     pub relay: relay::RelayHandle,
 }
 
-/// The demo's WHOOP: a year of history, WHOOP's own rate limits, and last night already
-/// scored so the first screen shows numbers (the nights that follow arrive pending and are
-/// scored later, as they are at WHOOP).
+/// The demo's WHOOP: a year of history and WHOOP's own rate limits. Last night is not held
+/// back as still being scored (the simulator's default for tests), so a newcomer's first screen
+/// shows numbers unless the simulated person is asleep or just woke up right now.
 pub fn sim_config() -> whoop_sim::SimConfig {
     whoop_sim::SimConfig {
         days: 365,

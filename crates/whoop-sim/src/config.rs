@@ -26,9 +26,9 @@ pub struct SimConfig {
     pub rate_limit_day: u32,
     /// Multiplies WHOOP's webhook retry delays (60 s … 1440 s); tests use small values.
     pub webhook_retry_scale: f64,
-    /// Last night is still being scored at start (its sleep and recovery pending for 20 to 60
-    /// minutes), as WHOOP usually is when someone first connects. The demo turns this off so a
-    /// newcomer's first screen shows numbers.
+    /// Last night is still being scored at start (its sleep and recovery held pending for 20 to
+    /// 60 minutes), as WHOOP usually is when someone first connects. The demo turns this off so
+    /// a newcomer's first screen usually shows numbers.
     pub newest_night_pending: bool,
     /// Registered redirect URIs, matched exactly. Empty accepts any loopback
     /// `http://127.0.0.1:<port>/…` or `http://localhost:<port>/…` URI and any `vitaltrends://…` URI.

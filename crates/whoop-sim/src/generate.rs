@@ -758,6 +758,25 @@ pub fn cycle_score(
     }
 }
 
+/// The current cycle's score so far: WHOOP keeps scoring an open cycle, so its strain and
+/// energy grow through the day. The day's baseline strain builds over about 16 waking hours;
+/// a workout counts in full as soon as it is scored.
+pub fn running_cycle_score(
+    base: &DayBase,
+    hours: f64,
+    workouts: &[&WorkoutScore],
+    adjust: f64,
+) -> CycleScore {
+    let full = cycle_score(base, hours, workouts, adjust);
+    let so_far = (hours / 16.0).clamp(0.05, 1.0);
+    let hardest = workouts.iter().map(|w| w.strain + 0.3).fold(0.0, f64::max);
+    let strain = (full.strain * so_far).max(hardest).min(full.strain);
+    CycleScore {
+        strain: round_to(strain, 6),
+        ..full
+    }
+}
+
 /// Small deterministic changes that a re-score (user edit, algorithm update) makes.
 pub fn rescore_sleep(score: &mut SleepScore, rng: &mut StdRng) {
     let s = &mut score.stage_summary;

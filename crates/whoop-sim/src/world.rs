@@ -14,8 +14,8 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::generate::{
-    body_for, cycle_score, profile_for, rescore_recovery, rescore_sleep, rescore_workout, side_rng,
-    user_id_for, DayPlan, Generator,
+    body_for, cycle_score, profile_for, rescore_recovery, rescore_sleep, rescore_workout,
+    running_cycle_score, side_rng, user_id_for, DayPlan, Generator,
 };
 use crate::model::{Cycle, Recovery, Scoring, Sleep, Workout};
 use crate::store::Store;
@@ -215,6 +215,7 @@ impl World {
                     self.rescore_cycle(previous, at);
                 }
                 let plan = &self.plans[day];
+                let plan_cycle_id = plan.cycle_id;
                 self.store.cycles.insert(
                     plan.cycle_id,
                     Cycle {
@@ -231,6 +232,7 @@ impl World {
                     },
                 );
                 ch.added += 1;
+                self.rescore_cycle(plan_cycle_id, at);
                 if live {
                     ch.absorb(self.random_changes(day, at));
                 }
@@ -358,8 +360,8 @@ impl World {
     }
 
     /// Recomputes a cycle after something in it changed. Returns how many records changed.
-    /// An open cycle has no score yet, but its `updated_at` moves because WHOOP keeps
-    /// accumulating its strain.
+    /// An open cycle is scored too, with its strain so far: WHOOP keeps scoring the current
+    /// cycle while it is open.
     fn rescore_cycle(&mut self, cycle_id: i64, at: Ts) -> u64 {
         let workouts: Vec<_> = self
             .store
@@ -374,19 +376,24 @@ impl World {
         let Some(cycle) = self.store.cycles.get_mut(&cycle_id) else {
             return 0;
         };
-        let Some(end) = cycle.end else {
-            cycle.updated_at = at;
-            return 1;
-        };
         if matches!(cycle.scoring, Scoring::Unscorable) {
             return 0;
         }
         let Some(plan) = self.plans.get(cycle.day) else {
             return 0;
         };
-        let hours = (end.millis() - cycle.start.millis()) as f64 / 3_600_000.0;
         let refs: Vec<_> = workouts.iter().collect();
-        cycle.scoring = Scoring::Scored(cycle_score(&plan.base, hours, &refs, cycle.adjust));
+        cycle.scoring = match cycle.end {
+            Some(end) => {
+                let hours = (end.millis() - cycle.start.millis()) as f64 / 3_600_000.0;
+                Scoring::Scored(cycle_score(&plan.base, hours, &refs, cycle.adjust))
+            }
+            None if plan.base.unscorable => Scoring::Pending,
+            None => {
+                let hours = ((at.millis() - cycle.start.millis()) as f64 / 3_600_000.0).max(0.0);
+                Scoring::Scored(running_cycle_score(&plan.base, hours, &refs, cycle.adjust))
+            }
+        };
         cycle.updated_at = at;
         1
     }
@@ -572,6 +579,28 @@ mod tests {
     use chrono::Utc;
 
     #[test]
+    fn the_current_cycle_gains_strain_as_the_day_goes_on() {
+        let now = Ts::new(Utc::now());
+        let mut world = World::new(11, 30, now, true);
+        let open = |w: &World| {
+            let c = w.store.cycles.values().find(|c| c.end.is_none()).cloned();
+            c.expect("an open cycle")
+        };
+        let strain = |c: &Cycle| match &c.scoring {
+            Scoring::Scored(s) => s.strain,
+            other => panic!("the open cycle is not scored: {other:?}"),
+        };
+        let cycle = open(&world);
+        let start = cycle.start.millis();
+        world.rescore_cycle(cycle.id, Ts::from_millis(start + 3_600_000));
+        let morning = strain(&open(&world));
+        world.rescore_cycle(cycle.id, Ts::from_millis(start + 12 * 3_600_000));
+        let evening = strain(&open(&world));
+        assert!(morning < evening, "{morning} then {evening}");
+        assert!((0.0..=21.0).contains(&evening), "{evening}");
+    }
+
+    #[test]
     fn history_relations_hold() {
         let now = Ts::new(Utc::now());
         let world = World::new(7, 60, now, true);
@@ -579,7 +608,11 @@ mod tests {
         assert!(s.cycles.len() >= 58, "cycles: {}", s.cycles.len());
         let open: Vec<_> = s.cycles.values().filter(|c| c.end.is_none()).collect();
         assert_eq!(open.len(), 1);
-        assert!(matches!(open[0].scoring, Scoring::Pending));
+        // Scored as it goes, unless the day cannot be scored at all.
+        assert!(matches!(
+            open[0].scoring,
+            Scoring::Scored(_) | Scoring::Pending
+        ));
         for r in s.recoveries.values() {
             let sleep = s.sleeps.get(&r.sleep_id).expect("recovery's sleep exists");
             assert!(!sleep.nap);

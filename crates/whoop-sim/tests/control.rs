@@ -139,7 +139,9 @@ async fn advancing_time_adds_records_and_sends_signed_webhooks() {
         assert!(closed.get("end").is_some());
         assert_ne!(closed["score_state"], "PENDING_SCORE");
         assert!(after["cycle"][0].get("end").is_none());
-        assert_eq!(after["cycle"][0]["score_state"], "PENDING_SCORE");
+        // The new current cycle is scored as it goes.
+        assert_eq!(after["cycle"][0]["score_state"], "SCORED");
+        assert!(after["cycle"][0]["score"]["strain"].is_f64());
 
         // Recovery notices carry the sleep's UUID.
         let sleep_ids: HashSet<String> = after["sleep"]

@@ -725,3 +725,17 @@ fn process_memory(pid: u32) -> Option<ProcessMemory> {
         pss_kib: kib(&rollup, "Pss:"),
     })
 }
+
+/// The newest cycle's recovery as the Today card should show it.
+pub fn expected_recovery(dump: &Value) -> String {
+    let newest = dump["cycle"][0]["id"].clone();
+    let recovery = dump["recovery"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["cycle_id"] == newest);
+    match recovery.and_then(|r| r["score"]["recovery_score"].as_f64()) {
+        Some(score) => format!("{}", score.round() as i64),
+        None => "Pending".into(),
+    }
+}

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use e2e::desktop::{fake_browser, process_tree, Desktop, WebDriver};
+use e2e::desktop::{expected_recovery, fake_browser, process_tree, Desktop, WebDriver};
 use e2e::{binary, RelayProcess, SimProcess};
 use serde_json::{json, Value};
 
@@ -22,20 +22,6 @@ fn shots_dir() -> PathBuf {
         .join("shots");
     std::fs::create_dir_all(&dir).unwrap();
     dir
-}
-
-/// The newest cycle's recovery as the Today card should show it.
-fn expected_recovery(dump: &Value) -> String {
-    let newest = dump["cycle"][0]["id"].clone();
-    let recovery = dump["recovery"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|r| r["cycle_id"] == newest);
-    match recovery.and_then(|r| r["score"]["recovery_score"].as_f64()) {
-        Some(score) => format!("{}", score.round() as i64),
-        None => "Pending".into(),
-    }
 }
 
 async fn wait_for<F, Fut>(what: &str, limit: Duration, mut done: F)
