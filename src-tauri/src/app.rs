@@ -90,9 +90,22 @@ async fn connect_whoop(
     let (url, waiting) = core::begin_loopback_connect(&core.engine).await?;
     let engine = core.engine.clone();
     let handle = app.clone();
+    // Cancel aborts this task, but only while it waits for the browser: completing the sign-in
+    // (token exchange, saving tokens, queueing the import) runs on a task of its own.
     let task = tauri::async_runtime::spawn(async move {
-        let result = core::finish_loopback_connect(&engine, waiting).await;
-        show_sign_in_result(&handle, result);
+        match waiting.redirect().await {
+            Ok(callback) => {
+                tauri::async_runtime::spawn(async move {
+                    let result = core::complete_sign_in(&engine, &callback).await;
+                    show_sign_in_result(&handle, result);
+                });
+            }
+            Err(e) => {
+                // Timed out (or the listener failed): the card leaves "waiting for your browser".
+                engine.cancel_authorization();
+                show_sign_in_result(&handle, Err(e.into()));
+            }
+        }
     });
     sign_in.hold_loopback(task);
     if let Err(e) = open_in_browser(&app, &url) {
@@ -150,10 +163,13 @@ pub fn run() -> anyhow::Result<()> {
 
     let app = tauri::Builder::default()
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
-            // A second launch (the OS opening a vitaltrends:// link) lands here; the deep-link
-            // plugin delivers the URL itself, so this only brings the window forward.
+            // A second launch lands here. With a vitaltrends:// link (the OS opening one) the
+            // deep-link plugin delivers it and `deliver_deep_link` shows the window with the
+            // result; opening it here first would create a window that misses that result.
             tracing::info!(args = argv.len(), "second instance forwarded");
-            show_main_window(app);
+            if !argv.iter().any(|a| a.starts_with("vitaltrends://")) {
+                show_main_window(app);
+            }
         }))
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_notification::init())
@@ -182,9 +198,10 @@ pub fn run() -> anyhow::Result<()> {
             let notifier = Arc::new(TauriNotifier(handle.clone()));
             let core = tauri::async_runtime::block_on(setup::open_core(&handle, notifier))?;
             app.manage(core.clone());
+            // The tray first: the engine's first events update its status line.
+            build_tray(&handle)?;
             start_background(&handle, &core);
             open_screen_on_notification_click(&handle);
-            build_tray(&handle)?;
             let redirect = register_deep_links(&handle);
             tracing::info!(?redirect, "sign-in redirect");
             app.manage(SignIn::new(redirect));
@@ -218,9 +235,22 @@ fn start_background(app: &AppHandle, core: &Core) {
             tracing::warn!(error = %e, "start-up sync check failed");
         }
     });
+    let events_app = app.clone();
+    let events_core = core.clone();
+    tauri::async_runtime::spawn(async move { forward_events(events_app, events_core).await });
+    // "Last synced 5 min ago" ages while nothing happens; events alone would leave it at
+    // "just now" for hours when updates are live and quiet.
     let app = app.clone();
     let core = core.clone();
-    tauri::async_runtime::spawn(async move { forward_events(app, core).await });
+    tauri::async_runtime::spawn(async move {
+        let mut every_minute = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            every_minute.tick().await;
+            if let Ok(status) = core::status(&core.engine, core.demo).await {
+                update_tray(&app, &status);
+            }
+        }
+    });
 }
 
 /// Engine events → the webview (`status-changed`, `data-changed`) and the tray line. Bursts of
@@ -409,8 +439,8 @@ fn show_main_window_for(app: &AppHandle, arrival: Arrival) {
         // Hidden until the window-state plugin has put it back where it was, so it does not
         // flash at the default place first.
         .visible(false)
-        // Collects script errors where the end-to-end suite (and a developer) can read them.
         .initialization_script(format!("window.__vtArrival={arrival};"))
+        // Collects script errors where the end-to-end suite (and a developer) can read them.
         .initialization_script("window.__errs=[];addEventListener('error',e=>__errs.push(e.message+' @'+e.filename+':'+e.lineno));addEventListener('unhandledrejection',e=>__errs.push('rejected: '+(e.reason&&e.reason.stack||e.reason)));")
         .build();
     match built {

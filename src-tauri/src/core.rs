@@ -341,43 +341,42 @@ pub fn begin_connect(engine: &Engine) -> IpcResult<Url> {
 /// A `vitaltrends://` URL the OS handed to the app. Only the callback of a pending sign-in is
 /// accepted; anything else is refused with a harmless, visible message.
 pub async fn handle_deep_link(engine: &Engine, url: &str) -> IpcResult<String> {
-    let refused = || IpcError {
-        code: "unexpected_link".into(),
-        message: "That link did not come from a sign-in VitalTrends started. Nothing was changed."
-            .into(),
-    };
-    let parsed = Url::parse(url).map_err(|_| refused())?;
+    let parsed = Url::parse(url).map_err(|_| refused_link())?;
     let is_callback = parsed.scheme() == "vitaltrends"
         && parsed.host_str() == Some("oauth")
         && parsed.path() == "/whoop/callback";
     if !is_callback {
-        return Err(refused());
+        return Err(refused_link());
     }
-    match engine.complete_authorization(&parsed).await {
-        Ok(profile) => Ok(connected_as(&profile)),
-        Err(sync::Error::UnexpectedCallback) => Err(refused()),
-        Err(e) => Err(e.into()),
-    }
+    complete_sign_in(engine, &parsed).await
 }
 
 /// Connect WHOOP where the `vitaltrends://` scheme could not be registered: the browser is sent
 /// back to a one-off listener on 127.0.0.1 instead. Returns the consent URL to open and the
-/// sign-in to finish (`finish_loopback_connect`), which ends in the same engine call as a link.
+/// sign-in whose `redirect()` brings the callback for `complete_sign_in`, as a link would.
 pub async fn begin_loopback_connect(engine: &Engine) -> IpcResult<(Url, sync::LoopbackSignIn)> {
     Ok(engine.begin_loopback_authorization().await?)
 }
 
-/// Waits for the browser's redirect to the loopback listener and completes the sign-in.
-pub async fn finish_loopback_connect(
-    engine: &Engine,
-    sign_in: sync::LoopbackSignIn,
-) -> IpcResult<String> {
-    let profile = engine.finish_loopback_authorization(sign_in).await?;
-    Ok(connected_as(&profile))
+/// Completes a sign-in from WHOOP's redirect, whether it came as a deep link or to the loopback
+/// listener. A callback that matches no pending sign-in is refused.
+pub async fn complete_sign_in(engine: &Engine, callback: &Url) -> IpcResult<String> {
+    match engine.complete_authorization(callback).await {
+        Ok(profile) => Ok(format!(
+            "Connected as {} {}",
+            profile.first_name, profile.last_name
+        )),
+        Err(sync::Error::UnexpectedCallback) => Err(refused_link()),
+        Err(e) => Err(e.into()),
+    }
 }
 
-fn connected_as(profile: &whoop::types::Profile) -> String {
-    format!("Connected as {} {}", profile.first_name, profile.last_name)
+fn refused_link() -> IpcError {
+    IpcError {
+        code: "unexpected_link".into(),
+        message: "That link did not come from a sign-in VitalTrends started. Nothing was changed."
+            .into(),
+    }
 }
 
 pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard> {

@@ -7,10 +7,12 @@
 //! private session bus, tauri-driver, the simulator and relay on loopback.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
-use e2e::desktop::{fake_browser, process_tree, Desktop, ProcessMemory, WebDriver};
+use e2e::desktop::{
+    app_env, configured, eventually, process_tree, Consent, Desktop, ProcessMemory, WebDriver,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -87,36 +89,13 @@ impl Session {
     async fn open(app: &Path, dir: &Path, whoop: &str, relay: &str) -> Session {
         std::fs::create_dir_all(dir).expect("a work directory");
         let mut desktop = Desktop::start(dir).await;
-        let browser = fake_browser(dir, app);
-        let path = format!(
-            "{}:{}",
-            browser.display(),
-            std::env::var("PATH").unwrap_or_default()
+        let env = app_env(
+            dir,
+            &desktop,
+            app,
+            Consent::AutoApproved,
+            &configured(whoop, relay),
         );
-        let env: Vec<(String, String)> = [
-            ("DISPLAY", desktop.display.clone()),
-            ("DBUS_SESSION_BUS_ADDRESS", desktop.bus.clone()),
-            ("PATH", path),
-            ("XDG_DATA_HOME", dir.join("xdg").display().to_string()),
-            (
-                "XDG_CONFIG_HOME",
-                dir.join("xdg-config").display().to_string(),
-            ),
-            (
-                "VITALTRENDS_DATA_DIR",
-                dir.join("data").display().to_string(),
-            ),
-            ("VITALTRENDS_WHOOP_BASE_URL", whoop.to_string()),
-            (
-                "VITALTRENDS_WHOOP_CLIENT_ID",
-                "vitaltrends-demo".to_string(),
-            ),
-            ("VITALTRENDS_RELAY_URL", relay.to_string()),
-            ("VITALTRENDS_SECRET_STORE", "insecure-file".to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
         let ui = WebDriver::start(app, &env, &mut desktop.processes).await;
         Session {
             desktop,
@@ -149,14 +128,17 @@ impl Session {
         let open = process_tree(&self.app);
 
         self.desktop.close_window("VitalTrends").await;
-        let closed = Instant::now();
-        while process_tree(&self.app)
-            .iter()
-            .any(|p| p.name.starts_with("WebKitWebProc"))
-            && closed.elapsed() < WAIT
-        {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        // Measured only once the webview is really gone; otherwise this is not tray-only.
+        eventually(
+            "the webview to go after closing the window",
+            WAIT,
+            || async {
+                !process_tree(&self.app)
+                    .iter()
+                    .any(|p| p.name.starts_with("WebKitWebProc"))
+            },
+        )
+        .await;
         tokio::time::sleep(Duration::from_secs(5)).await;
         (open, process_tree(&self.app))
     }

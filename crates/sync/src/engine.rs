@@ -118,6 +118,14 @@ pub struct LoopbackSignIn {
     state: String,
 }
 
+impl LoopbackSignIn {
+    /// Waits for the browser's redirect (up to the sign-in's time limit) and returns the
+    /// callback URL, for `Engine::complete_authorization` as with a deep link.
+    pub async fn redirect(self) -> Result<Url> {
+        self.listener.wait(&self.state, AUTHORIZATION_TIMEOUT).await
+    }
+}
+
 struct PendingAuthorization {
     request: AuthorizationRequest,
     created: std::time::Instant,
@@ -395,11 +403,14 @@ impl Engine {
     pub async fn connect_loopback(&self, open: impl FnOnce(&Url)) -> Result<Profile> {
         let (url, sign_in) = self.begin_loopback_authorization().await?;
         open(&url);
-        self.finish_loopback_authorization(sign_in).await
+        let callback = sign_in.redirect().await?;
+        self.complete_authorization(&callback).await
     }
 
     /// The loopback flow's first half, for a caller that must return once the browser is open
-    /// (the desktop's Connect button): listens on 127.0.0.1 and returns the consent URL.
+    /// (the desktop's Connect button): listens on 127.0.0.1 and returns the consent URL. The
+    /// caller then awaits `LoopbackSignIn::redirect` (which it may abandon, e.g. on Cancel) and
+    /// hands the callback to `complete_authorization` (which it should not abandon midway).
     pub async fn begin_loopback_authorization(&self) -> Result<(Url, LoopbackSignIn)> {
         let listener = LoopbackListener::bind(0).await?;
         let url = self.begin_authorization(listener.redirect_uri())?;
@@ -411,16 +422,6 @@ impl Engine {
             .map(|p| p.request.state.clone())
             .ok_or(Error::UnexpectedCallback)?;
         Ok((url, LoopbackSignIn { listener, state }))
-    }
-
-    /// The loopback flow's second half: waits for the browser's redirect (up to the sign-in's
-    /// time limit) and completes the authorization exactly as a deep link does.
-    pub async fn finish_loopback_authorization(&self, sign_in: LoopbackSignIn) -> Result<Profile> {
-        let callback = sign_in
-            .listener
-            .wait(&sign_in.state, AUTHORIZATION_TIMEOUT)
-            .await?;
-        self.complete_authorization(&callback).await
     }
 
     // ---- Calling WHOOP ------------------------------------------------------------------

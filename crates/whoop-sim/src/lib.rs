@@ -28,7 +28,6 @@ mod world;
 
 pub use config::SimConfig;
 pub use server::{start, SimHandle};
-pub use webhooks::sign as sign_webhook;
 
 /// Locks a mutex even if a panicking thread poisoned it: every critical section here leaves
 /// the data consistent, and one failed request must not take the simulator down.

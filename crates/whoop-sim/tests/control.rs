@@ -139,9 +139,12 @@ async fn advancing_time_adds_records_and_sends_signed_webhooks() {
         assert!(closed.get("end").is_some());
         assert_ne!(closed["score_state"], "PENDING_SCORE");
         assert!(after["cycle"][0].get("end").is_none());
-        // The new current cycle is scored as it goes.
-        assert_eq!(after["cycle"][0]["score_state"], "SCORED");
-        assert!(after["cycle"][0]["score"]["strain"].is_f64());
+        // The new current cycle is scored as it goes (unless it is a rare unscorable day).
+        let current = &after["cycle"][0];
+        match current["score_state"].as_str() {
+            Some("SCORED") => assert!(current["score"]["strain"].as_f64() > Some(0.0)),
+            other => assert_eq!(other, Some("PENDING_SCORE"), "{current}"),
+        }
 
         // Recovery notices carry the sleep's UUID.
         let sleep_ids: HashSet<String> = after["sleep"]

@@ -12,21 +12,14 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-/// Processes killed on drop, in reverse order of start.
+/// The session's processes (each killed when dropped), stopped in reverse order of start by
+/// `Desktop`'s drop.
 #[derive(Default)]
 pub struct Processes(Vec<Child>);
 
 impl Processes {
     pub fn add(&mut self, child: Child) {
         self.0.push(child);
-    }
-}
-
-impl Drop for Processes {
-    fn drop(&mut self) {
-        for child in self.0.iter_mut().rev() {
-            let _ = child.start_kill();
-        }
     }
 }
 
@@ -152,6 +145,15 @@ impl Desktop {
         std::fs::read_to_string(&self.notifications_log).unwrap_or_default()
     }
 
+    /// Waits until the daemon has received at least `count` notifications containing `text`.
+    pub async fn wait_notifications(&self, text: &str, count: usize, limit: Duration) {
+        let what = format!("{count} notification(s) saying {text:?}");
+        eventually(&what, limit, || async {
+            self.notifications().matches(text).count() >= count
+        })
+        .await;
+    }
+
     /// Closes a top-level window by its exact title the way its title bar's close button does:
     /// through the window manager, which asks the app (WM_DELETE_WINDOW).
     pub async fn close_window(&self, title: &str) {
@@ -192,25 +194,6 @@ impl Desktop {
                 .and_then(|v| v.trim().parse::<u32>().ok())
         };
         Some((field("WIDTH")?, field("HEIGHT")?))
-    }
-
-    /// Clears every notification from the screen, as a person dismissing them would (the
-    /// server numbers notifications from 1; closing an unknown one is a harmless error).
-    pub async fn clear_notifications(&self) {
-        for id in 1..=40 {
-            self.gdbus(&[
-                "call",
-                "--session",
-                "--dest",
-                "org.freedesktop.Notifications",
-                "--object-path",
-                "/org/freedesktop/Notifications",
-                "--method",
-                "org.freedesktop.Notifications.CloseNotification",
-                &id.to_string(),
-            ])
-            .await;
-        }
     }
 
     /// Clicks the newest notification bubble on screen, as a person clicks a notification to
@@ -373,14 +356,11 @@ pub enum Consent {
     PressAuthorize,
 }
 
-/// A stand-in for the system browser: it follows the consent URL and delivers WHOOP's redirect
-/// the way the OS does, by launching the app again with the `vitaltrends://` URL. Every URL it
-/// was asked to open is appended to `opened.log`.
-pub fn fake_browser(dir: &Path, app: &Path) -> PathBuf {
-    fake_browser_with(dir, app, Consent::AutoApproved)
-}
-
-pub fn fake_browser_with(dir: &Path, app: &Path, consent: Consent) -> PathBuf {
+/// A stand-in for the system browser, installed as `xdg-open` in a directory of its own: it
+/// follows the consent URL and delivers WHOOP's redirect the way the OS does, by launching the
+/// app again with the `vitaltrends://` URL. Every URL it was asked to open is appended to
+/// `opened.log`.
+fn fake_browser(dir: &Path, app: &Path, consent: Consent) -> PathBuf {
     let bin = dir.join("bin");
     std::fs::create_dir_all(&bin).unwrap();
     let follow = match consent {
@@ -726,7 +706,8 @@ fn process_memory(pid: u32) -> Option<ProcessMemory> {
     })
 }
 
-/// The newest cycle's recovery as the Today card should show it.
+/// The newest cycle's recovery as the Today card shows it ("62%" or "Pending"), from the
+/// simulator's `/_sim/dump`.
 pub fn expected_recovery(dump: &Value) -> String {
     let newest = dump["cycle"][0]["id"].clone();
     let recovery = dump["recovery"]
@@ -735,7 +716,87 @@ pub fn expected_recovery(dump: &Value) -> String {
         .iter()
         .find(|r| r["cycle_id"] == newest);
     match recovery.and_then(|r| r["score"]["recovery_score"].as_f64()) {
-        Some(score) => format!("{}", score.round() as i64),
+        Some(score) => format!("{}%", score.round() as i64),
         None => "Pending".into(),
+    }
+}
+
+/// Whether an element's text shows `word` as a word of its own (so "6%" does not match "65%").
+pub fn shows_word(text: &str, word: &str) -> bool {
+    text.split_whitespace().any(|w| w == word)
+}
+
+/// Where the suites save their screenshots: `target/shots/`.
+pub fn shots_dir() -> PathBuf {
+    let dir = crate::binary("vitaltrends-desktop")
+        .parent()
+        .and_then(|p| p.parent())
+        .expect("target dir")
+        .join("shots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The desktop app's environment in a test: this session's display and bus, the stand-in
+/// browser first on the PATH, every place the app writes to inside `work`, then `settings`
+/// (none: demo mode).
+pub fn app_env(
+    work: &Path,
+    desktop: &Desktop,
+    app: &Path,
+    consent: Consent,
+    settings: &[(&str, String)],
+) -> Vec<(String, String)> {
+    let browser = fake_browser(work, app, consent);
+    let path = format!(
+        "{}:{}",
+        browser.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut env: Vec<(String, String)> = [
+        ("DISPLAY", desktop.display.clone()),
+        ("DBUS_SESSION_BUS_ADDRESS", desktop.bus.clone()),
+        ("PATH", path),
+        ("XDG_DATA_HOME", work.join("xdg").display().to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            work.join("xdg-config").display().to_string(),
+        ),
+        (
+            "VITALTRENDS_DATA_DIR",
+            work.join("data").display().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    env.extend(settings.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    env
+}
+
+/// The settings that point the app at a WHOOP (the simulator) and a relay, as a configured
+/// install has them.
+pub fn configured(whoop: &str, relay: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("VITALTRENDS_WHOOP_BASE_URL", whoop.to_string()),
+        (
+            "VITALTRENDS_WHOOP_CLIENT_ID",
+            "vitaltrends-demo".to_string(),
+        ),
+        ("VITALTRENDS_RELAY_URL", relay.to_string()),
+        ("VITALTRENDS_SECRET_STORE", "insecure-file".to_string()),
+    ]
+}
+
+/// Polls `done` until it holds, failing the test with `what` after `limit`.
+pub async fn eventually<F, Fut>(what: &str, limit: Duration, mut done: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    while !done().await {
+        assert!(started.elapsed() < limit, "{what} within {limit:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

@@ -4,37 +4,17 @@
 //! reconnect after WHOOP revoked access, disconnect) and saves a screenshot of each state into
 //! `target/shots/`.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use e2e::desktop::{expected_recovery, fake_browser, process_tree, Desktop, WebDriver};
+use e2e::desktop::{
+    app_env, configured, eventually, expected_recovery, process_tree, shots_dir, shows_word,
+    Consent, Desktop, WebDriver,
+};
 use e2e::{binary, RelayProcess, SimProcess};
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(60);
 const SHORT: Duration = Duration::from_secs(20);
-
-fn shots_dir() -> PathBuf {
-    let dir = binary("vitaltrends-desktop")
-        .parent()
-        .and_then(|p| p.parent())
-        .expect("target dir")
-        .join("shots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-async fn wait_for<F, Fut>(what: &str, limit: Duration, mut done: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let started = std::time::Instant::now();
-    while !done().await {
-        assert!(started.elapsed() < limit, "{what} within {limit:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_connects_watches_the_import_and_manages_the_connection() {
@@ -66,34 +46,13 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     .await;
 
     let mut desktop = Desktop::start(work.path()).await;
-    let browser_bin = fake_browser(work.path(), &app);
-    let path = format!(
-        "{}:{}",
-        browser_bin.display(),
-        std::env::var("PATH").unwrap_or_default()
+    let env = app_env(
+        work.path(),
+        &desktop,
+        &app,
+        Consent::AutoApproved,
+        &configured(&sim.base_url, &relay.base_url),
     );
-    let data_dir = work.path().join("data");
-    let env: Vec<(String, String)> = [
-        ("DISPLAY", desktop.display.clone()),
-        ("DBUS_SESSION_BUS_ADDRESS", desktop.bus.clone()),
-        ("PATH", path),
-        (
-            "XDG_DATA_HOME",
-            work.path().join("xdg").display().to_string(),
-        ),
-        (
-            "XDG_CONFIG_HOME",
-            work.path().join("xdg-config").display().to_string(),
-        ),
-        ("VITALTRENDS_DATA_DIR", data_dir.display().to_string()),
-        ("VITALTRENDS_WHOOP_BASE_URL", sim.base_url.clone()),
-        ("VITALTRENDS_WHOOP_CLIENT_ID", "vitaltrends-demo".into()),
-        ("VITALTRENDS_RELAY_URL", relay.base_url.clone()),
-        ("VITALTRENDS_SECRET_STORE", "insecure-file".into()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
 
     // Settings → Connections: not connected.
@@ -152,10 +111,12 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     let dump = sim.get_json("/_sim/dump").await;
     let want = expected_recovery(&dump);
     let recovery = ui
-        .wait_text("[data-testid=today-recovery]", LONG, |t| t.contains(&want))
+        .wait_text("[data-testid=today-recovery]", LONG, |t| {
+            shows_word(t, &want)
+        })
         .await;
     assert!(
-        !recovery.contains(" 0%"),
+        want == "0%" || !shows_word(&recovery, "0%"),
         "pending is never zero: {recovery}"
     );
     assert!(
@@ -163,8 +124,9 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     );
     ui.screenshot(&shots.join("dashboard-2-connected.png"))
         .await;
-    let notified = desktop.notifications();
-    assert!(notified.contains("WHOOP import finished"), "{notified}");
+    desktop
+        .wait_notifications("WHOOP import finished", 1, SHORT)
+        .await;
 
     // Time passes at WHOOP: webhooks → relay → stream → store → screen, without a reload.
     let before = ui.text("[data-testid=today-recovery]", SHORT).await
@@ -194,32 +156,14 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
         .await;
     assert!(done.contains("updated"), "{done}");
     ui.screenshot(&shots.join("card-3-connected.png")).await;
-    let started = std::time::Instant::now();
-    while !desktop.notifications().contains("Force Sync finished") {
-        assert!(started.elapsed() < SHORT, "no Force Sync notification");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-
-    // WHOOP access revoked: the next sync shows "Reconnection needed"; Reconnect recovers.
-    sim.post_json("/_sim/revoke", json!({})).await;
-    ui.click("[data-testid=force-sync-button]").await;
-    ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
-        t.contains("Reconnection needed")
-    })
-    .await;
-    ui.screenshot(&shots.join("card-4-reconnect-needed.png"))
+    desktop
+        .wait_notifications("Force Sync finished", 1, SHORT)
         .await;
-    assert!(desktop.notifications().contains("WHOOP needs reconnecting"));
-    ui.click("[data-testid=reconnect-button]").await;
-    ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
-        t.contains("Connected")
-    })
-    .await;
 
     // The person resizes the window, then closes it: VitalTrends stays in the tray with sync
     // running, and the webview (WebKit's web process) is gone, so it costs little memory.
     desktop.place_window("VitalTrends", 60, 40, 960, 640).await;
-    wait_for("the window to take its new size", SHORT, || async {
+    eventually("the window to take its new size", SHORT, || async {
         desktop.window_size("VitalTrends").await == Some((960, 640))
     })
     .await;
@@ -229,7 +173,7 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
         "{open:?}"
     );
     desktop.close_window("VitalTrends").await;
-    wait_for("the webview to go", SHORT, || async {
+    eventually("the webview to go", SHORT, || async {
         desktop.window_size("VitalTrends").await.is_none()
             && !process_tree(&app)
                 .iter()
@@ -249,22 +193,25 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     );
 
     // Sync keeps running in the tray: Force Sync from the menu finishes and says so.
-    let finished = |log: &str| log.matches("Force Sync finished").count();
-    let before = finished(&desktop.notifications());
-    desktop.clear_notifications().await;
+    let before = desktop
+        .notifications()
+        .matches("Force Sync finished")
+        .count();
     desktop.click_tray_item("Force Sync").await;
-    wait_for("a Force Sync notification from the tray", LONG, || async {
-        finished(&desktop.notifications()) > before
-    })
-    .await;
+    desktop
+        .wait_notifications("Force Sync finished", before + 1, LONG)
+        .await;
 
     // The notification is clicked: the window comes back at the size the person left it, on
-    // the screen the notification is about (new data: the dashboard).
+    // the screen the notification is about (new data: the dashboard). Every notification on
+    // screen so far (import finished, Force Sync finished) leads there. Closing them over D-Bus
+    // first is no cleaner: notification-daemon then handed out a closed one's id again, and
+    // the click on the new one went unreported in most runs.
     desktop
         .screenshot(&shots.join("screen-tray-notification.png"))
         .await;
     desktop.click_newest_notification(SHORT).await;
-    wait_for("the window to come back at its size", SHORT, || async {
+    eventually("the window to come back at its size", SHORT, || async {
         desktop.window_size("VitalTrends").await == Some((960, 640))
     })
     .await;
@@ -284,12 +231,12 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     // Closed again and opened from the tray menu: a fresh webview that shows the state the
     // engine kept while it was gone.
     desktop.close_window("VitalTrends").await;
-    wait_for("the window to close again", SHORT, || async {
+    eventually("the window to close again", SHORT, || async {
         desktop.window_size("VitalTrends").await.is_none()
     })
     .await;
     desktop.click_tray_item("Open VitalTrends").await;
-    wait_for("the window to come back from the tray", SHORT, || async {
+    eventually("the window to come back from the tray", SHORT, || async {
         desktop.window_size("VitalTrends").await == Some((960, 640))
     })
     .await;
@@ -304,6 +251,24 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
         })
         .await;
     assert!(status.contains("Connected"), "{status}");
+
+    // WHOOP access revoked: the next sync shows "Reconnection needed"; Reconnect recovers.
+    sim.post_json("/_sim/revoke", json!({})).await;
+    ui.click("[data-testid=force-sync-button]").await;
+    ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
+        t.contains("Reconnection needed")
+    })
+    .await;
+    ui.screenshot(&shots.join("card-4-reconnect-needed.png"))
+        .await;
+    desktop
+        .wait_notifications("WHOOP needs reconnecting", 1, SHORT)
+        .await;
+    ui.click("[data-testid=reconnect-button]").await;
+    ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
+        t.contains("Connected")
+    })
+    .await;
 
     // Disconnect: back to "Not connected", history kept, the dashboard still shows it.
     ui.click("[data-testid=disconnect-button]").await;

@@ -44,11 +44,6 @@ export function fmtPercent(n: number): string {
   return nf({ style: 'percent', maximumFractionDigits: 0 }).format(n / 100);
 }
 
-/** Percent number without the sign, for big displays where "%" is typeset separately. */
-export function fmtPercentNumber(n: number): string {
-  return fmtInt(Math.round(n));
-}
-
 /**
  * A signed difference: "+5", "−3" (true minus sign), or null when it rounds to zero.
  * `digits` decimals are kept.
@@ -125,11 +120,6 @@ function df(options: Intl.DateTimeFormatOptions): Intl.DateTimeFormat {
   return f;
 }
 
-/** "Mon, 24 Nov" */
-export function fmtDay(day: string): string {
-  return df({ weekday: 'short', day: 'numeric', month: 'short' }).format(parseDay(day));
-}
-
 /** "Monday, 24 November" */
 export function fmtDayLong(day: string): string {
   return df({ weekday: 'long', day: 'numeric', month: 'long' }).format(parseDay(day));
@@ -158,13 +148,6 @@ export function fmtDateTime(iso: string): string {
     hour: 'numeric',
     minute: '2-digit',
   }).format(d);
-}
-
-/** "07:12" */
-export function fmtTime(iso: string): string {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return '';
-  return df({ hour: 'numeric', minute: '2-digit' }).format(d);
 }
 
 /** "just now", "3 min ago", "7 h ago", "2 days ago", then a date. */

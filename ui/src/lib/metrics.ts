@@ -17,8 +17,6 @@ export const BAND_LABEL: Record<RecoveryBand, string> = {
   red: 'Red · take it easy',
 };
 
-const DAY_MS = 86_400_000;
-
 /** Every day from `first` to `last` inclusive, as "YYYY-MM-DD". */
 export function dayRange(first: string, last: string): string[] {
   const out: string[] = [];
@@ -137,8 +135,4 @@ export function mean(values: readonly (number | null)[]): number | null {
 /** Seconds since the epoch at local midnight of a day (uPlot's x unit). */
 export function dayToSeconds(day: string): number {
   return Math.round(parseDay(day).getTime() / 1000);
-}
-
-export function daysBetween(a: string, b: string): number {
-  return Math.round((parseDay(b).getTime() - parseDay(a).getTime()) / DAY_MS);
 }
