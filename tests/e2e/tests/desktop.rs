@@ -228,6 +228,36 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
         .screenshot(&shots.join("screen-opened-by-notification.png"))
         .await;
 
+    // A link arriving while the app is in the tray opens the window on Connections with the
+    // link's result: the window created for it must not miss the notice.
+    desktop.close_window("VitalTrends").await;
+    eventually("the window to close", SHORT, || async {
+        desktop.window_size("VitalTrends").await.is_none()
+    })
+    .await;
+    let forged = tokio::process::Command::new(&app)
+        .arg("vitaltrends://oauth/whoop/callback?code=stolen&state=forged-again")
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .status()
+        .await
+        .unwrap();
+    assert!(forged.success());
+    eventually("the window to open for the link", SHORT, || async {
+        desktop.window_size("VitalTrends").await.is_some()
+    })
+    .await;
+    assert!(
+        ui.switch_to_newest_window().await,
+        "WebDriver follows the new webview"
+    );
+    let notice = ui
+        .wait_text("[data-testid=notice]", SHORT, |t| {
+            t.contains("did not come from")
+        })
+        .await;
+    assert!(notice.contains("Nothing was changed"), "{notice}");
+    ui.wait_for("[data-testid=whoop-card]", SHORT).await;
+
     // Closed again and opened from the tray menu: a fresh webview that shows the state the
     // engine kept while it was gone.
     desktop.close_window("VitalTrends").await;
