@@ -202,7 +202,7 @@ impl Engine {
         let (events, _) = broadcast::channel(256);
         let permits = options.schedule.max_parallel_requests.max(1);
         Ok(Arc::new(Engine {
-            tokens: TokenManager::new(token_client, secrets),
+            tokens: TokenManager::new(token_client, secrets, &settings.data_dir),
             settings,
             store,
             client,
@@ -343,6 +343,18 @@ impl Engine {
                     });
                     return Err(Error::AuthorizationDenied);
                 }
+                CallbackOutcome::Refused { error, description } => {
+                    drop(pending);
+                    self.emit(EngineEvent::StateChanged {
+                        state: "authorization_refused".into(),
+                    });
+                    tracing::warn!(%error, "WHOOP refused the sign-in");
+                    return Err(if error == "invalid_scope" {
+                        Error::ScopeRefused { description }
+                    } else {
+                        Error::SignInRefused { error, description }
+                    });
+                }
                 CallbackOutcome::Code(code) => (current.request, code),
             }
         };
@@ -360,25 +372,26 @@ impl Engine {
             .token_client()?
             .exchange_code(code, &request.redirect_uri, &request.pkce_verifier)
             .await?;
+        // Whose grant is this? Asked with the new token before anything is stored, so signing
+        // in as someone else cannot touch the current connection.
+        let profile = self.client.profile(tokens.access_token.expose()).await?;
+        if let Some((user_id, current_name)) = previous.user() {
+            let holds_member = matches!(
+                previous,
+                ConnectionState::Connected { .. } | ConnectionState::ReconnectNeeded { .. }
+            ) || self.store.counts().await?.total() > 0;
+            if user_id != profile.record.user_id && holds_member {
+                let current_name = current_name.to_string();
+                return Err(self
+                    .refuse_other_member(&tokens, &profile, current_name)
+                    .await);
+            }
+        }
         self.tokens.store_authorized(&tokens).await?;
         if let Some(credential) = &tokens.device_credential {
             // The relay bound this device to the WHOOP member during the exchange.
             self.save_device_credential(credential).await?;
             self.store.delete_meta("relay_cursor").await?;
-        }
-        let profile = self
-            .with_token(|token| async move { self.client.profile(token.expose()).await })
-            .await?;
-        if let Some((user_id, _)) = previous.user() {
-            let has_data = self.store.counts().await?.total() > 0;
-            if user_id != profile.record.user_id && has_data {
-                self.tokens.forget().await?;
-                return Err(Error::Config(
-                    "this data directory holds another WHOOP member's history; delete the \
-                     local data first or use another data directory"
-                        .into(),
-                ));
-            }
         }
         self.store.save_profile(&profile).await?;
         let name = format!("{} {}", profile.record.first_name, profile.record.last_name)
@@ -396,6 +409,50 @@ impl Engine {
             self.request_job(JobKind::Import);
         }
         Ok(profile.record)
+    }
+
+    /// A sign-in as a different WHOOP member than the one this data directory belongs to: the
+    /// new grant is withdrawn at WHOOP (and its relay device forgotten), nothing of it is kept,
+    /// and the stored tokens, device credential, cursor and connection state stay as they were.
+    async fn refuse_other_member(
+        &self,
+        tokens: &whoop::oauth::TokenResponse,
+        other: &whoop::types::Fetched<Profile>,
+        current_name: String,
+    ) -> Error {
+        let other_name = format!("{} {}", other.record.first_name, other.record.last_name)
+            .trim()
+            .to_string();
+        tracing::warn!("sign-in as another WHOOP member refused");
+        let revoked = match self.client.revoke(tokens.access_token.expose()).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not withdraw the other member's access at WHOOP");
+                false
+            }
+        };
+        if let (Some(credential), Some(relay)) =
+            (&tokens.device_credential, &self.settings.relay_url)
+        {
+            let url = format!("{}/v1/devices/self", relay.as_str().trim_end_matches('/'));
+            if let Ok(url) = Url::parse(&url) {
+                let answer = self
+                    .http
+                    .delete(url)
+                    .bearer_auth(credential.expose())
+                    .timeout(Duration::from_secs(15))
+                    .send()
+                    .await;
+                if let Err(e) = answer {
+                    tracing::info!(error = %e, "could not forget the other member's relay device");
+                }
+            }
+        }
+        Error::OtherMember {
+            current: current_name,
+            other: other_name,
+            revoked,
+        }
     }
 
     /// The whole loopback flow: listen on 127.0.0.1, hand the URL to `open` (a browser, or a
@@ -460,6 +517,11 @@ impl Engine {
         // Only the transition notifies: many calls failing together send one notification.
         let _guard = self.state_transition.lock().await;
         if let ConnectionState::Connected { user_id, name, .. } = self.connection_state().await? {
+            // Another process may have refreshed or reconnected since this one found its tokens
+            // unusable: then the stored pair is newer, and the connection is fine.
+            if !self.tokens.still_unusable().await? {
+                return Ok(());
+            }
             tracing::warn!(%reason, "WHOOP needs reconnecting");
             self.set_state(ConnectionState::ReconnectNeeded {
                 user_id,
@@ -471,9 +533,7 @@ impl Engine {
             self.notifier.notify(Notification {
                 kind: NotificationKind::ReconnectNeeded,
                 title: "WHOOP needs reconnecting".into(),
-                body: "WHOOP access was revoked or expired. Open VitalTrends and choose \
-                       Reconnect; nothing is lost."
-                    .into(),
+                body: format!("{reason}. Open VitalTrends and choose Reconnect; nothing is lost."),
             });
         }
         Ok(())

@@ -77,6 +77,18 @@ pub async fn guard(
                 )
                     .into_response()
             }
+            Some(grant) if !crate::lock(&app.oauth).grant_allows(grant, key) => {
+                // WHOOP's OpenAPI declares 401 for a token without the endpoint's scope.
+                bump(&app.stats.unauthorized);
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(
+                        header::WWW_AUTHENTICATE,
+                        "Bearer error=\"insufficient_scope\"",
+                    )],
+                )
+                    .into_response()
+            }
             Some(grant) => {
                 let injected = crate::lock(&app.faults).take_error();
                 match injected {
@@ -265,9 +277,27 @@ pub async fn workout_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<Str
         .map_or_else(not_found, json_response)
 }
 
-pub async fn profile(State(app): State<Arc<AppState>>) -> Response {
+pub async fn profile(
+    State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
+) -> Response {
+    let other = crate::lock(&app.oauth).is_other_member(auth.grant);
     let world = crate::lock(&app.world);
-    json_response(&world.store.profile)
+    if other {
+        json_response(&other_member_profile(&world.store.profile))
+    } else {
+        json_response(&world.store.profile)
+    }
+}
+
+/// The second simulated member: who a sign-in switched by `/_sim/other-member-logins` is.
+pub fn other_member_profile(main: &crate::model::Profile) -> crate::model::Profile {
+    crate::model::Profile {
+        user_id: main.user_id + 1_000_000,
+        email: "riley.other@example.com".into(),
+        first_name: "Riley".into(),
+        last_name: "Other".into(),
+    }
 }
 
 pub async fn body_measurement(State(app): State<Arc<AppState>>) -> Response {
@@ -280,8 +310,15 @@ pub async fn revoke_access(
     State(app): State<Arc<AppState>>,
     Extension(auth): Extension<Authorized>,
 ) -> Response {
-    crate::lock(&app.oauth).revoke_grant(auth.grant);
-    // WHOOP sends no more webhooks for a user who disconnected the app.
-    app.webhooks.set_disconnected(true);
+    let other = {
+        let mut oauth = crate::lock(&app.oauth);
+        oauth.revoke_grant(auth.grant);
+        oauth.is_other_member(auth.grant)
+    };
+    // WHOOP sends no more webhooks for a user who disconnected the app (webhooks here are
+    // the main member's only).
+    if !other {
+        app.webhooks.set_disconnected(true);
+    }
     StatusCode::NO_CONTENT.into_response()
 }

@@ -33,6 +33,19 @@ pub struct SimConfig {
     /// Registered redirect URIs, matched exactly. Empty accepts any loopback
     /// `http://127.0.0.1:<port>/…` or `http://localhost:<port>/…` URI and any `vitaltrends://…` URI.
     pub redirect_uris: Vec<String>,
+    /// Delay added to every token-endpoint answer, after the request was acted on.
+    pub token_latency_ms: u64,
+    /// The first N successful token requests rotate (or spend the code), then answer 500.
+    pub token_fail_after_rotate: u64,
+    /// The first N successful token requests rotate (or spend the code), then cut the
+    /// connection in the middle of the answer.
+    pub token_cut_after_rotate: u64,
+    /// The scopes the app is registered for; asking for any other at sign-in is refused with
+    /// `invalid_scope`. Empty: every scope.
+    pub app_scopes: Vec<String>,
+    /// The first N approved sign-ins are as a second WHOOP member (another user id and name on
+    /// the profile endpoint; data endpoints are not member-aware).
+    pub other_member_logins: u64,
 }
 
 impl Default for SimConfig {
@@ -51,6 +64,11 @@ impl Default for SimConfig {
             webhook_retry_scale: 1.0,
             newest_night_pending: true,
             redirect_uris: Vec::new(),
+            token_latency_ms: 0,
+            token_fail_after_rotate: 0,
+            token_cut_after_rotate: 0,
+            app_scopes: Vec::new(),
+            other_member_logins: 0,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The `/_sim` control API: a loopback-only remote control for tests, benchmarks and the
 //! desktop's demo mode. It reads counters and records, moves time, edits and deletes records
 //! (with the webhooks WHOOP would send), fires arbitrary webhooks, and breaks things on purpose
-//! (expired or revoked tokens, latency, 5xx, malformed bodies). No authentication, by design.
+//! (expired or revoked tokens, latency, 5xx, malformed bodies, token-endpoint faults, fewer
+//! registered scopes, a sign-in as another member). No authentication, by design.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -318,4 +319,77 @@ pub async fn webhook_url(State(app): State<Arc<AppState>>, body: Bytes) -> Respo
     }
     app.webhooks.set_url(req.url.clone());
     Json(json!({"url": req.url})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFaultsBody {
+    latency_ms: Option<u64>,
+    fail_next: Option<u64>,
+    fail_after_rotate_next: Option<u64>,
+    cut_after_rotate_next: Option<u64>,
+}
+
+/// `POST /_sim/token-faults`: any subset of the token endpoint's faults; returns all of them.
+pub async fn token_faults(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: TokenFaultsBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let mut oauth = crate::lock(&app.oauth);
+    let f = &mut oauth.token_faults;
+    if let Some(v) = req.latency_ms {
+        f.latency_ms = v;
+    }
+    if let Some(v) = req.fail_next {
+        f.fail_next = v;
+    }
+    if let Some(v) = req.fail_after_rotate_next {
+        f.fail_after_rotate_next = v;
+    }
+    if let Some(v) = req.cut_after_rotate_next {
+        f.cut_after_rotate_next = v;
+    }
+    json_response(&*f)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppScopesBody {
+    scopes: Option<Vec<String>>,
+}
+
+/// `POST /_sim/app-scopes {"scopes": [...] | null}`: the scopes the app is registered for
+/// (`null`: all). Sign-ins asking for more get `invalid_scope`.
+pub async fn app_scopes(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: AppScopesBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    crate::lock(&app.oauth).app_scopes = req.scopes.clone();
+    Json(json!({"scopes": req.scopes})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CountBody {
+    count: u64,
+}
+
+/// `POST /_sim/other-member-logins {"count": N}`: the next N approved sign-ins are as a second
+/// WHOOP member.
+pub async fn other_member_logins(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: CountBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    crate::lock(&app.oauth).other_member_logins = req.count;
+    let other = crate::api::other_member_profile(&crate::lock(&app.world).store.profile);
+    Json(json!({"count": req.count, "user_id": other.user_id})).into_response()
+}
+
+/// `GET /_sim/grants`: every grant issued, with its member, scopes and whether it is revoked.
+pub async fn grants(State(app): State<Arc<AppState>>) -> Response {
+    let views = crate::lock(&app.oauth).grant_views();
+    json_response(&views)
 }

@@ -59,6 +59,29 @@ struct Args {
     /// A registered redirect URI (repeatable). Without any, loopback and vitaltrends:// URIs are accepted.
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
+    /// Delay added to every token-endpoint answer, in milliseconds, after the request was acted
+    /// on (a refresh already rotated). Also `POST /_sim/token-faults {"latency_ms": N}`.
+    #[arg(long, default_value_t = 0)]
+    token_latency_ms: u64,
+    /// The first N successful token requests rotate the refresh token (or spend the code) and
+    /// then answer 500, as WHOOP may. Also `POST /_sim/token-faults {"fail_after_rotate_next": N}`.
+    #[arg(long, default_value_t = 0)]
+    token_fail_after_rotate: u64,
+    /// The first N successful token requests rotate (or spend the code) and then cut the
+    /// connection mid-answer. Also `POST /_sim/token-faults {"cut_after_rotate_next": N}`.
+    #[arg(long, default_value_t = 0)]
+    token_cut_after_rotate: u64,
+    /// A scope the app is registered for (repeatable); asking for any other at sign-in gets
+    /// `invalid_scope`. Without any, every scope is allowed. Also `POST /_sim/app-scopes
+    /// {"scopes": [...] | null}`. Tokens always carry their granted scopes: an endpoint outside
+    /// them answers 401.
+    #[arg(long = "app-scope")]
+    app_scopes: Vec<String>,
+    /// The first N approved sign-ins are as a second WHOOP member (another user id and name on
+    /// the profile endpoint). Also `POST /_sim/other-member-logins {"count": N}`; grants are
+    /// listed by `GET /_sim/grants`.
+    #[arg(long, default_value_t = 0)]
+    other_member_logins: u64,
 }
 
 #[tokio::main]
@@ -86,6 +109,11 @@ async fn main() -> anyhow::Result<()> {
         webhook_retry_scale: args.webhook_retry_scale,
         newest_night_pending: !args.newest_night_scored,
         redirect_uris: args.redirect_uris,
+        token_latency_ms: args.token_latency_ms,
+        token_fail_after_rotate: args.token_fail_after_rotate,
+        token_cut_after_rotate: args.token_cut_after_rotate,
+        app_scopes: args.app_scopes,
+        other_member_logins: args.other_member_logins,
     };
     let client_id = config.client_id.clone();
     let sim = whoop_sim::start(config, SocketAddr::new(args.host, args.port))

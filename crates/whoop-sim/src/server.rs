@@ -102,7 +102,7 @@ pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimHa
     let state = Arc::new(AppState {
         clock,
         world: Mutex::new(world),
-        oauth: Mutex::new(OAuthState::default()),
+        oauth: Mutex::new(OAuthState::new(&config)),
         limiter: Mutex::new(RateLimiter::new(
             config.rate_limit_minute,
             config.rate_limit_day,
@@ -226,6 +226,13 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/_sim/revoke", post(control::revoke))
         .route("/_sim/faults", post(control::faults))
         .route("/_sim/webhook-url", post(control::webhook_url))
+        .route("/_sim/token-faults", post(control::token_faults))
+        .route("/_sim/app-scopes", post(control::app_scopes))
+        .route(
+            "/_sim/other-member-logins",
+            post(control::other_member_logins),
+        )
+        .route("/_sim/grants", get(control::grants))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
 }

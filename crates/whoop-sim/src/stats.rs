@@ -30,6 +30,8 @@ pub struct Stats {
     requests: Mutex<BTreeMap<&'static str, u64>>,
     pub tokens_issued: AtomicU64,
     pub refreshes: AtomicU64,
+    /// Spent refresh tokens presented again (each one revoked its whole chain).
+    pub refresh_replays: AtomicU64,
     pub rate_limited: AtomicU64,
     pub unauthorized: AtomicU64,
     pub webhooks_sent: AtomicU64,
@@ -53,6 +55,7 @@ impl Stats {
         for c in [
             &self.tokens_issued,
             &self.refreshes,
+            &self.refresh_replays,
             &self.rate_limited,
             &self.unauthorized,
             &self.webhooks_sent,
@@ -74,6 +77,7 @@ impl Stats {
             "requests": per_key,
             "tokens_issued": get(&self.tokens_issued),
             "refreshes": get(&self.refreshes),
+            "refresh_replays": get(&self.refresh_replays),
             "rate_limited": get(&self.rate_limited),
             "unauthorized": get(&self.unauthorized),
             "webhooks_sent": get(&self.webhooks_sent),
