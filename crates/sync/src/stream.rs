@@ -50,6 +50,8 @@ const RETRY_CAP: Duration = Duration::from_secs(3600);
 /// A pending event is given up after this: the relay keeps events as long, and the catch-ups
 /// have re-read the record many times by then.
 const GIVE_UP_AFTER_DAYS: i64 = 7;
+/// Pending events tried between two stream messages at most.
+const RETRIES_PER_PASS: usize = 5;
 
 const DEVICE_UNKNOWN_MESSAGE: &str = "Live updates stopped: the VitalTrends service no longer \
      knows this device. Reconnect WHOOP to turn them back on. Catch-up sync continues every 6 \
@@ -414,7 +416,10 @@ impl Engine {
             Some(next) if next <= now => {}
             _ => return Ok(()),
         }
-        for issue in self.store.due_pending_events(now).await? {
+        // A few per pass: while WHOOP is down each attempt takes the client's own retries, and
+        // the stream's new events should not wait behind a long list.
+        let due = self.store.due_pending_events(now).await?;
+        for issue in due.into_iter().take(RETRIES_PER_PASS) {
             self.check_not_cancelled(generation)?;
             let event = match WebhookEvent::parse(issue.event.as_bytes()) {
                 Ok(event) => event,
@@ -475,6 +480,43 @@ fn rand_jitter(max: u64) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn failures_are_skipped_retried_or_stop_the_stream() {
+        let decode = Error::Whoop(whoop::Error::Decode {
+            what: "workout".into(),
+            detail: "EOF".into(),
+        });
+        assert_eq!(disposition(&decode), Disposition::Skip);
+        let bad_id = Error::Whoop(whoop::Error::Status {
+            status: 400,
+            what: "workout".into(),
+        });
+        assert_eq!(disposition(&bad_id), Disposition::Skip);
+        let down = Error::Whoop(whoop::Error::Unavailable {
+            attempts: 5,
+            detail: "HTTP 503".into(),
+        });
+        assert_eq!(disposition(&down), Disposition::Retry);
+        let limited = Error::Whoop(whoop::Error::RateLimited {
+            retry_after: Duration::from_secs(60),
+        });
+        assert_eq!(disposition(&limited), Disposition::Retry);
+        let reconnect = Error::ReconnectNeeded {
+            reason: "invalid_grant".into(),
+        };
+        assert_eq!(disposition(&reconnect), Disposition::Stop);
+        assert_eq!(disposition(&Error::NotConnected), Disposition::Stop);
+        assert_eq!(disposition(&Error::Cancelled), Disposition::Stop);
+    }
+
+    #[test]
+    fn retries_back_off_to_an_hour() {
+        let base = Duration::from_secs(30);
+        assert_eq!(retry_delay(base, 1), chrono::Duration::seconds(30));
+        assert_eq!(retry_delay(base, 3), chrono::Duration::seconds(120));
+        assert_eq!(retry_delay(base, 40), chrono::Duration::hours(1));
+    }
 
     #[test]
     fn parses_events_gaps_and_heartbeats_across_chunks() {
