@@ -28,6 +28,17 @@ pub(crate) enum LastChange {
 /// The change-log name of a recovery deleted by its sleep's id (its cycle id may be unknown).
 pub(crate) const RECOVERY_OF_SLEEP: &str = "recovery_of_sleep";
 
+/// Forgets entries older than anyone needs; called once per logged write, so the log stays a
+/// week long (a few hundred rows) whether or not a Force Sync ever runs.
+pub(crate) async fn forget_old_changes(tx: &mut Transaction<'static, Sqlite>) -> Result<()> {
+    let cutoff = format_timestamp(&(Utc::now() - chrono::Duration::days(KEEP_DAYS)));
+    sqlx::query("DELETE FROM record_change WHERE changed_at < ?")
+        .bind(cutoff)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
 pub(crate) async fn log_change(
     tx: &mut Transaction<'static, Sqlite>,
     collection: &str,
@@ -71,13 +82,8 @@ pub(crate) async fn changes_after(
 }
 
 impl Store {
-    /// The current end of the change log (and a chance to forget entries nobody needs).
+    /// The current end of the change log.
     pub async fn change_mark(&self) -> Result<ChangeMark> {
-        let cutoff = format_timestamp(&(Utc::now() - chrono::Duration::days(KEEP_DAYS)));
-        sqlx::query("DELETE FROM record_change WHERE changed_at < ?")
-            .bind(cutoff)
-            .execute(&self.pool)
-            .await?;
         let seq: Option<i64> = sqlx::query_scalar("SELECT MAX(seq) FROM record_change")
             .fetch_one(&self.pool)
             .await?;

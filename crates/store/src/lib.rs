@@ -127,6 +127,7 @@ impl Store {
     pub async fn upsert<T: StoreRecord>(&self, items: &[Fetched<T>]) -> Result<UpsertCounts> {
         let mut tx = self.pool.begin().await?;
         let counts = records::upsert_all(&mut tx, items).await?;
+        changes::forget_old_changes(&mut tx).await?;
         for item in items {
             changes::log_change(&mut tx, T::COLLECTION.as_str(), &item.record.key(), false).await?;
         }
@@ -150,6 +151,7 @@ impl Store {
         };
         let mut tx = self.pool.begin().await?;
         let existed = query.execute(&mut *tx).await?.rows_affected() > 0;
+        changes::forget_old_changes(&mut tx).await?;
         changes::log_change(&mut tx, collection.as_str(), key, true).await?;
         tx.commit().await?;
         Ok(existed)

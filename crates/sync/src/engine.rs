@@ -957,10 +957,14 @@ impl Engine {
         };
         // The relay forgot this device: catch-up is all there is until the person reconnects.
         let stale = stale || self.device_unknown().await?;
+        // A gap whose catch-up has not completed yet (it failed, say) is tried again.
+        let gap = self.pending_catch_up().await?.map(|(since, _)| since);
+        let stale = stale || gap.is_some();
         if stale {
+            let window = now - self.schedule.catch_up_window;
             self.enqueue(JobRequest {
                 kind: JobKind::CatchUp,
-                since: Some(now - self.schedule.catch_up_window),
+                since: Some(gap.map_or(window, |since| since.min(window))),
             });
         }
         Ok(stale)

@@ -65,7 +65,7 @@ pub enum LiveUpdates {
     Live,
     /// Set up, between connections (starting, or the relay is unreachable for now).
     Connecting,
-    /// No relay configured, no device credential, or WHOOP not connected.
+    /// No relay configured, or WHOOP not connected.
     Off,
     /// The relay refused this device (pruned after a long absence, or revoked): stopped until
     /// the person reconnects WHOOP.
@@ -222,9 +222,9 @@ impl Engine {
         if self.is_live() {
             return Ok(LiveUpdates::Live);
         }
-        let ready = self.ensure_syncable().await.is_ok()
-            && self.settings.relay_url.is_some()
-            && matches!(self.device_credential().await, Ok(Some(_)));
+        // The credential is not read here: status is asked for often, and a keychain read can
+        // be slow or prompt. Connected with a relay configured means the stream is on its way.
+        let ready = self.ensure_syncable().await.is_ok() && self.settings.relay_url.is_some();
         Ok(if ready {
             LiveUpdates::Connecting
         } else {

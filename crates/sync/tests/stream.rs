@@ -636,5 +636,19 @@ async fn a_backdated_workout_whose_webhook_was_lost_is_found_by_the_next_catch_u
         "the backdated workout arrived"
     );
     converges(&engine, &world.sim, Duration::from_secs(15)).await;
+
+    // Every webhook delivered twice with its trace_id: the relay keeps one, nothing is off.
+    world
+        .sim_post("/_sim/webhook-faults", json!({"duplicate_rate": 1.0}))
+        .await;
+    let duplicates = world.relay_metric("relay_webhooks_duplicate_total").await;
+    world.sim_post("/_sim/advance", json!({"hours": 24})).await;
+    eventually(
+        Duration::from_secs(15),
+        "duplicates reaching the relay",
+        || async { world.relay_metric("relay_webhooks_duplicate_total").await > duplicates },
+    )
+    .await;
+    converges(&engine, &world.sim, Duration::from_secs(15)).await;
     stream.abort();
 }
