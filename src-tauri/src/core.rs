@@ -30,13 +30,26 @@ impl From<sync::Error> for IpcError {
             sync::Error::ReconnectNeeded { .. } => {
                 "WHOOP access was revoked or expired. Choose Reconnect to continue.".to_string()
             }
-            other => other.to_string(),
+            other => sentence(&other.to_string()),
         };
         IpcError {
             code: e.code().to_string(),
             message,
         }
     }
+}
+
+/// Engine messages read as clauses ("you signed in to WHOOP as …"); a notice shows a sentence.
+fn sentence(text: &str) -> String {
+    let mut chars = text.trim().chars();
+    let Some(first) = chars.next() else {
+        return String::new();
+    };
+    let mut out: String = first.to_uppercase().chain(chars).collect();
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
 }
 
 impl From<store::Error> for IpcError {
@@ -117,6 +130,20 @@ pub struct AppStatus {
     pub last_job: Option<LastJob>,
     pub revoke_pending: bool,
     pub import_complete: bool,
+    /// A failed job waiting for its automatic retry.
+    pub retry: Option<RetryNotice>,
+    /// Why live updates stopped, when the person can do something about it (Reconnect).
+    pub live_problem: Option<String>,
+}
+
+/// "WHOOP is not answering." and when the engine tries again by itself.
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct RetryNotice {
+    pub job: JobKindKey,
+    pub attempt: f64,
+    pub next_at: String,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, Serialize, TS, PartialEq, Eq)]
@@ -313,6 +340,11 @@ pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
         last_job,
         revoke_pending,
         import_complete: status.import_complete,
+        retry: None,
+        live_problem: match status.live_updates {
+            sync::LiveUpdates::DeviceUnknown => status.live_updates_message.clone(),
+            _ => None,
+        },
     })
 }
 

@@ -239,3 +239,21 @@ async fn without_the_scheme_the_sign_in_comes_back_through_loopback() {
         status.state
     );
 }
+
+#[test]
+fn a_refused_sign_in_as_another_member_reads_as_a_sentence_with_its_code() {
+    let error: core::IpcError = sync::Error::OtherMember {
+        current: "Alex Morgan".into(),
+        other: "Sam Lee".into(),
+        revoked: true,
+    }
+    .into();
+    assert_eq!(error.code, "other_member");
+    assert!(
+        error.message.starts_with("You signed in to WHOOP as Sam Lee"),
+        "{}",
+        error.message
+    );
+    assert!(error.message.contains("nothing was changed"));
+    assert!(error.message.ends_with('.'), "{}", error.message);
+}
