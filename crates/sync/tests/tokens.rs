@@ -122,6 +122,58 @@ async fn brokered_a_token_5xx_or_cut_after_rotating_is_not_replayed() {
     lost_refresh_answer_is_not_replayed(&host, "cut_after_rotate_next").await;
 }
 
+/// One WHOOP call through the engine's token handling.
+async fn profile_call(engine: &Arc<sync::Engine>) -> Result<whoop::Profile, Error> {
+    engine
+        .with_token(|t| {
+            let engine = engine.clone();
+            async move { engine.client().profile(t.expose()).await }
+        })
+        .await
+        .map(|fetched| fetched.record)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_that_did_not_rotate_is_tried_again_later() {
+    // Access tokens live 60 s, inside the 120 s refresh margin: every call refreshes first,
+    // while the old access token still works (the case the probe can tell apart). One call at
+    // a time, so no call's token is rotated away under it.
+    let host = host(whoop_sim::SimConfig {
+        token_ttl_secs: 60,
+        ..sim_config(5, 68)
+    })
+    .await;
+    host.connect().await;
+
+    // A 5xx before WHOOP rotated: the old access token still works, so nothing was spent.
+    host.post("/_sim/token-faults", json!({"fail_next": 1}))
+        .await;
+    let err = profile_call(&host.engine).await.unwrap_err();
+    assert_eq!(err.code(), "whoop_unavailable", "{err}");
+    assert_eq!(
+        host.engine.connection_state().await.unwrap().name(),
+        "connected"
+    );
+    profile_call(&host.engine)
+        .await
+        .expect("the refresh is tried again and works");
+
+    // A 5xx after WHOOP rotated: the old access token is dead, so the refresh must not be
+    // repeated.
+    host.post("/_sim/token-faults", json!({"fail_after_rotate_next": 1}))
+        .await;
+    let err = profile_call(&host.engine).await.unwrap_err();
+    assert_eq!(err.code(), "reconnect_needed", "{err}");
+    let again = profile_call(&host.engine).await.unwrap_err();
+    assert_eq!(again.code(), "reconnect_needed");
+    assert_eq!(
+        host.engine.connection_state().await.unwrap().name(),
+        "reconnect_needed"
+    );
+    let stats = host.stats().await;
+    assert_eq!(stats["refresh_replays"], 0);
+}
+
 /// A TCP forwarder to `target` that starts listening on `port` only after `delay`, so requests
 /// before then fail to connect (they were certainly not sent).
 fn late_forwarder(port: u16, target: std::net::SocketAddr, delay: Duration) {
@@ -281,16 +333,17 @@ async fn other_member_is_refused(host: &Host) {
     host.post("/_sim/other-member-logins", json!({"count": 1}))
         .await;
     let err = sign_in(&host.engine).await.unwrap_err();
-    assert_eq!(err.code(), "other_member", "{err}");
-    let message = err.to_string();
-    assert!(
-        message.contains("Riley Other") && message.contains("nothing was changed"),
-        "{message}"
-    );
 
     // The current connection is exactly as it was, and works.
-    assert_eq!(stored(secrets, "whoop-tokens"), tokens_before);
-    assert_eq!(stored(secrets, sync::DEVICE_SECRET), device_before);
+    // Compared without printing: they are secrets even in a test.
+    assert!(
+        stored(secrets, "whoop-tokens") == tokens_before,
+        "the stored tokens changed"
+    );
+    assert!(
+        stored(secrets, sync::DEVICE_SECRET) == device_before,
+        "the device credential changed"
+    );
     assert_eq!(
         host.engine.store().get_meta("relay_cursor").await.unwrap(),
         cursor_before
@@ -301,6 +354,12 @@ async fn other_member_is_refused(host: &Host) {
         Some(host.sim.user_id)
     );
     host.engine.sync_now().await.expect("A still syncs");
+    assert_eq!(err.code(), "other_member", "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("Riley Other") && message.contains("nothing was changed"),
+        "{message}"
+    );
 
     // The stray grant was withdrawn at WHOOP; A's was not.
     let grants = host.get("/_sim/grants").await;
