@@ -174,6 +174,69 @@ async fn a_failed_refresh_that_did_not_rotate_is_tried_again_later() {
     assert_eq!(stats["refresh_replays"], 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_exchange_answered_with_5xx_after_spending_the_code_is_not_repeated() {
+    let direct = host(sim_config(5, 69)).await;
+    let (brokered, _relay, _relay_dir) = brokered_host(5, 70).await;
+    for host in [&direct, &brokered] {
+        host.post("/_sim/token-faults", json!({"fail_after_rotate_next": 1}))
+            .await;
+        host.reset_stats().await;
+        let err = sign_in(&host.engine).await.unwrap_err();
+        assert_eq!(err.code(), "token_outcome_unknown", "{err}");
+        assert_eq!(
+            host.stats().await["requests"]["token"],
+            1,
+            "the code was sent again"
+        );
+        assert_eq!(
+            host.engine.connection_state().await.unwrap().name(),
+            "not_connected"
+        );
+        // Signing in again is the way on, and works.
+        host.connect().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_answers_a_code_exchange_before_the_client_gives_up() {
+    // WHOOP's data endpoints (the profile the broker binds the device with) take 20 s to
+    // answer. The broker's own deadline keeps the whole exchange inside the client's 30 s: the
+    // tokens arrive, without a device credential, instead of a client timeout after WHOOP
+    // already spent the code.
+    let (host, relay, _relay_dir) = brokered_host(5, 71).await;
+    host.post("/_sim/faults", json!({"latency_ms": 20_000}))
+        .await;
+    let authorize = whoop::oauth::authorize_url(&Url::parse(&host.sim.base_url).unwrap()).unwrap();
+    let request = whoop::oauth::authorization_request(
+        &authorize,
+        "vitaltrends-demo",
+        "vitaltrends://oauth/whoop/callback",
+    )
+    .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http.get(request.url.clone()).send().await.unwrap();
+    let callback = Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    let code = callback
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let broker = whoop::oauth::TokenClient::new(whoop::oauth::TokenEndpoint::Broker {
+        base_url: Url::parse(&relay.base_url).unwrap(),
+    })
+    .unwrap();
+    let tokens = broker
+        .exchange_code(&code, &request.redirect_uri, &request.pkce_verifier)
+        .await
+        .expect("the broker answered within the client's timeout");
+    assert!(tokens.device_credential.is_none());
+    assert_eq!(host.stats().await["requests"]["token"], 1);
+}
+
 /// A TCP forwarder to `target` that starts listening on `port` only after `delay`, so requests
 /// before then fail to connect (they were certainly not sent).
 fn late_forwarder(port: u16, target: std::net::SocketAddr, delay: Duration) {
