@@ -519,7 +519,7 @@ impl Engine {
         if let ConnectionState::Connected { user_id, name, .. } = self.connection_state().await? {
             // Another process may have refreshed or reconnected since this one found its tokens
             // unusable: then the stored pair is newer, and the connection is fine.
-            if !self.tokens.still_unusable().await? {
+            if !self.tokens.still_unusable().await.unwrap_or(true) {
                 return Ok(());
             }
             tracing::warn!(%reason, "WHOOP needs reconnecting");
