@@ -350,9 +350,22 @@ async fn a_stale_process_adopts_the_tokens_another_process_stored_instead_of_rep
     let stats = host.stats().await;
     assert_eq!(stats["refreshes"], 1, "{stats}");
     assert_eq!(stats["refresh_replays"], 0);
+}
 
-    // A stale "dead" verdict does not undo a reconnect made elsewhere: WHOOP revokes, A finds
-    // out, then the person reconnects through B; A must use B's grant, not flag it dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_dead_verdict_does_not_undo_a_reconnect_made_by_another_process() {
+    let host = host(sim_config(10, 72)).await;
+    let a = second_process(&host, Arc::new(InsecureFileStore::in_dir(host.dir.path()))).await;
+    let b = second_process(&host, Arc::new(InsecureFileStore::in_dir(host.dir.path()))).await;
+    let host = Host {
+        engine: a.clone(),
+        ..host
+    };
+    host.connect().await;
+    a.sync_now().await.expect("A imports");
+
+    // WHOOP revokes, A finds out, then the person reconnects through B: A must use B's grant,
+    // not flag it dead.
     host.post("/_sim/revoke", json!({})).await;
     assert_eq!(a.sync_now().await.unwrap_err().code(), "reconnect_needed");
     let host = Host {
