@@ -29,6 +29,9 @@ use crate::state::ConnectionState;
 use crate::tokens::TokenManager;
 
 pub(crate) const IMPORT_COMPLETE_KEY: &str = "import_complete";
+/// A catch-up the relay's gap made necessary, persisted before the gap is acknowledged:
+/// `<since>#<nonce>`; the catch-up that covered it clears it, a restart queues it again.
+pub(crate) const PENDING_CATCH_UP_KEY: &str = "pending_catch_up";
 const LAST_SYNC_KEY: &str = "last_successful_sync_at";
 const LAST_DATA_KEY: &str = "last_data_at";
 
@@ -42,7 +45,10 @@ pub struct Schedule {
     pub catch_up_every: Duration,
     /// Data is stale when nothing new arrived for this long.
     pub stale_after: chrono::Duration,
-    /// What a stale check fetches.
+    /// What a stale check fetches. WHOOP filters collections on a record's start, so this
+    /// reaches back a week: an activity logged for three days ago (or a strap that synced
+    /// late) whose webhook was lost is still found, and a week still fits one page of 25
+    /// per collection, so it costs no extra request.
     pub catch_up_window: chrono::Duration,
     /// Re-read this much before the last successful sync after a long absence or a gap:
     /// recovery listings filter on the sleep's time, and WHOOP re-scores recent days.
@@ -53,6 +59,9 @@ pub struct Schedule {
     pub recent_window: chrono::Duration,
     /// WHOOP requests in flight at once.
     pub max_parallel_requests: usize,
+    /// A relay event WHOOP failed on transiently is retried after this, doubling per attempt
+    /// (up to an hour), while later events go on applying.
+    pub event_retry_after: Duration,
 }
 
 impl Default for Schedule {
@@ -60,12 +69,13 @@ impl Default for Schedule {
         Schedule {
             catch_up_every: Duration::from_secs(6 * 3600),
             stale_after: chrono::Duration::hours(36),
-            catch_up_window: chrono::Duration::hours(48),
+            catch_up_window: chrono::Duration::days(7),
             offline_margin: chrono::Duration::days(3),
             recent_span: chrono::Duration::days(183),
             // About 20 cycles, sleeps, recoveries or workouts: one page per collection each.
             recent_window: chrono::Duration::days(20),
             max_parallel_requests: 8,
+            event_retry_after: Duration::from_secs(30),
         }
     }
 }
@@ -157,6 +167,16 @@ pub struct Status {
     pub progress: Option<Progress>,
     /// The relay's event stream is connected.
     pub live: bool,
+    /// Whether live updates run, and if not, why.
+    pub live_updates: crate::stream::LiveUpdates,
+    /// What the person should read about live updates when they stopped; `None` otherwise.
+    pub live_updates_message: Option<String>,
+    /// Relay events that failed transiently and wait for another attempt.
+    pub pending_events: u64,
+    /// Relay events that could never be applied (an unreadable record or event).
+    pub skipped_events: u64,
+    /// The newest skipped events, newest first.
+    pub last_skipped_events: Vec<store::SkippedEvent>,
     pub counts: Counts,
     pub newest_record: Option<DateTime<Utc>>,
     pub days_of_history: u64,
@@ -606,7 +626,14 @@ impl Engine {
                 jobs.progress.clone(),
             )
         };
+        let live_updates = self.live_updates().await?;
+        let issues = self.store.event_issue_summary(5).await?;
         Ok(Status {
+            live_updates_message: live_updates.message().map(str::to_string),
+            live_updates,
+            pending_events: issues.pending,
+            skipped_events: issues.skipped,
+            last_skipped_events: issues.last_skipped,
             connection: self.connection_state().await?,
             authorizing: self.is_authorizing(),
             running_job,
@@ -885,6 +912,7 @@ impl Engine {
             LAST_DATA_KEY,
             LAST_SYNC_KEY,
             crate::import::PLAN_KEY,
+            PENDING_CATCH_UP_KEY,
         ] {
             self.store.delete_meta(key).await?;
         }
@@ -895,20 +923,26 @@ impl Engine {
 
     // ---- Catch-up -----------------------------------------------------------------------
 
-    /// Where a catch-up should start: the last 48 hours normally, or from the last successful
-    /// sync minus a margin after a longer absence.
+    /// Where a catch-up should start: the catch-up window (a week) normally, from the last
+    /// successful sync minus a margin after a longer absence, and at least as far back as a
+    /// gap that has not been caught up yet.
     pub async fn catch_up_start(&self) -> Result<DateTime<Utc>> {
         let now = self.clock.now();
         let floor = now - self.schedule.catch_up_window;
-        Ok(match self.last_successful_sync_at().await? {
+        let start = match self.last_successful_sync_at().await? {
             Some(last) if last < now - self.schedule.stale_after => {
                 (last - self.schedule.offline_margin).min(floor)
             }
             _ => floor,
+        };
+        Ok(match self.pending_catch_up().await? {
+            Some((since, _)) => start.min(since),
+            None => start,
         })
     }
 
-    /// The six-hourly check: queue a 48-hour catch-up if nothing new arrived for 36 hours.
+    /// The six-hourly check: queue a catch-up of the last week if nothing new arrived for 36
+    /// hours (or live updates stopped for good).
     /// Fresh data makes no WHOOP call at all. Returns whether a catch-up was queued.
     pub async fn catch_up_tick(&self) -> Result<bool> {
         if self.ensure_syncable().await.is_err()
@@ -921,10 +955,16 @@ impl Engine {
             Some(at) => now - at > self.schedule.stale_after,
             None => true,
         };
+        // The relay forgot this device: catch-up is all there is until the person reconnects.
+        let stale = stale || self.device_unknown().await?;
+        // A gap whose catch-up has not completed yet (it failed, say) is tried again.
+        let gap = self.pending_catch_up().await?.map(|(since, _)| since);
+        let stale = stale || gap.is_some();
         if stale {
+            let window = now - self.schedule.catch_up_window;
             self.enqueue(JobRequest {
                 kind: JobKind::CatchUp,
-                since: Some(now - self.schedule.catch_up_window),
+                since: Some(gap.map_or(window, |since| since.min(window))),
             });
         }
         Ok(stale)
@@ -936,9 +976,23 @@ impl Engine {
         if self.ensure_syncable().await.is_err() {
             return Ok(());
         }
+        let pending_catch_up = self.pending_catch_up().await?;
         if self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_none() {
             self.request_job(JobKind::Import);
+            if let Some((since, _)) = pending_catch_up {
+                self.enqueue(JobRequest {
+                    kind: JobKind::CatchUp,
+                    since: Some(since),
+                });
+            }
             return Ok(());
+        }
+        if let Some((since, _)) = pending_catch_up {
+            // A gap was acknowledged but its catch-up never finished (the app was closed).
+            self.enqueue(JobRequest {
+                kind: JobKind::CatchUp,
+                since: Some(since),
+            });
         }
         let now = self.clock.now();
         if let Some(last) = self.last_successful_sync_at().await? {
@@ -953,17 +1007,46 @@ impl Engine {
     }
 
     /// The relay lost events we may not have seen: catch up from the last successful sync.
+    /// The need is persisted before this returns (and so before the gap is acknowledged), so a
+    /// process that dies before the catch-up finished runs it at its next start.
     pub async fn on_gap(&self) -> Result<()> {
         let now = self.clock.now();
         let since = match self.last_successful_sync_at().await? {
             Some(last) => last - self.schedule.offline_margin,
             None => now - self.schedule.catch_up_window,
         };
+        let mut since = since.min(now - self.schedule.catch_up_window);
+        if let Some((earlier, _)) = self.pending_catch_up().await? {
+            since = since.min(earlier);
+        }
+        // A fresh nonce every time: a catch-up already running must not clear a newer gap.
+        let value = format!(
+            "{}#{:016x}",
+            format_timestamp(&since),
+            rand::random::<u64>()
+        );
+        self.store.set_meta(PENDING_CATCH_UP_KEY, &value).await?;
         self.enqueue(JobRequest {
             kind: JobKind::CatchUp,
-            since: Some(since.min(now - self.schedule.catch_up_window)),
+            since: Some(since),
         });
         Ok(())
+    }
+
+    /// The persisted catch-up a gap asked for: where it must start, and the stored value.
+    pub(crate) async fn pending_catch_up(&self) -> Result<Option<(DateTime<Utc>, String)>> {
+        let Some(value) = self.store.get_meta(PENDING_CATCH_UP_KEY).await? else {
+            return Ok(None);
+        };
+        let since = value.split('#').next().and_then(parse_timestamp);
+        Ok(Some(match since {
+            Some(since) => (since, value),
+            // Unreadable: catch up as after a long absence rather than not at all.
+            None => (
+                self.clock.now() - self.schedule.offline_margin - self.schedule.catch_up_window,
+                value,
+            ),
+        }))
     }
 
     /// The scheduler loop: the catch-up check every `catch_up_every`, and pending revokes.
@@ -981,6 +1064,8 @@ impl Engine {
 
     async fn catch_up(&self, since: DateTime<Utc>, generation: u64) -> Result<SyncReport> {
         use whoop::{Cycle, Recovery, Sleep, Workout};
+        // Read before fetching: a gap noted while this runs has a new value and stays.
+        let pending_gap = self.pending_catch_up().await?;
         let (c, s, r, w) = tokio::try_join!(
             self.fetch_since::<Cycle>(since, generation),
             self.fetch_since::<Sleep>(since, generation),
@@ -997,6 +1082,13 @@ impl Engine {
             report.skipped += part.skipped;
         }
         self.data_arrived(report.written.total(), 0).await?;
+        if let Some((gap_since, value)) = pending_gap {
+            if since <= gap_since {
+                self.store
+                    .delete_meta_if(PENDING_CATCH_UP_KEY, &value)
+                    .await?;
+            }
+        }
         Ok(report)
     }
 

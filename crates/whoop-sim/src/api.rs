@@ -16,7 +16,7 @@ use axum::Extension;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::faults::{error_body, truncate_json};
+use crate::faults::{error_body, truncate_json, RecordFault};
 use crate::pagination::{encode_cursor, parse_list_query, select, Listable, NextToken, Page};
 use crate::ratelimit::Verdict;
 use crate::server::AppState;
@@ -90,8 +90,14 @@ pub async fn guard(
                     .into_response()
             }
             Some(grant) => {
-                let injected = crate::lock(&app.faults).take_error();
+                let record_fault = crate::lock(&app.faults).take_record_fault(req.uri().path());
+                let injected = match record_fault {
+                    Some(RecordFault::ServerError) => Some(StatusCode::SERVICE_UNAVAILABLE),
+                    Some(RecordFault::NotFound) => None,
+                    _ => crate::lock(&app.faults).take_error(),
+                };
                 match injected {
+                    _ if record_fault == Some(RecordFault::NotFound) => not_found(),
                     Some(status) => {
                         let (content_type, body) = error_body(status);
                         (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
@@ -99,7 +105,8 @@ pub async fn guard(
                     None => {
                         req.extensions_mut().insert(Authorized { grant });
                         let resp = next.run(req).await;
-                        maybe_malform(&app, resp).await
+                        let forced = record_fault == Some(RecordFault::Malformed);
+                        maybe_malform(&app, resp, forced).await
                     }
                 }
             }
@@ -112,8 +119,8 @@ pub async fn guard(
     with_rate_headers(resp, &verdict)
 }
 
-async fn maybe_malform(app: &AppState, resp: Response) -> Response {
-    if resp.status() != StatusCode::OK || !crate::lock(&app.faults).take_malformed() {
+async fn maybe_malform(app: &AppState, resp: Response, forced: bool) -> Response {
+    if resp.status() != StatusCode::OK || !(forced || crate::lock(&app.faults).take_malformed()) {
         return resp;
     }
     let (parts, body) = resp.into_parts();

@@ -48,6 +48,19 @@ pub struct SimConfig {
     /// The first N approved sign-ins are as a second WHOOP member (another user id and name on
     /// the profile endpoint; data endpoints are not member-aware).
     pub other_member_logins: u64,
+    /// Share of webhooks never delivered (lost after WHOOP's retries), 0.0–1.0.
+    pub webhook_drop_rate: f64,
+    /// Share of webhooks delivered twice with the same `trace_id`, 0.0–1.0.
+    pub webhook_duplicate_rate: f64,
+    /// Uploads (sleeps, workouts) of days that start from now on happen this many hours late:
+    /// a strap that syncs hours after the fact.
+    pub upload_delay_hours: f64,
+    /// Each new day the person also logs an activity this many hours in the past; it appears
+    /// and is announced now. `None`: off.
+    pub backdated_workout_hours: Option<f64>,
+    /// Requests naming one of these records fail: `(id, "not_found" | "server_error" |
+    /// "malformed", for the next N requests or until cleared)`, as `ID=KIND[:COUNT]`.
+    pub record_faults: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -72,6 +85,11 @@ impl Default for SimConfig {
             token_cut_after_rotate: 0,
             app_scopes: Vec::new(),
             other_member_logins: 0,
+            webhook_drop_rate: 0.0,
+            webhook_duplicate_rate: 0.0,
+            upload_delay_hours: 0.0,
+            backdated_workout_hours: None,
+            record_faults: Vec::new(),
         }
     }
 }

@@ -2,7 +2,8 @@
 //! desktop's demo mode. It reads counters and records, moves time, edits and deletes records
 //! (with the webhooks WHOOP would send), fires arbitrary webhooks, and breaks things on purpose
 //! (expired or revoked tokens, latency, 5xx, malformed bodies, token-endpoint faults, fewer
-//! registered scopes, a sign-in as another member). No authentication, by design.
+//! registered scopes, a sign-in as another member, faults of one record, lost and duplicated
+//! webhooks, late and backdated records). No authentication, by design.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,7 +20,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::api::json_response;
-use crate::faults::FaultSettings;
+use crate::faults::{FaultSettings, RecordFault, RecordFaultEntry};
 use crate::model::{BodyMeasurement, Cycle, Profile, Recovery, Sleep, Workout};
 use crate::pagination::newest_first;
 use crate::server::AppState;
@@ -355,6 +356,43 @@ pub async fn token_faults(State(app): State<Arc<AppState>>, body: Bytes) -> Resp
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct WebhookFaultsBody {
+    drop_rate: Option<f64>,
+    drop_next: Option<u64>,
+    duplicate_rate: Option<f64>,
+    duplicate_next: Option<u64>,
+}
+
+/// `POST /_sim/webhook-faults`: webhooks lost for good or delivered twice (same `trace_id`), at
+/// a rate or for the next N; any subset; returns all of them.
+pub async fn webhook_faults(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: WebhookFaultsBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    for rate in [req.drop_rate, req.duplicate_rate].into_iter().flatten() {
+        if !(0.0..=1.0).contains(&rate) {
+            return error(StatusCode::BAD_REQUEST, "rates must be between 0.0 and 1.0");
+        }
+    }
+    let mut f = crate::lock(&app.webhooks.faults);
+    if let Some(r) = req.drop_rate {
+        f.drop_rate = r;
+    }
+    if let Some(n) = req.drop_next {
+        f.drop_next = n;
+    }
+    if let Some(r) = req.duplicate_rate {
+        f.duplicate_rate = r;
+    }
+    if let Some(n) = req.duplicate_next {
+        f.duplicate_next = n;
+    }
+    json_response(&f.settings())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AppScopesBody {
     scopes: Option<Vec<String>>,
 }
@@ -368,6 +406,46 @@ pub async fn app_scopes(State(app): State<Arc<AppState>>, body: Bytes) -> Respon
     };
     crate::lock(&app.oauth).app_scopes = req.scopes.clone();
     Json(json!({"scopes": req.scopes})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordFaultBody {
+    id: Value,
+    /// `null` clears the record's fault.
+    fault: Option<RecordFault>,
+    count: Option<u64>,
+}
+
+/// `POST /_sim/record-faults {"id", "fault": "not_found" | "server_error" | "malformed" | null,
+/// "count"?}`: requests naming the record fail that way, for the next `count` requests or until
+/// cleared with `"fault": null`. Returns every record fault in force.
+pub async fn record_faults(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: RecordFaultBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let id = match req.id {
+        Value::String(s) => s,
+        Value::Number(n) => n.to_string(),
+        _ => return error(StatusCode::BAD_REQUEST, "id must be a string or number"),
+    };
+    let mut f = crate::lock(&app.faults);
+    match req.fault {
+        Some(fault) => {
+            f.record_faults.insert(
+                id,
+                RecordFaultEntry {
+                    fault,
+                    remaining: req.count.filter(|n| *n > 0),
+                },
+            );
+        }
+        None => {
+            f.record_faults.remove(&id);
+        }
+    }
+    Json(json!({ "record_faults": f.record_faults })).into_response()
 }
 
 #[derive(Deserialize)]
@@ -392,4 +470,74 @@ pub async fn other_member_logins(State(app): State<Arc<AppState>>, body: Bytes) 
 pub async fn grants(State(app): State<Arc<AppState>>) -> Response {
     let views = crate::lock(&app.oauth).grant_views();
     json_response(&views)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LateRecordsBody {
+    upload_delay_hours: Option<f64>,
+    /// `null` (or absent) turns backdated activities off.
+    #[serde(default)]
+    backdated_workout_hours: Option<f64>,
+}
+
+/// `POST /_sim/late-records {"upload_delay_hours"?, "backdated_workout_hours"?}`: uploads of
+/// days that start from now on happen this many hours late (a strap that syncs late), and each
+/// new day the person logs an activity this many hours back (`null`: off).
+pub async fn late_records(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: LateRecordsBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let valid = |h: f64| (0.0..=MAX_ADVANCE_HOURS).contains(&h);
+    if !req.upload_delay_hours.is_none_or(valid) || !req.backdated_workout_hours.is_none_or(valid) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("hours must be between 0 and {MAX_ADVANCE_HOURS}"),
+        );
+    }
+    app.sync();
+    let mut world = crate::lock(&app.world);
+    if let Some(hours) = req.upload_delay_hours {
+        world.upload_delay = Duration::milliseconds((hours * 3_600_000.0) as i64);
+    }
+    world.backdated_workout_hours = req.backdated_workout_hours;
+    Json(json!({
+        "upload_delay_hours": world.upload_delay.num_milliseconds() as f64 / 3_600_000.0,
+        "backdated_workout_hours": world.backdated_workout_hours,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogWorkoutBody {
+    hours_ago: f64,
+}
+
+/// `POST /_sim/log-workout {"hours_ago"}`: the person logs an activity now for a time in the
+/// past; it appears and its webhook goes out now (subject to the webhook faults).
+pub async fn log_workout(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: LogWorkoutBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    if !(0.0..=MAX_ADVANCE_HOURS).contains(&req.hours_ago) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("hours_ago must be between 0 and {MAX_ADVANCE_HOURS}"),
+        );
+    }
+    let now = app.sync();
+    let changes = crate::lock(&app.world).log_past_workout(now, req.hours_ago);
+    match changes {
+        Some(changes) => {
+            app.webhooks.announce(&changes.notices);
+            summary(now, &changes)
+        }
+        None => error(
+            StatusCode::CONFLICT,
+            "no workout to copy or no cycle at that time",
+        ),
+    }
 }

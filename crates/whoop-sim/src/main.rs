@@ -86,6 +86,29 @@ struct Args {
     /// listed by `GET /_sim/grants`.
     #[arg(long, default_value_t = 0)]
     other_member_logins: u64,
+    /// Share of webhooks never delivered, as when WHOOP gives up after its retries (0.0–1.0).
+    /// Also `POST /_sim/webhook-faults {"drop_rate", "drop_next"}`.
+    #[arg(long, default_value_t = 0.0)]
+    webhook_drop_rate: f64,
+    /// Share of webhooks delivered twice with the same trace_id (0.0–1.0). Also
+    /// `POST /_sim/webhook-faults {"duplicate_rate", "duplicate_next"}`.
+    #[arg(long, default_value_t = 0.0)]
+    webhook_duplicate_rate: f64,
+    /// Sleeps and workouts of days that start from now on are uploaded this many hours late, as
+    /// by a strap that syncs hours after the fact. Also `POST /_sim/late-records
+    /// {"upload_delay_hours"}`.
+    #[arg(long, default_value_t = 0.0)]
+    upload_delay_hours: f64,
+    /// Each new day the person also logs an activity this many hours in the past; it appears
+    /// and is announced now. Also `POST /_sim/late-records {"backdated_workout_hours"}`; one
+    /// such activity at once: `POST /_sim/log-workout {"hours_ago"}`.
+    #[arg(long)]
+    backdated_workout_hours: Option<f64>,
+    /// Requests naming this record fail: ID=KIND[:COUNT], KIND one of not_found, server_error,
+    /// malformed; for the next COUNT requests or for good (repeatable). Also
+    /// `POST /_sim/record-faults {"id", "fault", "count"}`.
+    #[arg(long = "record-fault")]
+    record_faults: Vec<String>,
 }
 
 #[tokio::main]
@@ -119,6 +142,11 @@ async fn main() -> anyhow::Result<()> {
         token_cut_after_rotate: args.token_cut_after_rotate,
         app_scopes: args.app_scopes,
         other_member_logins: args.other_member_logins,
+        webhook_drop_rate: args.webhook_drop_rate,
+        webhook_duplicate_rate: args.webhook_duplicate_rate,
+        upload_delay_hours: args.upload_delay_hours,
+        backdated_workout_hours: args.backdated_workout_hours,
+        record_faults: args.record_faults,
     };
     let client_id = config.client_id.clone();
     let sim = whoop_sim::start(config, SocketAddr::new(args.host, args.port))

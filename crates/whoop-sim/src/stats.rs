@@ -36,6 +36,10 @@ pub struct Stats {
     pub unauthorized: AtomicU64,
     pub webhooks_sent: AtomicU64,
     pub webhooks_failed: AtomicU64,
+    /// Webhooks lost on purpose (`/_sim/webhook-faults`).
+    pub webhooks_dropped: AtomicU64,
+    /// Webhooks delivered twice on purpose.
+    pub webhooks_duplicated: AtomicU64,
     /// A gauge, not a counter: deliveries queued or waiting for a retry.
     pub webhooks_pending: AtomicU64,
 }
@@ -60,6 +64,8 @@ impl Stats {
             &self.unauthorized,
             &self.webhooks_sent,
             &self.webhooks_failed,
+            &self.webhooks_dropped,
+            &self.webhooks_duplicated,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -82,6 +88,8 @@ impl Stats {
             "unauthorized": get(&self.unauthorized),
             "webhooks_sent": get(&self.webhooks_sent),
             "webhooks_failed": get(&self.webhooks_failed),
+            "webhooks_dropped": get(&self.webhooks_dropped),
+            "webhooks_duplicated": get(&self.webhooks_duplicated),
             "webhooks_pending": get(&self.webhooks_pending),
         })
     }
