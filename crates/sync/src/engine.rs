@@ -222,7 +222,7 @@ impl Engine {
         let (events, _) = broadcast::channel(256);
         let permits = options.schedule.max_parallel_requests.max(1);
         Ok(Arc::new(Engine {
-            tokens: TokenManager::new(token_client, secrets, &settings.data_dir),
+            tokens: TokenManager::new(token_client, client.clone(), secrets, &settings.data_dir),
             settings,
             store,
             client,
@@ -539,7 +539,7 @@ impl Engine {
         if let ConnectionState::Connected { user_id, name, .. } = self.connection_state().await? {
             // Another process may have refreshed or reconnected since this one found its tokens
             // unusable: then the stored pair is newer, and the connection is fine.
-            if !self.tokens.still_unusable().await? {
+            if !self.tokens.still_unusable().await.unwrap_or(true) {
                 return Ok(());
             }
             tracing::warn!(%reason, "WHOOP needs reconnecting");

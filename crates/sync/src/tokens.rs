@@ -9,8 +9,13 @@
 //! - under that lock the stored pair is read again: if another process already rotated, its pair
 //!   is used instead of refreshing ours (which is spent);
 //! - the new pair is written to the `SecretStore` before anyone may use it;
-//! - a refresh whose outcome is unknown (timeout, cut connection, 5xx) is never repeated: the
-//!   pair is stored as unusable, so no process on this data directory sends it again;
+//! - a refresh whose outcome is unknown (timeout, cut connection, 5xx) is never repeated blindly.
+//!   WHOOP kills the old access token at the moment it rotates, so if ours was still valid before
+//!   the refresh, one cheap call with it tells: still accepted, nothing was rotated and the
+//!   refresh may be tried again later; refused (or no clear answer), the pair is stored as
+//!   unusable so no process on this data directory sends it again, and the person is told to
+//!   reconnect. (If WHOOP acted on a timed-out request only after the probe, the next refresh is
+//!   refused and the outcome is the same reconnect, never worse.)
 //! - a caller whose token was refused only refreshes if nobody has done so since that token was
 //!   handed out.
 
@@ -86,6 +91,8 @@ pub struct TokenManager {
     /// `Err` holds why token requests cannot be made (missing relay or client secret); reading
     /// stored tokens and showing status still work.
     client: std::result::Result<TokenClient, String>,
+    /// For the probe after a refresh with an unknown outcome.
+    whoop: whoop::Client,
     secrets: Arc<dyn SecretStore>,
     lock_path: PathBuf,
     current: Mutex<Option<TokenSet>>,
@@ -97,11 +104,13 @@ impl TokenManager {
     /// tokens must use the same data directory.
     pub fn new(
         client: std::result::Result<TokenClient, String>,
+        whoop: whoop::Client,
         secrets: Arc<dyn SecretStore>,
         data_dir: &Path,
     ) -> Self {
         TokenManager {
             client,
+            whoop,
             secrets,
             lock_path: data_dir.join(TOKEN_LOCK_FILE),
             current: Mutex::new(None),
@@ -249,7 +258,27 @@ impl TokenManager {
                 reason: reason.clone(),
             });
         }
-        match self.refresh_locked(&stored).await {
+        // Checked before sending: the refresh kills it if it reaches WHOOP.
+        let access_was_valid = stored.expires_at > Utc::now();
+        let refreshed = match self.refresh_locked(&stored).await {
+            Err(Error::Whoop(whoop::Error::TokenOutcomeUnknown { detail })) => {
+                tracing::warn!(%detail, "WHOOP's answer to a refresh was lost; not repeating it");
+                if access_was_valid && self.still_accepted(&stored.access_token).await {
+                    return Err(Error::Whoop(whoop::Error::Unavailable {
+                        attempts: 1,
+                        detail: format!(
+                            "token endpoint failed ({detail}) before renewing access; \
+                             VitalTrends will try again"
+                        ),
+                    }));
+                }
+                Err(Error::ReconnectNeeded {
+                    reason: OUTCOME_UNKNOWN.into(),
+                })
+            }
+            other => other,
+        };
+        match refreshed {
             Ok(fresh) => {
                 let token = fresh.access_token.clone();
                 *current = Some(fresh);
@@ -284,12 +313,6 @@ impl TokenManager {
                     reason: DEAD_GRANT.into(),
                 })
             }
-            Err(whoop::Error::TokenOutcomeUnknown { detail }) => {
-                tracing::warn!(%detail, "WHOOP's answer to a refresh was lost; not repeating it");
-                return Err(Error::ReconnectNeeded {
-                    reason: OUTCOME_UNKNOWN.into(),
-                });
-            }
             Err(e) => return Err(e.into()),
         };
         let fresh = token_set(&response, set.refresh_token.clone());
@@ -299,6 +322,20 @@ impl TokenManager {
         self.persist(&fresh).await?;
         tracing::info!("WHOOP tokens refreshed");
         Ok(fresh)
+    }
+
+    /// Whether WHOOP still accepts `access_token`: if so, no refresh of its pair took place.
+    async fn still_accepted(&self, access_token: &Secret) -> bool {
+        match self.whoop.profile(access_token.expose()).await {
+            Ok(_) => {
+                tracing::info!("WHOOP did not renew access; the refresh may be tried again");
+                true
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "WHOOP no longer accepts the previous access token");
+                false
+            }
+        }
     }
 
     async fn persist(&self, set: &TokenSet) -> Result<()> {

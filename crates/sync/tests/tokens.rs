@@ -122,6 +122,121 @@ async fn brokered_a_token_5xx_or_cut_after_rotating_is_not_replayed() {
     lost_refresh_answer_is_not_replayed(&host, "cut_after_rotate_next").await;
 }
 
+/// One WHOOP call through the engine's token handling.
+async fn profile_call(engine: &Arc<sync::Engine>) -> Result<whoop::Profile, Error> {
+    engine
+        .with_token(|t| {
+            let engine = engine.clone();
+            async move { engine.client().profile(t.expose()).await }
+        })
+        .await
+        .map(|fetched| fetched.record)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_refresh_that_did_not_rotate_is_tried_again_later() {
+    // Access tokens live 60 s, inside the 120 s refresh margin: every call refreshes first,
+    // while the old access token still works (the case the probe can tell apart). One call at
+    // a time, so no call's token is rotated away under it.
+    let host = host(whoop_sim::SimConfig {
+        token_ttl_secs: 60,
+        ..sim_config(5, 68)
+    })
+    .await;
+    host.connect().await;
+
+    // A 5xx before WHOOP rotated: the old access token still works, so nothing was spent.
+    host.post("/_sim/token-faults", json!({"fail_next": 1}))
+        .await;
+    let err = profile_call(&host.engine).await.unwrap_err();
+    assert_eq!(err.code(), "whoop_unavailable", "{err}");
+    assert_eq!(
+        host.engine.connection_state().await.unwrap().name(),
+        "connected"
+    );
+    profile_call(&host.engine)
+        .await
+        .expect("the refresh is tried again and works");
+
+    // A 5xx after WHOOP rotated: the old access token is dead, so the refresh must not be
+    // repeated.
+    host.post("/_sim/token-faults", json!({"fail_after_rotate_next": 1}))
+        .await;
+    let err = profile_call(&host.engine).await.unwrap_err();
+    assert_eq!(err.code(), "reconnect_needed", "{err}");
+    let again = profile_call(&host.engine).await.unwrap_err();
+    assert_eq!(again.code(), "reconnect_needed");
+    assert_eq!(
+        host.engine.connection_state().await.unwrap().name(),
+        "reconnect_needed"
+    );
+    let stats = host.stats().await;
+    assert_eq!(stats["refresh_replays"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_code_exchange_answered_with_5xx_after_spending_the_code_is_not_repeated() {
+    let direct = host(sim_config(5, 69)).await;
+    let (brokered, _relay, _relay_dir) = brokered_host(5, 70).await;
+    for host in [&direct, &brokered] {
+        host.post("/_sim/token-faults", json!({"fail_after_rotate_next": 1}))
+            .await;
+        host.reset_stats().await;
+        let err = sign_in(&host.engine).await.unwrap_err();
+        assert_eq!(err.code(), "token_outcome_unknown", "{err}");
+        assert_eq!(
+            host.stats().await["requests"]["token"],
+            1,
+            "the code was sent again"
+        );
+        assert_eq!(
+            host.engine.connection_state().await.unwrap().name(),
+            "not_connected"
+        );
+        // Signing in again is the way on, and works.
+        host.connect().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_answers_a_code_exchange_before_the_client_gives_up() {
+    // WHOOP's data endpoints (the profile the broker binds the device with) take 20 s to
+    // answer. The broker's own deadline keeps the whole exchange inside the client's 30 s: the
+    // tokens arrive, without a device credential, instead of a client timeout after WHOOP
+    // already spent the code.
+    let (host, relay, _relay_dir) = brokered_host(5, 71).await;
+    host.post("/_sim/faults", json!({"latency_ms": 20_000}))
+        .await;
+    let authorize = whoop::oauth::authorize_url(&Url::parse(&host.sim.base_url).unwrap()).unwrap();
+    let request = whoop::oauth::authorization_request(
+        &authorize,
+        "vitaltrends-demo",
+        "vitaltrends://oauth/whoop/callback",
+    )
+    .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http.get(request.url.clone()).send().await.unwrap();
+    let callback = Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    let code = callback
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let broker = whoop::oauth::TokenClient::new(whoop::oauth::TokenEndpoint::Broker {
+        base_url: Url::parse(&relay.base_url).unwrap(),
+    })
+    .unwrap();
+    let tokens = broker
+        .exchange_code(&code, &request.redirect_uri, &request.pkce_verifier)
+        .await
+        .expect("the broker answered within the client's timeout");
+    assert!(tokens.device_credential.is_none());
+    assert_eq!(host.stats().await["requests"]["token"], 1);
+}
+
 /// A TCP forwarder to `target` that starts listening on `port` only after `delay`, so requests
 /// before then fail to connect (they were certainly not sent).
 fn late_forwarder(port: u16, target: std::net::SocketAddr, delay: Duration) {
@@ -235,9 +350,22 @@ async fn a_stale_process_adopts_the_tokens_another_process_stored_instead_of_rep
     let stats = host.stats().await;
     assert_eq!(stats["refreshes"], 1, "{stats}");
     assert_eq!(stats["refresh_replays"], 0);
+}
 
-    // A stale "dead" verdict does not undo a reconnect made elsewhere: WHOOP revokes, A finds
-    // out, then the person reconnects through B; A must use B's grant, not flag it dead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_dead_verdict_does_not_undo_a_reconnect_made_by_another_process() {
+    let host = host(sim_config(10, 72)).await;
+    let a = second_process(&host, Arc::new(InsecureFileStore::in_dir(host.dir.path()))).await;
+    let b = second_process(&host, Arc::new(InsecureFileStore::in_dir(host.dir.path()))).await;
+    let host = Host {
+        engine: a.clone(),
+        ..host
+    };
+    host.connect().await;
+    a.sync_now().await.expect("A imports");
+
+    // WHOOP revokes, A finds out, then the person reconnects through B: A must use B's grant,
+    // not flag it dead.
     host.post("/_sim/revoke", json!({})).await;
     assert_eq!(a.sync_now().await.unwrap_err().code(), "reconnect_needed");
     let host = Host {
@@ -281,16 +409,17 @@ async fn other_member_is_refused(host: &Host) {
     host.post("/_sim/other-member-logins", json!({"count": 1}))
         .await;
     let err = sign_in(&host.engine).await.unwrap_err();
-    assert_eq!(err.code(), "other_member", "{err}");
-    let message = err.to_string();
-    assert!(
-        message.contains("Riley Other") && message.contains("nothing was changed"),
-        "{message}"
-    );
 
     // The current connection is exactly as it was, and works.
-    assert_eq!(stored(secrets, "whoop-tokens"), tokens_before);
-    assert_eq!(stored(secrets, sync::DEVICE_SECRET), device_before);
+    // Compared without printing: they are secrets even in a test.
+    assert!(
+        stored(secrets, "whoop-tokens") == tokens_before,
+        "the stored tokens changed"
+    );
+    assert!(
+        stored(secrets, sync::DEVICE_SECRET) == device_before,
+        "the device credential changed"
+    );
     assert_eq!(
         host.engine.store().get_meta("relay_cursor").await.unwrap(),
         cursor_before
@@ -301,6 +430,12 @@ async fn other_member_is_refused(host: &Host) {
         Some(host.sim.user_id)
     );
     host.engine.sync_now().await.expect("A still syncs");
+    assert_eq!(err.code(), "other_member", "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("Riley Other") && message.contains("nothing was changed"),
+        "{message}"
+    );
 
     // The stray grant was withdrawn at WHOOP; A's was not.
     let grants = host.get("/_sim/grants").await;

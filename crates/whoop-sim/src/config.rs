@@ -35,6 +35,8 @@ pub struct SimConfig {
     pub redirect_uris: Vec<String>,
     /// Delay added to every token-endpoint answer, after the request was acted on.
     pub token_latency_ms: u64,
+    /// The first N token requests answer 500 before anything is looked at (nothing rotates).
+    pub token_fail: u64,
     /// The first N successful token requests rotate (or spend the code), then answer 500.
     pub token_fail_after_rotate: u64,
     /// The first N successful token requests rotate (or spend the code), then cut the
@@ -78,6 +80,7 @@ impl Default for SimConfig {
             newest_night_pending: true,
             redirect_uris: Vec::new(),
             token_latency_ms: 0,
+            token_fail: 0,
             token_fail_after_rotate: 0,
             token_cut_after_rotate: 0,
             app_scopes: Vec::new(),

@@ -63,6 +63,10 @@ struct Args {
     /// on (a refresh already rotated). Also `POST /_sim/token-faults {"latency_ms": N}`.
     #[arg(long, default_value_t = 0)]
     token_latency_ms: u64,
+    /// The first N token requests answer 500 before anything is looked at: nothing rotates, so
+    /// sending the same request again is safe. Also `POST /_sim/token-faults {"fail_next": N}`.
+    #[arg(long, default_value_t = 0)]
+    token_fail: u64,
     /// The first N successful token requests rotate the refresh token (or spend the code) and
     /// then answer 500, as WHOOP may. Also `POST /_sim/token-faults {"fail_after_rotate_next": N}`.
     #[arg(long, default_value_t = 0)]
@@ -133,6 +137,7 @@ async fn main() -> anyhow::Result<()> {
         newest_night_pending: !args.newest_night_scored,
         redirect_uris: args.redirect_uris,
         token_latency_ms: args.token_latency_ms,
+        token_fail: args.token_fail,
         token_fail_after_rotate: args.token_fail_after_rotate,
         token_cut_after_rotate: args.token_cut_after_rotate,
         app_scopes: args.app_scopes,

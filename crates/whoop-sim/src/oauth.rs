@@ -144,7 +144,7 @@ impl OAuthState {
         OAuthState {
             token_faults: TokenFaults {
                 latency_ms: config.token_latency_ms,
-                fail_next: 0,
+                fail_next: config.token_fail,
                 fail_after_rotate_next: config.token_fail_after_rotate,
                 cut_after_rotate_next: config.token_cut_after_rotate,
             },

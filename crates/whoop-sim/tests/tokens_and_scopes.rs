@@ -76,13 +76,16 @@ async fn token_answers_can_fail_or_break_off_after_rotating() {
 async fn token_faults_can_be_set_by_flags() {
     bounded(async {
         let sim = sim(SimConfig {
+            token_fail: 1,
             token_fail_after_rotate: 1,
             ..small(3)
         })
         .await;
         let (verifier, challenge) = pkce_pair(1);
         let code = code(&sim, ALL_SCOPES, Some(&challenge)).await;
-        // The code is spent even though the answer was a 500.
+        // A 500 before anything happened: the code is still good.
+        assert_eq!(exchange(&sim, &code, Some(&verifier)).await.0, 500);
+        // A 500 after the code was spent.
         assert_eq!(exchange(&sim, &code, Some(&verifier)).await.0, 500);
         let (status, body) = exchange(&sim, &code, Some(&verifier)).await;
         assert_eq!(

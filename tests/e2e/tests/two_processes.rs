@@ -23,6 +23,9 @@ async fn two_processes_syncing_at_once_never_replay_a_refresh_token() {
         "--auto-approve",
         "--token-latency-ms",
         "400",
+        // Many syncs in a few seconds: WHOOP's 100 a minute would only add waiting.
+        "--rate-limit-minute",
+        "10000",
     ])
     .await;
     let cli = Cli::new(&sim);
@@ -33,6 +36,7 @@ async fn two_processes_syncing_at_once_never_replay_a_refresh_token() {
 
     sim.post_json("/_sim/reset-stats", json!({})).await;
     for round in 1..=ROUNDS {
+        let started = std::time::Instant::now();
         sim.post_json("/_sim/expire-tokens", json!({})).await;
         let (a, b) = tokio::join!(
             cli.run(&["sync"], 2 * MINUTE),
@@ -40,6 +44,7 @@ async fn two_processes_syncing_at_once_never_replay_a_refresh_token() {
         );
         assert!(a.status.success(), "round {round}, first: {}", a.stderr);
         assert!(b.status.success(), "round {round}, second: {}", b.stderr);
+        eprintln!("round {round}: both synced in {:?}", started.elapsed());
     }
     let stats = sim.get_json("/_sim/stats").await;
     assert_eq!(

@@ -12,6 +12,7 @@ use crate::on_both_backends;
 on_both_backends!(
     code_exchange_returns_tokens_and_a_bound_device,
     refresh_through_the_broker_rotates,
+    a_lost_answer_and_an_unreachable_whoop_are_told_apart,
 );
 
 async fn profile_status(sim_url: &str, access_token: &str) -> StatusCode {
@@ -228,4 +229,67 @@ async fn callback_page_hands_the_code_to_the_app() {
     assert!(
         page.contains("vitaltrends://oauth/whoop/callback?state=12345678&amp;error=access_denied")
     );
+}
+
+async fn broker_refresh(base_url: &str, token: &str) -> (StatusCode, serde_json::Value) {
+    let resp = http()
+        .post(format!("{base_url}/oauth/whoop/refresh"))
+        .form(&[("refresh_token", token)])
+        .send()
+        .await
+        .expect("refresh");
+    let status = resp.status();
+    (status, resp.json().await.expect("JSON"))
+}
+
+/// WHOOP failing after it rotated (or cutting the answer) is 502 `whoop_outcome_unknown`, sent
+/// to WHOOP once; WHOOP out of reach is 503 `whoop_unreachable`, which the client may retry.
+async fn a_lost_answer_and_an_unreachable_whoop_are_told_apart(db: &Db) {
+    let sim = sim(13, SECRET).await;
+    let relay = relay(config(db, &sim)).await;
+    for fault in ["fail_after_rotate_next", "cut_after_rotate_next"] {
+        let tokens = connect(&sim, &relay.base_url).await;
+        http()
+            .post(format!("{}/_sim/token-faults", sim.base_url))
+            .json(&serde_json::json!({ fault: 1 }))
+            .send()
+            .await
+            .expect("faults");
+        http()
+            .post(format!("{}/_sim/reset-stats", sim.base_url))
+            .send()
+            .await
+            .expect("reset");
+        let (status, json) = broker_refresh(&relay.base_url, &tokens.refresh_token).await;
+        assert_eq!(status, StatusCode::BAD_GATEWAY, "{fault}");
+        assert_eq!(json["error"], "whoop_outcome_unknown", "{fault}");
+        let stats: serde_json::Value = http()
+            .get(format!("{}/_sim/stats", sim.base_url))
+            .send()
+            .await
+            .expect("stats")
+            .json()
+            .await
+            .expect("stats JSON");
+        assert_eq!(
+            stats["requests"]["token"], 1,
+            "{fault}: sent to WHOOP again"
+        );
+        assert_eq!(stats["refresh_replays"], 0, "{fault}");
+    }
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let unreachable = relay::start(relay::RelayConfig {
+        whoop_base_url: format!("http://127.0.0.1:{closed}").parse().expect("URL"),
+        ..config(db, &sim)
+    })
+    .await
+    .expect("relay");
+    let (status, json) = broker_refresh(&unreachable.base_url, "ory_rt_anything").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(json["error"], "whoop_unreachable");
 }
