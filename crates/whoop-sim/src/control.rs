@@ -1,7 +1,8 @@
 //! The `/_sim` control API: a loopback-only remote control for tests, benchmarks and the
 //! desktop's demo mode. It reads counters and records, moves time, edits and deletes records
 //! (with the webhooks WHOOP would send), fires arbitrary webhooks, and breaks things on purpose
-//! (expired or revoked tokens, latency, 5xx, malformed bodies). No authentication, by design.
+//! (expired or revoked tokens, latency, 5xx, malformed bodies, expired paging tokens), and
+//! switches the shapes of WHOOP's JSON (`shape.rs`). No authentication, by design.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
