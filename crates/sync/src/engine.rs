@@ -748,6 +748,10 @@ impl Engine {
             Ok(_) => return self.clear_retry(request.kind).await,
             Err(e) => e,
         };
+        if let Error::ReconnectNeeded { .. } = error {
+            // Nothing can succeed before the person reconnects; Reconnect restarts the import.
+            return self.clear_all_retries().await;
+        }
         if !retryable(error) || !matches!(request.kind, JobKind::Import | JobKind::CatchUp) {
             // Force Sync is the person's own request: its failure is reported, not repeated.
             return self.clear_retry(request.kind).await;

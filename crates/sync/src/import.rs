@@ -287,10 +287,14 @@ impl Engine {
         let body = self
             .with_token(|token| async move { self.client.body_measurement(token.expose()).await })
             .await?;
-        if let Some(body) = body {
-            self.store
-                .save_body_measurement(profile.record.user_id, &body)
-                .await?;
+        match body {
+            Some(body) => {
+                self.store
+                    .save_body_measurement(profile.record.user_id, &body)
+                    .await?
+            }
+            // 404: WHOOP has none (never entered, or removed); an old copy would be stale.
+            None => self.store.delete_body_measurement().await?,
         }
         Ok(())
     }

@@ -151,6 +151,26 @@ async fn no_body_measurement_is_not_an_error() {
     assert_same(&export, &dump, |_, _| false);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_measurement_gone_at_whoop_is_gone_here() {
+    let host = host(sim_config(20, 26)).await;
+    host.connect().await;
+    host.engine.sync_now().await.unwrap();
+    assert!(host.export().await["body_measurement"].is_object());
+
+    // The person removed it; an import that runs again (here: as if it never finished) reads
+    // WHOOP's 404 as "none" and drops the old copy.
+    host.post("/_sim/shapes", json!({"no_body_measurement": true}))
+        .await;
+    host.engine
+        .store()
+        .delete_meta("import_complete")
+        .await
+        .unwrap();
+    host.engine.sync_now().await.expect("a 404 body is no body");
+    assert!(host.export().await["body_measurement"].is_null());
+}
+
 /// A laptop closed for days mid-import: the saved `next_token` has expired at WHOOP (400). The
 /// window is read again from its start and the import completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
