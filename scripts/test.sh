@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Set-up and the tests must leave tracked files as they found them (a rewritten lock file means
+# every install may resolve differently). Compare against the state before the run, so a
+# developer's own uncommitted edits are not counted.
+tracked_state() { git diff HEAD --no-ext-diff 2>/dev/null | sha256sum; }
+tracked_before="$(tracked_state)"
+
 # What a fresh machine lacks (only what is missing; quick when all is there).
 scripts/setup.sh
 
@@ -32,6 +38,12 @@ echo "== IPC bindings are up to date"
 if ! git diff --quiet -- ui/src/bindings || [ -n "$(git ls-files --others --exclude-standard ui/src/bindings)" ]; then
   echo "ui/src/bindings changed when the tests regenerated them from Rust: commit the new files" >&2
   git status --short ui/src/bindings >&2
+  exit 1
+fi
+
+if [ "$(tracked_state)" != "$tracked_before" ]; then
+  echo "set-up or the tests changed tracked files; commit them as written or fix what rewrote them:" >&2
+  git status --short --untracked-files=no >&2
   exit 1
 fi
 

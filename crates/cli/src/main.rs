@@ -393,6 +393,27 @@ async fn status(engine: &Arc<Engine>, json: bool) -> anyhow::Result<()> {
     if !status.import_complete && c.total() > 0 {
         println!("The import has not finished; `vitaltrends sync` resumes it.");
     }
+    if let Some(message) = &status.live_updates_message {
+        println!("{message}");
+    }
+    if status.pending_events > 0 {
+        println!(
+            "Live updates waiting for WHOOP to answer: {} (retried automatically)",
+            status.pending_events
+        );
+    }
+    if status.skipped_events > 0 {
+        let ids: Vec<String> = status
+            .last_skipped_events
+            .iter()
+            .map(|s| format!("{} {}", s.kind, s.id))
+            .collect();
+        println!(
+            "Live updates skipped (record could not be read): {}; newest: {}",
+            status.skipped_events,
+            ids.join(", ")
+        );
+    }
     println!("Tokens kept in: {}", status.secret_store);
     Ok(())
 }

@@ -26,6 +26,26 @@ use crate::server::{now_ms, AppState};
 /// Token forms are a few hundred bytes.
 const MAX_FORM: usize = 8 * 1024;
 const PROFILE_ATTEMPTS: u32 = 3;
+
+/// The most one broker request spends talking to WHOOP: the token request, then (for a code
+/// exchange) binding the device. Kept well below the desktop client's own timeout
+/// (`whoop::oauth::TOKEN_REQUEST_TIMEOUT`, 30 s), so the client always gets the broker's answer:
+/// a client that timed out could not know whether the refresh token was rotated.
+pub const BROKER_DEADLINE: Duration = Duration::from_secs(25);
+/// WHOOP's token endpoint gets this much of it.
+const TOKEN_REQUEST_DEADLINE: Duration = Duration::from_secs(15);
+/// Binding the device gets the rest; the tokens go back without a device credential if it
+/// runs out (the app still syncs, without the event stream, until it reconnects).
+const BIND_DEADLINE: Duration = Duration::from_secs(8);
+const _: () =
+    assert!(TOKEN_REQUEST_DEADLINE.as_secs() + BIND_DEADLINE.as_secs() < BROKER_DEADLINE.as_secs());
+
+/// WHOOP could not be reached at all (no connection opened): nothing was sent, so the client may
+/// send the same request again.
+const WHOOP_UNREACHABLE: &str = "whoop_unreachable";
+/// The request may have reached WHOOP but its answer was lost (timeout, cut connection, 5xx):
+/// WHOOP may have rotated the refresh token or spent the code, so nobody may repeat it.
+const WHOOP_OUTCOME_UNKNOWN: &str = "whoop_outcome_unknown";
 const CUSTOM_SCHEME_CALLBACK: &str = "vitaltrends://oauth/whoop/callback";
 
 fn form(body: &Bytes) -> HashMap<String, String> {
@@ -82,6 +102,9 @@ struct OAuthError {
 /// POSTs a token request with the client credentials. During a secret rotation WHOOP may already
 /// refuse the current secret as `invalid_client`; that refusal happens before the grant is looked
 /// at, so asking again with the previous secret cannot spend a code or refresh token twice.
+/// Nothing else is ever sent twice: once a request may have reached WHOOP, a failure is answered
+/// as 502 `whoop_outcome_unknown`; only a connection that never opened is 503
+/// `whoop_unreachable`, which the client may retry.
 async fn token_request(app: &AppState, fields: &[(&str, &str)]) -> Result<Upstream, Response> {
     let url = app.config.whoop_url("/oauth/oauth2/token");
     let mut last = None;
@@ -89,12 +112,28 @@ async fn token_request(app: &AppState, fields: &[(&str, &str)]) -> Result<Upstre
         let mut body: Vec<(&str, &str)> = fields.to_vec();
         body.push(("client_id", &app.config.client_id));
         body.push(("client_secret", secret));
-        let sent = app.http.post(&url).form(&body).send().await;
+        let sent = app
+            .http
+            .post(&url)
+            .form(&body)
+            .timeout(TOKEN_REQUEST_DEADLINE)
+            .send()
+            .await;
         let resp = match sent {
             Ok(r) => r,
-            Err(err) => {
+            Err(err) if err.is_connect() => {
                 tracing::warn!(error = %err.without_url(), "WHOOP token endpoint unreachable");
-                return Err(json_error(StatusCode::BAD_GATEWAY, "whoop_unavailable"));
+                return Err(no_store(json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    WHOOP_UNREACHABLE,
+                )));
+            }
+            Err(err) => {
+                tracing::warn!(error = %err.without_url(), "WHOOP's token answer was lost");
+                return Err(no_store(json_error(
+                    StatusCode::BAD_GATEWAY,
+                    WHOOP_OUTCOME_UNKNOWN,
+                )));
             }
         };
         let status = resp.status();
@@ -103,9 +142,20 @@ async fn token_request(app: &AppState, fields: &[(&str, &str)]) -> Result<Upstre
             Ok(b) => b,
             Err(err) => {
                 tracing::warn!(error = %err.without_url(), "WHOOP token response cut short");
-                return Err(json_error(StatusCode::BAD_GATEWAY, "whoop_unavailable"));
+                return Err(no_store(json_error(
+                    StatusCode::BAD_GATEWAY,
+                    WHOOP_OUTCOME_UNKNOWN,
+                )));
             }
         };
+        if status.is_server_error() {
+            // WHOOP may have rotated before failing; passing its 5xx on could read as "retry".
+            tracing::warn!(status = status.as_u16(), "WHOOP's token endpoint failed");
+            return Err(no_store(json_error(
+                StatusCode::BAD_GATEWAY,
+                WHOOP_OUTCOME_UNKNOWN,
+            )));
+        }
         let upstream = Upstream {
             status,
             content_type,
@@ -177,7 +227,13 @@ pub async fn exchange(
     // WHOOP has spent the code: from here on the tokens go back to the device whatever happens,
     // because a retried exchange would be refused (and may revoke the grant). Without a device
     // credential the app still syncs; it just has no event stream until it reconnects.
-    match bind_device(&app, &access_token).await {
+    let bound = tokio::time::timeout(BIND_DEADLINE, bind_device(&app, &access_token))
+        .await
+        .unwrap_or_else(|_| {
+            tracing::warn!("binding the device took too long; no device bound");
+            None
+        });
+    match bound {
         Some(credential) => {
             tokens.insert(
                 "device_credential".to_string(),

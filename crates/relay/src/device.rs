@@ -60,8 +60,12 @@ pub fn touch_interval(retention: Duration) -> Duration {
 
 /// The calling device, or the response to send instead (401, or 503 if the database is down).
 pub async fn authenticate(app: &Arc<AppState>, headers: &HeaderMap) -> Result<Device, Response> {
+    let refused = || {
+        crate::metrics::bump(&app.metrics.device_unauthorized);
+        unauthorized()
+    };
     let Some(credential) = bearer(headers) else {
-        return Err(unauthorized());
+        return Err(refused());
     };
     let device = match app
         .storage
@@ -69,7 +73,7 @@ pub async fn authenticate(app: &Arc<AppState>, headers: &HeaderMap) -> Result<De
         .await
     {
         Ok(Some(d)) => d,
-        Ok(None) => return Err(unauthorized()),
+        Ok(None) => return Err(refused()),
         Err(err) => return Err(unavailable(&err)),
     };
     let now = now_ms();
@@ -80,7 +84,7 @@ pub async fn authenticate(app: &Arc<AppState>, headers: &HeaderMap) -> Result<De
     {
         match app.storage.touch_device(&device.id, now).await {
             Ok(true) => {}
-            Ok(false) => return Err(unauthorized()),
+            Ok(false) => return Err(refused()),
             Err(err) => return Err(unavailable(&err)),
         }
     }

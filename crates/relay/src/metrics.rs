@@ -35,6 +35,8 @@ pub struct Metrics {
     pub streams_open: AtomicI64,
     pub devices_bound: AtomicU64,
     pub device_binding_failed: AtomicU64,
+    /// Device requests refused for an unknown, pruned or revoked credential.
+    pub device_unauthorized: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -113,6 +115,11 @@ impl Metrics {
             "relay_device_binding_failed_total",
             "Code exchanges that returned tokens but could not bind a device.",
             load(&self.device_binding_failed),
+        );
+        counter(
+            "relay_device_unauthorized_total",
+            "Device requests refused: credential unknown, pruned or revoked.",
+            load(&self.device_unauthorized),
         );
         let _ = writeln!(
             out,

@@ -306,4 +306,15 @@ impl Store {
             .await?;
         Ok(())
     }
+
+    /// Deletes `key` only if it still holds `expected`: a value replaced meanwhile (by work that
+    /// came in while the caller ran) stays. Returns whether it was deleted.
+    pub async fn delete_meta_if(&self, key: &str, expected: &str) -> Result<bool> {
+        let done = sqlx::query("DELETE FROM meta WHERE key = ? AND value = ?")
+            .bind(key)
+            .bind(expected)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected() > 0)
+    }
 }

@@ -6,9 +6,11 @@
 //! dashboard's day-by-day reads, and exports everything as CSV or as WHOOP-shaped JSON.
 
 mod bookkeeping;
+mod changes;
 mod dashboard;
 pub mod day;
 mod error;
+mod event_issues;
 mod export;
 mod reads;
 mod records;
@@ -26,8 +28,10 @@ use whoop::types::{format_timestamp, parse_timestamp};
 use whoop::{BodyMeasurement, Collection, Fetched, Profile};
 
 pub use bookkeeping::{Checkpoint, ImportWindow, RunOutcome, RunStatus, SyncRun};
+pub use changes::ChangeMark;
 pub use dashboard::{MetricNow, SleepNow, SleepStages, TodaySummary, WorkoutSummary};
 pub use error::{Error, Result};
+pub use event_issues::{EventIssue, EventIssueSummary, SkippedEvent};
 pub use reads::{DayValue, Metric};
 pub use records::{StoreRecord, UpsertCounts};
 pub use window::{WindowContents, WindowOutcome};
@@ -118,16 +122,22 @@ impl Store {
         self.pool.close().await;
     }
 
-    /// Writes a batch of records in one transaction.
+    /// Writes a batch of records in one transaction, noting each in the change log (these are
+    /// the live applier's and catch-up's writes; a Force Sync running meanwhile keeps them).
     pub async fn upsert<T: StoreRecord>(&self, items: &[Fetched<T>]) -> Result<UpsertCounts> {
         let mut tx = self.pool.begin().await?;
         let counts = records::upsert_all(&mut tx, items).await?;
+        changes::forget_old_changes(&mut tx).await?;
+        for item in items {
+            changes::log_change(&mut tx, T::COLLECTION.as_str(), &item.record.key(), false).await?;
+        }
         tx.commit().await?;
         Ok(counts)
     }
 
-    /// Deletes one record by its key (cycle id, sleep or workout UUID, recovery's cycle id).
-    /// Returns whether it existed.
+    /// Deletes one record by its key (cycle id, sleep or workout UUID, recovery's cycle id),
+    /// noting it in the change log even if it was not here (a Force Sync must not bring it
+    /// back). Returns whether it existed.
     pub async fn delete(&self, collection: Collection, key: &str) -> Result<bool> {
         let (table, column) = records::table_of(collection);
         let sql = format!("DELETE FROM {table} WHERE {column} = ?");
@@ -139,15 +149,23 @@ impl Store {
             },
             Collection::Sleep | Collection::Workout => query.bind(key.to_string()),
         };
-        Ok(query.execute(&self.pool).await?.rows_affected() > 0)
+        let mut tx = self.pool.begin().await?;
+        let existed = query.execute(&mut *tx).await?.rows_affected() > 0;
+        changes::forget_old_changes(&mut tx).await?;
+        changes::log_change(&mut tx, collection.as_str(), key, true).await?;
+        tx.commit().await?;
+        Ok(existed)
     }
 
     /// Deletes the recovery computed from `sleep_id` (WHOOP deletes it with its sleep).
     pub async fn delete_recovery_for_sleep(&self, sleep_id: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
         let done = sqlx::query("DELETE FROM recovery WHERE sleep_id = ?")
             .bind(sleep_id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        changes::log_change(&mut tx, changes::RECOVERY_OF_SLEEP, sleep_id, true).await?;
+        tx.commit().await?;
         Ok(done.rows_affected() > 0)
     }
 
@@ -263,6 +281,8 @@ impl Store {
             "profile",
             "body_measurement",
             "import_checkpoint",
+            "record_change",
+            "event_issue",
         ] {
             sqlx::query(&format!("DELETE FROM {table}"))
                 .execute(&mut *tx)

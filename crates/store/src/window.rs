@@ -4,14 +4,24 @@
 //! WHOOP never lists tombstones: a record deleted at WHOOP simply stops coming back. So after a
 //! window was fetched completely, local records in it that WHOOP did not return are gone there
 //! too. Everything happens in one transaction, so a failure leaves the window as it was.
+//!
+//! The fetch takes minutes while the live applier keeps writing. A record it wrote or deleted
+//! after the fetch began (the change log after the caller's mark) is newer news than the fetch:
+//! it is neither deleted for being absent from the fetch nor brought back for being in it.
 
 use chrono::{DateTime, Utc};
 use whoop::types::format_timestamp;
-use whoop::{Cycle, Fetched, Recovery, Sleep, Workout};
+use whoop::{CollectionRecord, Cycle, Fetched, Recovery, Sleep, Workout};
 
+use crate::changes::{changes_after, ChangeMark, LastChange, RECOVERY_OF_SLEEP};
 use crate::error::Result;
 use crate::records::upsert_all;
 use crate::{Counts, Store};
+
+/// The records of `items` that `keep` accepts (cloned: a window is a few hundred records).
+fn kept<T: Clone>(items: &[Fetched<T>], keep: impl Fn(&Fetched<T>) -> bool) -> Vec<Fetched<T>> {
+    items.iter().filter(|item| keep(item)).cloned().collect()
+}
 
 /// What replacing a window changed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -34,42 +44,55 @@ impl Store {
     /// Upserts `contents` and deletes local records intersecting `[start, now)` that WHOOP did
     /// not return, with WHOOP's own matching rule: a record is in the window when it ends (or,
     /// for the open cycle, is still running) at or after `start`; a recovery when its sleep
-    /// starts at or after `start`. Returns what was written and how many records were removed.
+    /// starts at or after `start`. Records changed after `fetch_began` (see `change_mark`) are
+    /// left as the later change made them. Returns what was written and how many records were
+    /// removed.
     pub async fn replace_window(
         &self,
         start: DateTime<Utc>,
         contents: &WindowContents,
+        fetch_began: ChangeMark,
     ) -> Result<WindowOutcome> {
         let start = format_timestamp(&start);
         let mut tx = self.pool.begin().await?;
+        let later = changes_after(&mut tx, fetch_began).await?;
+        let changed_later =
+            |collection: &str, key: &str| later.get(&(collection.to_string(), key.to_string()));
+        let deleted_later = |collection: &str, key: &str| {
+            changed_later(collection, key) == Some(&LastChange::Deleted)
+        };
+        let cycles = kept(&contents.cycles, |c| {
+            !deleted_later("cycle", &c.record.key())
+        });
+        let sleeps = kept(&contents.sleeps, |s| !deleted_later("sleep", &s.record.id));
+        let recoveries = kept(&contents.recoveries, |r| {
+            !deleted_later("recovery", &r.record.key())
+                && !deleted_later(RECOVERY_OF_SLEEP, &r.record.sleep_id)
+        });
+        let workouts = kept(&contents.workouts, |w| {
+            !deleted_later("workout", &w.record.id)
+        });
+        // Whatever changed later is kept out of the deletions below, as if WHOOP had returned it.
+        let protected = later
+            .keys()
+            .filter(|(collection, _)| collection != RECOVERY_OF_SLEEP);
         sqlx::query("CREATE TEMP TABLE IF NOT EXISTS keep_key (collection TEXT, k TEXT)")
             .execute(&mut *tx)
             .await?;
         sqlx::query("DELETE FROM keep_key")
             .execute(&mut *tx)
             .await?;
-        let keys = contents
-            .cycles
+        let keys = cycles
             .iter()
             .map(|c| ("cycle", c.record.id.to_string()))
+            .chain(sleeps.iter().map(|s| ("sleep", s.record.id.clone())))
             .chain(
-                contents
-                    .sleeps
-                    .iter()
-                    .map(|s| ("sleep", s.record.id.clone())),
-            )
-            .chain(
-                contents
-                    .recoveries
+                recoveries
                     .iter()
                     .map(|r| ("recovery", r.record.cycle_id.to_string())),
             )
-            .chain(
-                contents
-                    .workouts
-                    .iter()
-                    .map(|w| ("workout", w.record.id.clone())),
-            );
+            .chain(workouts.iter().map(|w| ("workout", w.record.id.clone())))
+            .chain(protected.map(|(collection, key)| (collection.as_str(), key.clone())));
         for (collection, key) in keys {
             sqlx::query("INSERT INTO keep_key (collection, k) VALUES (?, ?)")
                 .bind(collection)
@@ -112,10 +135,10 @@ impl Store {
             .execute(&mut *tx)
             .await?;
 
-        let cycles = upsert_all(&mut tx, &contents.cycles).await?;
-        let sleeps = upsert_all(&mut tx, &contents.sleeps).await?;
-        let recoveries = upsert_all(&mut tx, &contents.recoveries).await?;
-        let workouts = upsert_all(&mut tx, &contents.workouts).await?;
+        let cycles = upsert_all(&mut tx, &cycles).await?;
+        let sleeps = upsert_all(&mut tx, &sleeps).await?;
+        let recoveries = upsert_all(&mut tx, &recoveries).await?;
+        let workouts = upsert_all(&mut tx, &workouts).await?;
         tx.commit().await?;
         Ok(WindowOutcome {
             written: Counts {

@@ -458,3 +458,114 @@ async fn delete_all_whoop_data_empties_the_file() {
     assert_eq!(store.counts().await.unwrap().total(), 0);
     assert!(store.newest_record_time().await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn replacing_a_window_leaves_alone_what_changed_after_the_fetch_began() {
+    let (_dir, store) = file_store().await;
+    let t = |day: u32, hour: u32| format!("2024-03-{day:02}T{hour:02}:00:00.000Z");
+    let before = [
+        sleep("s-kept", 1, &t(1, 4), &t(1, 12), false),
+        sleep("s-deleted-later", 2, &t(2, 4), &t(2, 12), false),
+        sleep("s-gone", 3, &t(3, 4), &t(3, 12), true),
+    ];
+    store.upsert(&before).await.unwrap();
+    store
+        .upsert(&[recovery(2, "s-deleted-later", &t(2, 13), Some(60.0))])
+        .await
+        .unwrap();
+
+    // The fetch begins; meanwhile the applier deletes one sleep (and its recovery) and stores a
+    // new one.
+    let mark = store.change_mark().await.unwrap();
+    assert!(store
+        .delete_recovery_for_sleep("s-deleted-later")
+        .await
+        .unwrap());
+    assert!(store
+        .delete(Collection::Sleep, "s-deleted-later")
+        .await
+        .unwrap());
+    store
+        .upsert(&[sleep("s-new", 4, &t(4, 4), &t(4, 12), false)])
+        .await
+        .unwrap();
+
+    // What the fetch saw: the two older sleeps and the recovery, not the new one; "s-gone"
+    // was gone at WHOOP before the fetch.
+    let contents = store::WindowContents {
+        sleeps: vec![before[0].clone(), before[1].clone()],
+        recoveries: vec![recovery(2, "s-deleted-later", &t(2, 13), Some(60.0))],
+        ..Default::default()
+    };
+    let start = Utc.with_ymd_and_hms(2024, 2, 1, 0, 0, 0).unwrap();
+    let outcome = store.replace_window(start, &contents, mark).await.unwrap();
+    assert_eq!(outcome.deleted, 1, "only the sleep WHOOP no longer had");
+    let export = store.export_json().await.unwrap();
+    let ids: Vec<&str> = export["sleep"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&"s-kept") && ids.contains(&"s-new"), "{ids:?}");
+    assert!(
+        !ids.contains(&"s-deleted-later") && !ids.contains(&"s-gone"),
+        "{ids:?}"
+    );
+    assert!(export["recovery"].as_array().unwrap().is_empty());
+
+    // Without later changes the window is WHOOP's exactly.
+    let mark = store.change_mark().await.unwrap();
+    let outcome = store
+        .replace_window(start, &store::WindowContents::default(), mark)
+        .await
+        .unwrap();
+    assert_eq!(outcome.deleted, 2);
+}
+
+#[tokio::test]
+async fn events_that_did_not_apply_wait_or_are_skipped() {
+    let (_dir, store) = file_store().await;
+    // Stored to the millisecond, like every time in the store.
+    let now = Utc
+        .timestamp_millis_opt(Utc::now().timestamp_millis())
+        .unwrap();
+    let event = r#"{"type":"sleep.updated","id":"s-1","user_id":7,"trace_id":"t"}"#;
+    store
+        .add_pending_event("sleep.updated", "s-1", event, "WHOOP is not answering", now)
+        .await
+        .unwrap();
+    // The same work again is one pending event, not two.
+    store
+        .add_pending_event("sleep.updated", "s-1", event, "still not", now)
+        .await
+        .unwrap();
+    store
+        .add_skipped_event("workout.updated", "w-1", "{}", "unreadable")
+        .await
+        .unwrap();
+    let summary = store.event_issue_summary(5).await.unwrap();
+    assert_eq!((summary.pending, summary.skipped), (1, 1));
+    assert_eq!(summary.last_skipped[0].id, "w-1");
+
+    assert!(store
+        .due_pending_events(now - Duration::seconds(1))
+        .await
+        .unwrap()
+        .is_empty());
+    let due = store.due_pending_events(now).await.unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!(due[0].attempts, 2);
+    assert_eq!(due[0].event, event);
+    let later = now + Duration::minutes(1);
+    store
+        .retry_pending_event_later(due[0].id, "again", later)
+        .await
+        .unwrap();
+    assert_eq!(store.next_pending_event_at().await.unwrap(), Some(later));
+    assert!(store.due_pending_events(now).await.unwrap().is_empty());
+    store.resolve_pending_event(due[0].id).await.unwrap();
+    let summary = store.event_issue_summary(5).await.unwrap();
+    assert_eq!((summary.pending, summary.skipped), (0, 1));
+    assert_eq!(store.next_pending_event_at().await.unwrap(), None);
+}

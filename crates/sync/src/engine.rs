@@ -29,6 +29,9 @@ use crate::state::ConnectionState;
 use crate::tokens::TokenManager;
 
 pub(crate) const IMPORT_COMPLETE_KEY: &str = "import_complete";
+/// A catch-up the relay's gap made necessary, persisted before the gap is acknowledged:
+/// `<since>#<nonce>`; the catch-up that covered it clears it, a restart queues it again.
+pub(crate) const PENDING_CATCH_UP_KEY: &str = "pending_catch_up";
 const LAST_SYNC_KEY: &str = "last_successful_sync_at";
 const LAST_DATA_KEY: &str = "last_data_at";
 /// Failed background jobs waiting for their retry (JSON list of `Retry`).
@@ -44,7 +47,10 @@ pub struct Schedule {
     pub catch_up_every: Duration,
     /// Data is stale when nothing new arrived for this long.
     pub stale_after: chrono::Duration,
-    /// What a stale check fetches.
+    /// What a stale check fetches. WHOOP filters collections on a record's start, so this
+    /// reaches back a week: an activity logged for three days ago (or a strap that synced
+    /// late) whose webhook was lost is still found, and a week still fits one page of 25
+    /// per collection, so it costs no extra request.
     pub catch_up_window: chrono::Duration,
     /// Re-read this much before the last successful sync after a long absence or a gap:
     /// recovery listings filter on the sleep's time, and WHOOP re-scores recent days.
@@ -55,6 +61,9 @@ pub struct Schedule {
     pub recent_window: chrono::Duration,
     /// WHOOP requests in flight at once.
     pub max_parallel_requests: usize,
+    /// A relay event WHOOP failed on transiently is retried after this, doubling per attempt
+    /// (up to an hour), while later events go on applying.
+    pub event_retry_after: Duration,
     /// Waits before retrying a failed import or catch-up: the first failure waits the first,
     /// and so on; past the end the last repeats. A tray app runs for weeks, so it never gives up.
     pub retry_delays: Vec<Duration>,
@@ -71,12 +80,13 @@ impl Default for Schedule {
         Schedule {
             catch_up_every: Duration::from_secs(6 * 3600),
             stale_after: chrono::Duration::hours(36),
-            catch_up_window: chrono::Duration::hours(48),
+            catch_up_window: chrono::Duration::days(7),
             offline_margin: chrono::Duration::days(3),
             recent_span: chrono::Duration::days(183),
             // About 20 cycles, sleeps, recoveries or workouts: one page per collection each.
             recent_window: chrono::Duration::days(20),
             max_parallel_requests: 8,
+            event_retry_after: Duration::from_secs(30),
             retry_delays: [1, 5, 15, 60]
                 .into_iter()
                 .map(|minutes| Duration::from_secs(minutes * 60))
@@ -174,6 +184,16 @@ pub struct Status {
     pub progress: Option<Progress>,
     /// The relay's event stream is connected.
     pub live: bool,
+    /// Whether live updates run, and if not, why.
+    pub live_updates: crate::stream::LiveUpdates,
+    /// What the person should read about live updates when they stopped; `None` otherwise.
+    pub live_updates_message: Option<String>,
+    /// Relay events that failed transiently and wait for another attempt.
+    pub pending_events: u64,
+    /// Relay events that could never be applied (an unreadable record or event).
+    pub skipped_events: u64,
+    /// The newest skipped events, newest first.
+    pub last_skipped_events: Vec<store::SkippedEvent>,
     pub counts: Counts,
     pub newest_record: Option<DateTime<Utc>>,
     pub days_of_history: u64,
@@ -235,7 +255,7 @@ impl Engine {
             None => Vec::new(),
         };
         Ok(Arc::new(Engine {
-            tokens: TokenManager::new(token_client, secrets),
+            tokens: TokenManager::new(token_client, secrets, &settings.data_dir),
             settings,
             store,
             client,
@@ -389,6 +409,18 @@ impl Engine {
                     });
                     return Err(Error::AuthorizationDenied);
                 }
+                CallbackOutcome::Refused { error, description } => {
+                    drop(pending);
+                    self.emit(EngineEvent::StateChanged {
+                        state: "authorization_refused".into(),
+                    });
+                    tracing::warn!(%error, "WHOOP refused the sign-in");
+                    return Err(if error == "invalid_scope" {
+                        Error::ScopeRefused { description }
+                    } else {
+                        Error::SignInRefused { error, description }
+                    });
+                }
                 CallbackOutcome::Code(code) => (current.request, code),
             }
         };
@@ -406,25 +438,26 @@ impl Engine {
             .token_client()?
             .exchange_code(code, &request.redirect_uri, &request.pkce_verifier)
             .await?;
+        // Whose grant is this? Asked with the new token before anything is stored, so signing
+        // in as someone else cannot touch the current connection.
+        let profile = self.client.profile(tokens.access_token.expose()).await?;
+        if let Some((user_id, current_name)) = previous.user() {
+            let holds_member = matches!(
+                previous,
+                ConnectionState::Connected { .. } | ConnectionState::ReconnectNeeded { .. }
+            ) || self.store.counts().await?.total() > 0;
+            if user_id != profile.record.user_id && holds_member {
+                let current_name = current_name.to_string();
+                return Err(self
+                    .refuse_other_member(&tokens, &profile, current_name)
+                    .await);
+            }
+        }
         self.tokens.store_authorized(&tokens).await?;
         if let Some(credential) = &tokens.device_credential {
             // The relay bound this device to the WHOOP member during the exchange.
             self.save_device_credential(credential).await?;
             self.store.delete_meta("relay_cursor").await?;
-        }
-        let profile = self
-            .with_token(|token| async move { self.client.profile(token.expose()).await })
-            .await?;
-        if let Some((user_id, _)) = previous.user() {
-            let has_data = self.store.counts().await?.total() > 0;
-            if user_id != profile.record.user_id && has_data {
-                self.tokens.forget().await?;
-                return Err(Error::Config(
-                    "this data directory holds another WHOOP member's history; delete the \
-                     local data first or use another data directory"
-                        .into(),
-                ));
-            }
         }
         self.store.save_profile(&profile).await?;
         let name = format!("{} {}", profile.record.first_name, profile.record.last_name)
@@ -442,6 +475,50 @@ impl Engine {
             self.request_job(JobKind::Import);
         }
         Ok(profile.record)
+    }
+
+    /// A sign-in as a different WHOOP member than the one this data directory belongs to: the
+    /// new grant is withdrawn at WHOOP (and its relay device forgotten), nothing of it is kept,
+    /// and the stored tokens, device credential, cursor and connection state stay as they were.
+    async fn refuse_other_member(
+        &self,
+        tokens: &whoop::oauth::TokenResponse,
+        other: &whoop::types::Fetched<Profile>,
+        current_name: String,
+    ) -> Error {
+        let other_name = format!("{} {}", other.record.first_name, other.record.last_name)
+            .trim()
+            .to_string();
+        tracing::warn!("sign-in as another WHOOP member refused");
+        let revoked = match self.client.revoke(tokens.access_token.expose()).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not withdraw the other member's access at WHOOP");
+                false
+            }
+        };
+        if let (Some(credential), Some(relay)) =
+            (&tokens.device_credential, &self.settings.relay_url)
+        {
+            let url = format!("{}/v1/devices/self", relay.as_str().trim_end_matches('/'));
+            if let Ok(url) = Url::parse(&url) {
+                let answer = self
+                    .http
+                    .delete(url)
+                    .bearer_auth(credential.expose())
+                    .timeout(self.schedule.relay_request_timeout)
+                    .send()
+                    .await;
+                if let Err(e) = answer {
+                    tracing::info!(error = %e, "could not forget the other member's relay device");
+                }
+            }
+        }
+        Error::OtherMember {
+            current: current_name,
+            other: other_name,
+            revoked,
+        }
     }
 
     /// The whole loopback flow: listen on 127.0.0.1, hand the URL to `open` (a browser, or a
@@ -506,6 +583,11 @@ impl Engine {
         // Only the transition notifies: many calls failing together send one notification.
         let _guard = self.state_transition.lock().await;
         if let ConnectionState::Connected { user_id, name, .. } = self.connection_state().await? {
+            // Another process may have refreshed or reconnected since this one found its tokens
+            // unusable: then the stored pair is newer, and the connection is fine.
+            if !self.tokens.still_unusable().await? {
+                return Ok(());
+            }
             tracing::warn!(%reason, "WHOOP needs reconnecting");
             self.set_state(ConnectionState::ReconnectNeeded {
                 user_id,
@@ -517,9 +599,7 @@ impl Engine {
             self.notifier.notify(Notification {
                 kind: NotificationKind::ReconnectNeeded,
                 title: "WHOOP needs reconnecting".into(),
-                body: "WHOOP access was revoked or expired. Open VitalTrends and choose \
-                       Reconnect; nothing is lost."
-                    .into(),
+                body: format!("{reason}. Open VitalTrends and choose Reconnect; nothing is lost."),
             });
         }
         Ok(())
@@ -592,7 +672,14 @@ impl Engine {
                 jobs.progress.clone(),
             )
         };
+        let live_updates = self.live_updates().await?;
+        let issues = self.store.event_issue_summary(5).await?;
         Ok(Status {
+            live_updates_message: live_updates.message().map(str::to_string),
+            live_updates,
+            pending_events: issues.pending,
+            skipped_events: issues.skipped,
+            last_skipped_events: issues.last_skipped,
             connection: self.connection_state().await?,
             authorizing: self.is_authorizing(),
             running_job,
@@ -1086,6 +1173,7 @@ impl Engine {
             LAST_DATA_KEY,
             LAST_SYNC_KEY,
             crate::import::PLAN_KEY,
+            PENDING_CATCH_UP_KEY,
         ] {
             self.store.delete_meta(key).await?;
         }
@@ -1096,20 +1184,26 @@ impl Engine {
 
     // ---- Catch-up -----------------------------------------------------------------------
 
-    /// Where a catch-up should start: the last 48 hours normally, or from the last successful
-    /// sync minus a margin after a longer absence.
+    /// Where a catch-up should start: the catch-up window (a week) normally, from the last
+    /// successful sync minus a margin after a longer absence, and at least as far back as a
+    /// gap that has not been caught up yet.
     pub async fn catch_up_start(&self) -> Result<DateTime<Utc>> {
         let now = self.clock.now();
         let floor = now - self.schedule.catch_up_window;
-        Ok(match self.last_successful_sync_at().await? {
+        let start = match self.last_successful_sync_at().await? {
             Some(last) if last < now - self.schedule.stale_after => {
                 (last - self.schedule.offline_margin).min(floor)
             }
             _ => floor,
+        };
+        Ok(match self.pending_catch_up().await? {
+            Some((since, _)) => start.min(since),
+            None => start,
         })
     }
 
-    /// The six-hourly check: queue a 48-hour catch-up if nothing new arrived for 36 hours.
+    /// The six-hourly check: queue a catch-up of the last week if nothing new arrived for 36
+    /// hours (or live updates stopped for good).
     /// Fresh data makes no WHOOP call at all. Returns whether a catch-up was queued.
     ///
     /// It runs while the import is still incomplete too (failed and waiting for its retry, or
@@ -1124,10 +1218,16 @@ impl Engine {
             Some(at) => now - at > self.schedule.stale_after,
             None => true,
         };
+        // The relay forgot this device: catch-up is all there is until the person reconnects.
+        let stale = stale || self.device_unknown().await?;
+        // A gap whose catch-up has not completed yet (it failed, say) is tried again.
+        let gap = self.pending_catch_up().await?.map(|(since, _)| since);
+        let stale = stale || gap.is_some();
         if stale {
+            let window = now - self.schedule.catch_up_window;
             self.enqueue(JobRequest {
                 kind: JobKind::CatchUp,
-                since: Some(now - self.schedule.catch_up_window),
+                since: Some(gap.map_or(window, |since| since.min(window))),
             });
         }
         Ok(stale)
@@ -1139,9 +1239,23 @@ impl Engine {
         if self.ensure_syncable().await.is_err() {
             return Ok(());
         }
+        let pending_catch_up = self.pending_catch_up().await?;
         if self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_none() {
             self.request_job(JobKind::Import);
+            if let Some((since, _)) = pending_catch_up {
+                self.enqueue(JobRequest {
+                    kind: JobKind::CatchUp,
+                    since: Some(since),
+                });
+            }
             return Ok(());
+        }
+        if let Some((since, _)) = pending_catch_up {
+            // A gap was acknowledged but its catch-up never finished (the app was closed).
+            self.enqueue(JobRequest {
+                kind: JobKind::CatchUp,
+                since: Some(since),
+            });
         }
         let now = self.clock.now();
         if let Some(last) = self.last_successful_sync_at().await? {
@@ -1156,17 +1270,46 @@ impl Engine {
     }
 
     /// The relay lost events we may not have seen: catch up from the last successful sync.
+    /// The need is persisted before this returns (and so before the gap is acknowledged), so a
+    /// process that dies before the catch-up finished runs it at its next start.
     pub async fn on_gap(&self) -> Result<()> {
         let now = self.clock.now();
         let since = match self.last_successful_sync_at().await? {
             Some(last) => last - self.schedule.offline_margin,
             None => now - self.schedule.catch_up_window,
         };
+        let mut since = since.min(now - self.schedule.catch_up_window);
+        if let Some((earlier, _)) = self.pending_catch_up().await? {
+            since = since.min(earlier);
+        }
+        // A fresh nonce every time: a catch-up already running must not clear a newer gap.
+        let value = format!(
+            "{}#{:016x}",
+            format_timestamp(&since),
+            rand::random::<u64>()
+        );
+        self.store.set_meta(PENDING_CATCH_UP_KEY, &value).await?;
         self.enqueue(JobRequest {
             kind: JobKind::CatchUp,
-            since: Some(since.min(now - self.schedule.catch_up_window)),
+            since: Some(since),
         });
         Ok(())
+    }
+
+    /// The persisted catch-up a gap asked for: where it must start, and the stored value.
+    pub(crate) async fn pending_catch_up(&self) -> Result<Option<(DateTime<Utc>, String)>> {
+        let Some(value) = self.store.get_meta(PENDING_CATCH_UP_KEY).await? else {
+            return Ok(None);
+        };
+        let since = value.split('#').next().and_then(parse_timestamp);
+        Ok(Some(match since {
+            Some(since) => (since, value),
+            // Unreadable: catch up as after a long absence rather than not at all.
+            None => (
+                self.clock.now() - self.schedule.offline_margin - self.schedule.catch_up_window,
+                value,
+            ),
+        }))
     }
 
     /// The scheduler loop: the catch-up check every `catch_up_every`, and pending revokes.
@@ -1184,6 +1327,8 @@ impl Engine {
 
     async fn catch_up(&self, since: DateTime<Utc>, generation: u64) -> Result<SyncReport> {
         use whoop::{Cycle, Recovery, Sleep, Workout};
+        // Read before fetching: a gap noted while this runs has a new value and stays.
+        let pending_gap = self.pending_catch_up().await?;
         let (c, s, r, w) = tokio::try_join!(
             self.fetch_since::<Cycle>(since, generation),
             self.fetch_since::<Sleep>(since, generation),
@@ -1200,6 +1345,13 @@ impl Engine {
             report.skipped += part.skipped;
         }
         self.data_arrived(report.written.total(), 0).await?;
+        if let Some((gap_since, value)) = pending_gap {
+            if since <= gap_since {
+                self.store
+                    .delete_meta_if(PENDING_CATCH_UP_KEY, &value)
+                    .await?;
+            }
+        }
         Ok(report)
     }
 
@@ -1245,6 +1397,9 @@ fn retryable(error: &Error) -> bool {
             | Error::AuthorizationDenied
             | Error::UnexpectedCallback
             | Error::AuthorizationTimedOut(_)
+            | Error::OtherMember { .. }
+            | Error::ScopeRefused { .. }
+            | Error::SignInRefused { .. }
             | Error::RevokePending(_)
     )
 }

@@ -25,6 +25,26 @@ pub enum Error {
     #[error("stopped because WHOOP was disconnected")]
     Cancelled,
     #[error(
+        "you signed in to WHOOP as {other}, but this VitalTrends holds {current}'s history, so \
+         nothing was changed{}. Sign in as {current} to reconnect, or disconnect and delete the \
+         local data first to start over as {other}",
+        if *revoked { " and the access just granted was withdrawn" } else { "" }
+    )]
+    OtherMember {
+        current: String,
+        other: String,
+        /// Whether the stray grant was revoked at WHOOP.
+        revoked: bool,
+    },
+    #[error(
+        "WHOOP refused the sign-in: this VitalTrends app may not ask for all the data it needs \
+         ({description}). Its registration at WHOOP must allow the read scopes for recovery, \
+         cycles, workouts, sleep, profile and body measurements, and offline access"
+    )]
+    ScopeRefused { description: String },
+    #[error("WHOOP refused the sign-in ({error}): {description}")]
+    SignInRefused { error: String, description: String },
+    #[error(
         "disconnected here, but WHOOP could not be reached to revoke access ({0}); VitalTrends \
          will retry the revoke, or run disconnect again"
     )]
@@ -46,6 +66,9 @@ impl Error {
             Error::Io(_) => "io",
             Error::Cancelled => "cancelled",
             Error::RevokePending(_) => "revoke_pending",
+            Error::OtherMember { .. } => "other_member",
+            Error::ScopeRefused { .. } => "invalid_scope",
+            Error::SignInRefused { .. } => "sign_in_refused",
         }
     }
 }

@@ -8,7 +8,9 @@
 //! exactly where it stopped: no page fetched twice, none skipped.
 //!
 //! Force Sync re-reads the last six months and makes the store match WHOOP there, deleting what
-//! WHOOP no longer has only after the whole window was fetched.
+//! WHOOP no longer has only after the whole window was fetched. The live applier keeps running
+//! meanwhile (a Force Sync can take minutes); the replacement leaves alone whatever it changed
+//! after the fetch began, so neither a record created nor one deleted meanwhile is undone.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -301,6 +303,9 @@ impl Engine {
 
     pub(crate) async fn force_sync(&self, generation: u64) -> Result<SyncReport> {
         let start = self.clock.now() - self.schedule.recent_span;
+        // Taken before the first fetch: what the live applier changes from here on is newer than
+        // anything fetched, and the window replacement leaves it alone.
+        let fetch_began = self.store.change_mark().await?;
         let tracker = Tracker::new(self, JobKind::ForceSync, 1, 4, 0);
         tracker.update(|_| {});
         let (cycles, sleeps, recoveries, workouts) = tokio::try_join!(
@@ -338,7 +343,10 @@ impl Engine {
             recoveries: recoveries.records,
             workouts: workouts.records,
         };
-        let outcome = self.store.replace_window(start, &contents).await?;
+        let outcome = self
+            .store
+            .replace_window(start, &contents, fetch_began)
+            .await?;
         self.data_arrived(outcome.written.total(), outcome.deleted)
             .await?;
         tracing::info!(

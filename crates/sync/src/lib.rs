@@ -27,5 +27,5 @@ pub use events::{
 pub use secrets::{InsecureFileStore, KeychainStore, MemoryStore, SecretStore};
 pub use settings::Settings;
 pub use state::ConnectionState;
-pub use stream::DEVICE_SECRET;
+pub use stream::{LiveUpdates, DEVICE_SECRET};
 pub use tokens::{TokenManager, TOKENS_SECRET};

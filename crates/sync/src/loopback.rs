@@ -20,7 +20,14 @@ pub const CALLBACK_PATH: &str = "/oauth/whoop/callback";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallbackOutcome {
     Code(String),
+    /// The person chose Deny (`access_denied`).
     Denied,
+    /// WHOOP refused the request itself, e.g. `invalid_scope` when the app's registration does
+    /// not allow a scope it asked for.
+    Refused {
+        error: String,
+        description: String,
+    },
 }
 
 /// Reads `code`/`state`/`error` from a callback URL (loopback or deep link) and checks `state`.
@@ -28,11 +35,13 @@ pub fn parse_callback(url: &Url, expected_state: &str) -> Result<CallbackOutcome
     let mut code = None;
     let mut state = None;
     let mut error = None;
+    let mut description = String::new();
     for (k, v) in url.query_pairs() {
         match k.as_ref() {
             "code" => code = Some(v.into_owned()),
             "state" => state = Some(v.into_owned()),
             "error" => error = Some(v.into_owned()),
+            "error_description" => description = v.into_owned(),
             _ => {}
         }
     }
@@ -41,7 +50,8 @@ pub fn parse_callback(url: &Url, expected_state: &str) -> Result<CallbackOutcome
         return Err(Error::UnexpectedCallback);
     }
     match (code, error) {
-        (_, Some(_)) => Ok(CallbackOutcome::Denied),
+        (_, Some(error)) if error == "access_denied" => Ok(CallbackOutcome::Denied),
+        (_, Some(error)) => Ok(CallbackOutcome::Refused { error, description }),
         (Some(code), None) if !code.is_empty() => Ok(CallbackOutcome::Code(code)),
         _ => Err(Error::UnexpectedCallback),
     }
@@ -106,6 +116,16 @@ impl LoopbackListener {
                         200,
                         "VitalTrends is connecting",
                         "You can close this tab and return to VitalTrends.",
+                    )
+                    .await;
+                    return Ok(url);
+                }
+                Ok(CallbackOutcome::Refused { .. }) => {
+                    respond(
+                        &mut stream,
+                        200,
+                        "WHOOP refused the sign-in",
+                        "VitalTrends was not connected. Return to VitalTrends to see why.",
                     )
                     .await;
                     return Ok(url);
@@ -201,6 +221,17 @@ mod tests {
         assert_eq!(
             parse_callback(&denied, "s1234567").unwrap(),
             CallbackOutcome::Denied
+        );
+        let scope = Url::parse(
+            "http://127.0.0.1:1/cb?error=invalid_scope&error_description=not+allowed&state=s1234567",
+        )
+        .unwrap();
+        assert_eq!(
+            parse_callback(&scope, "s1234567").unwrap(),
+            CallbackOutcome::Refused {
+                error: "invalid_scope".into(),
+                description: "not allowed".into()
+            }
         );
         let no_state = Url::parse("http://127.0.0.1:1/cb?code=abc").unwrap();
         assert!(parse_callback(&no_state, "s1234567").is_err());

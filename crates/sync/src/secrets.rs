@@ -77,6 +77,11 @@ impl SecretStore for KeychainStore {
 
 /// Secrets in a plaintext JSON file readable only by its owner. Chosen explicitly, never as a
 /// fallback, and named so nobody mistakes it for protection.
+///
+/// Several processes may share the file (the desktop and a cron `vitaltrends sync`): each change
+/// is a read-modify-write under an OS lock on a sibling lock file, written to a temporary file
+/// with a name of its own (process id and a random suffix) and renamed over the original, so a
+/// reader never sees half a file and two writers never share a temporary file.
 pub struct InsecureFileStore {
     path: PathBuf,
     lock: Mutex<()>,
@@ -108,7 +113,12 @@ impl InsecureFileStore {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         // Write a sibling and rename it over, so a crash never leaves half a token file.
-        let tmp = self.path.with_extension("json.tmp");
+        let tmp = self.path.with_file_name(format!(
+            "{}.{}.{:016x}.tmp",
+            Self::FILE_NAME,
+            std::process::id(),
+            rand::random::<u64>()
+        ));
         let body = serde_json::to_vec(map).map_err(|e| Error::Secrets(e.to_string()))?;
         {
             use std::io::Write;
@@ -120,10 +130,37 @@ impl InsecureFileStore {
                 options.mode(0o600);
             }
             let mut file = options.open(&tmp).map_err(io)?;
-            file.write_all(&body).map_err(io)?;
-            file.sync_all().map_err(io)?;
+            let written = file.write_all(&body).and_then(|()| file.sync_all());
+            if let Err(e) = written {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io(e));
+            }
         }
-        std::fs::rename(&tmp, &self.path).map_err(io)
+        std::fs::rename(&tmp, &self.path).map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            io(e)
+        })
+    }
+
+    /// The exclusive OS lock that makes a read-modify-write whole across processes; released
+    /// when the returned file is dropped (or the process dies).
+    fn lock_across_processes(&self) -> Result<std::fs::File> {
+        let lock_path = self
+            .path
+            .with_file_name(format!("{}.lock", Self::FILE_NAME));
+        let io = |e: std::io::Error| Error::Secrets(format!("{}: {e}", lock_path.display()));
+        if let Some(dir) = lock_path.parent() {
+            std::fs::create_dir_all(dir).map_err(io)?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&lock_path)
+            .map_err(io)?;
+        file.lock().map_err(io)?;
+        Ok(file)
     }
 }
 
@@ -135,6 +172,7 @@ impl SecretStore for InsecureFileStore {
 
     fn set(&self, name: &str, value: &Secret) -> Result<()> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _across = self.lock_across_processes()?;
         let mut map = self.read()?;
         map.insert(name.to_string(), value.expose().to_string());
         self.write(&map)
@@ -142,6 +180,7 @@ impl SecretStore for InsecureFileStore {
 
     fn delete(&self, name: &str) -> Result<()> {
         let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _across = self.lock_across_processes()?;
         let mut map = self.read()?;
         if map.remove(name).is_some() {
             self.write(&map)?;
@@ -216,6 +255,44 @@ mod tests {
                 .mode();
             assert_eq!(mode & 0o077, 0, "readable by others: {mode:o}");
         }
+    }
+
+    #[test]
+    fn writers_in_parallel_lose_nothing_and_leave_no_temporary_files() {
+        let dir = tempfile::tempdir().unwrap();
+        // Separate stores on one file stand for separate processes: only the OS lock and the
+        // unique temporary names keep them apart.
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let path = dir.path().to_path_buf();
+                std::thread::spawn(move || {
+                    let store = InsecureFileStore::in_dir(&path);
+                    for i in 0..20 {
+                        store
+                            .set(&format!("t{t}-{i}"), &Secret::new(format!("v{i}")))
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let store = InsecureFileStore::in_dir(dir.path());
+        for t in 0..8 {
+            for i in 0..20 {
+                assert!(
+                    store.get(&format!("t{t}-{i}")).unwrap().is_some(),
+                    "t{t}-{i} lost"
+                );
+            }
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]

@@ -1,11 +1,21 @@
 //! The token manager: the one place that holds, refreshes and persists WHOOP tokens.
 //!
 //! WHOOP rotates the refresh token on every refresh and kills the old access token at that moment;
-//! two refreshes racing, or a crash between a refresh and saving its result, would strand the
-//! person. So: one refresh at a time (an async mutex held across the request), the new pair is
-//! written to the `SecretStore` before anyone may use it, and a caller whose token was refused
-//! only refreshes if nobody has done so since that token was handed out.
+//! replaying a spent refresh token revokes the whole chain. Two refreshes racing, a crash between
+//! a refresh and saving its result, or a refresh sent twice would strand the person. So:
+//! - one refresh at a time, within this process (an async mutex held across the request) and
+//!   across processes on the same data directory (an OS file lock, `TOKEN_LOCK_FILE`), because
+//!   `vitaltrends sync` from cron may run beside the desktop;
+//! - under that lock the stored pair is read again: if another process already rotated, its pair
+//!   is used instead of refreshing ours (which is spent);
+//! - the new pair is written to the `SecretStore` before anyone may use it;
+//! - a refresh whose outcome is unknown (timeout, cut connection, 5xx) is never repeated: the
+//!   pair is stored as unusable, so no process on this data directory sends it again;
+//! - a caller whose token was refused only refreshes if nobody has done so since that token was
+//!   handed out.
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
@@ -20,19 +30,38 @@ use crate::secrets::SecretStore;
 /// Name of the token pair in the `SecretStore`.
 pub const TOKENS_SECRET: &str = "whoop-tokens";
 
+/// The file in the data directory whose OS lock serialises token writes across processes.
+pub const TOKEN_LOCK_FILE: &str = "tokens.lock";
+
 /// Refresh this long before WHOOP's stated expiry, so a request never starts on a dying token.
 const REFRESH_MARGIN_SECS: i64 = 120;
 
 /// The grant is dead at WHOOP: further refreshes would only be more refused requests.
-const DEAD_GRANT: &str = "WHOOP access was revoked or expired";
+pub const DEAD_GRANT: &str = "WHOOP access was revoked or expired";
+
+/// A refresh was sent but WHOOP's answer never arrived intact: it may have rotated the refresh
+/// token. Sending it again could be a replay, which makes WHOOP revoke the whole grant.
+pub const OUTCOME_UNKNOWN: &str = "WHOOP did not confirm renewing access, and to keep your \
+                                   account safe VitalTrends will not ask again";
 
 #[derive(Clone)]
 struct TokenSet {
     access_token: Secret,
     refresh_token: Option<Secret>,
     expires_at: DateTime<Utc>,
-    /// Set when WHOOP refused the refresh token; cleared by a new authorization.
-    dead: bool,
+    /// Why this pair must not be refreshed (WHOOP refused it, or a refresh of it has an unknown
+    /// outcome); cleared only by a new authorization.
+    unusable: Option<String>,
+}
+
+impl TokenSet {
+    fn fresh_enough(&self) -> bool {
+        self.expires_at - Duration::seconds(REFRESH_MARGIN_SECS) > Utc::now()
+    }
+
+    fn same_pair(&self, other: &TokenSet) -> bool {
+        self.access_token == other.access_token && self.refresh_token == other.refresh_token
+    }
 }
 
 /// The persisted form. Only ever written to a `SecretStore`.
@@ -41,6 +70,16 @@ struct StoredTokens {
     access_token: String,
     refresh_token: Option<String>,
     expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    unusable: Option<String>,
+}
+
+/// Why a fresh access token is wanted.
+enum Need {
+    /// Ours is about to expire.
+    Expiring,
+    /// WHOOP refused this one (401).
+    Refused(Secret),
 }
 
 pub struct TokenManager {
@@ -48,18 +87,23 @@ pub struct TokenManager {
     /// stored tokens and showing status still work.
     client: std::result::Result<TokenClient, String>,
     secrets: Arc<dyn SecretStore>,
+    lock_path: PathBuf,
     current: Mutex<Option<TokenSet>>,
     refreshes: std::sync::atomic::AtomicU64,
 }
 
 impl TokenManager {
+    /// `data_dir` is where the cross-process lock file lives: every process using the same
+    /// tokens must use the same data directory.
     pub fn new(
         client: std::result::Result<TokenClient, String>,
         secrets: Arc<dyn SecretStore>,
+        data_dir: &Path,
     ) -> Self {
         TokenManager {
             client,
             secrets,
+            lock_path: data_dir.join(TOKEN_LOCK_FILE),
             current: Mutex::new(None),
             refreshes: std::sync::atomic::AtomicU64::new(0),
         }
@@ -91,6 +135,8 @@ impl TokenManager {
     /// Saves the tokens of a fresh authorization.
     pub async fn store_authorized(&self, response: &TokenResponse) -> Result<()> {
         let mut current = self.current.lock().await;
+        // Under the lock, so a refresh of the old grant in another process cannot land on top.
+        let _across = self.lock_across_processes().await?;
         let set = token_set(response, None);
         self.persist(&set).await?;
         *current = Some(set);
@@ -104,29 +150,48 @@ impl TokenManager {
             .loaded(&mut current)
             .await?
             .ok_or(Error::NotConnected)?;
-        if set.expires_at - Duration::seconds(REFRESH_MARGIN_SECS) > Utc::now() {
+        if set.fresh_enough() {
             return Ok(set.access_token);
         }
-        self.refresh_into(&mut current, &set).await
+        self.renew(&mut current, Need::Expiring).await
     }
 
-    /// WHOOP refused `rejected` (401). Refreshes unless another caller already has, and returns
-    /// the token to retry with.
+    /// WHOOP refused `rejected` (401). Refreshes unless another caller (or process) already has,
+    /// and returns the token to retry with.
     pub async fn after_unauthorized(&self, rejected: &Secret) -> Result<Secret> {
         let mut current = self.current.lock().await;
         let set = self
             .loaded(&mut current)
             .await?
             .ok_or(Error::NotConnected)?;
-        if set.access_token != *rejected && !set.dead {
+        if set.access_token != *rejected && set.unusable.is_none() {
             return Ok(set.access_token);
         }
-        self.refresh_into(&mut current, &set).await
+        self.renew(&mut current, Need::Refused(rejected.clone()))
+            .await
+    }
+
+    /// Called before the connection is marked "reconnect needed": true if the stored pair is
+    /// still the unusable one. False when another process stored a newer pair since (a refresh
+    /// or a new authorization), which this manager then uses: a stale verdict must not undo
+    /// someone's fresh reconnect.
+    pub async fn still_unusable(&self) -> Result<bool> {
+        let mut current = self.current.lock().await;
+        let stored = self.read_stored().await?;
+        match (stored, current.as_ref()) {
+            (Some(stored), Some(ours)) if stored.unusable.is_none() && !stored.same_pair(ours) => {
+                tracing::info!("using the WHOOP tokens another process stored");
+                *current = Some(stored);
+                Ok(false)
+            }
+            _ => Ok(true),
+        }
     }
 
     /// Forgets the tokens here and in the `SecretStore`.
     pub async fn forget(&self) -> Result<()> {
         let mut current = self.current.lock().await;
+        let _across = self.lock_across_processes().await?;
         *current = None;
         let secrets = self.secrets.clone();
         blocking(move || secrets.delete(TOKENS_SECRET)).await
@@ -134,40 +199,71 @@ impl TokenManager {
 
     async fn loaded(&self, current: &mut Option<TokenSet>) -> Result<Option<TokenSet>> {
         if current.is_none() {
-            let secrets = self.secrets.clone();
-            let stored = blocking(move || secrets.get(TOKENS_SECRET)).await?;
-            if let Some(stored) = stored {
-                let parsed: StoredTokens = serde_json::from_str(stored.expose())
-                    .map_err(|_| Error::Secrets("stored WHOOP tokens are unreadable".into()))?;
-                *current = Some(TokenSet {
-                    access_token: Secret::new(parsed.access_token),
-                    refresh_token: parsed.refresh_token.map(Secret::new),
-                    expires_at: parsed.expires_at,
-                    dead: false,
-                });
-            }
+            *current = self.read_stored().await?;
         }
         Ok(current.clone())
     }
 
-    /// Refreshes `set` (under the caller's lock) and installs the result.
-    async fn refresh_into(&self, current: &mut Option<TokenSet>, set: &TokenSet) -> Result<Secret> {
-        if set.dead {
+    async fn read_stored(&self) -> Result<Option<TokenSet>> {
+        let secrets = self.secrets.clone();
+        let Some(stored) = blocking(move || secrets.get(TOKENS_SECRET)).await? else {
+            return Ok(None);
+        };
+        let parsed: StoredTokens = serde_json::from_str(stored.expose())
+            .map_err(|_| Error::Secrets("stored WHOOP tokens are unreadable".into()))?;
+        Ok(Some(TokenSet {
+            access_token: Secret::new(parsed.access_token),
+            refresh_token: parsed.refresh_token.map(Secret::new),
+            expires_at: parsed.expires_at,
+            unusable: parsed.unusable,
+        }))
+    }
+
+    /// Gets a usable token when ours will not do: under the cross-process lock, the stored pair
+    /// is the truth. If another process rotated (or reconnected) meanwhile, its pair is used;
+    /// only if the stored pair is still ours is it refreshed.
+    async fn renew(&self, current: &mut Option<TokenSet>, need: Need) -> Result<Secret> {
+        let _across = self.lock_across_processes().await?;
+        let Some(stored) = self.read_stored().await? else {
+            *current = None;
+            return Err(Error::NotConnected);
+        };
+        if current
+            .as_ref()
+            .is_some_and(|ours| !ours.same_pair(&stored))
+        {
+            tracing::info!("using the WHOOP tokens another process stored");
+        }
+        *current = Some(stored.clone());
+        let usable_as_is = match &need {
+            Need::Expiring => stored.fresh_enough(),
+            Need::Refused(rejected) => {
+                stored.access_token != *rejected && stored.unusable.is_none()
+            }
+        };
+        if usable_as_is {
+            return Ok(stored.access_token);
+        }
+        if let Some(reason) = &stored.unusable {
             return Err(Error::ReconnectNeeded {
-                reason: DEAD_GRANT.into(),
+                reason: reason.clone(),
             });
         }
-        match self.refresh_locked(set).await {
+        match self.refresh_locked(&stored).await {
             Ok(fresh) => {
                 let token = fresh.access_token.clone();
                 *current = Some(fresh);
                 Ok(token)
             }
-            Err(e @ Error::ReconnectNeeded { .. }) => {
-                if let Some(current) = current.as_mut() {
-                    current.dead = true;
+            Err(Error::ReconnectNeeded { reason }) => {
+                // Stored, so no process on this data directory sends this refresh token again.
+                let mut dead = stored;
+                dead.unusable = Some(reason.clone());
+                if let Err(e) = self.persist(&dead).await {
+                    tracing::warn!(error = %e, "could not record that the WHOOP tokens are unusable");
                 }
-                Err(e)
+                *current = Some(dead);
+                Err(Error::ReconnectNeeded { reason })
             }
             Err(e) => Err(e),
         }
@@ -188,6 +284,12 @@ impl TokenManager {
                     reason: DEAD_GRANT.into(),
                 })
             }
+            Err(whoop::Error::TokenOutcomeUnknown { detail }) => {
+                tracing::warn!(%detail, "WHOOP's answer to a refresh was lost; not repeating it");
+                return Err(Error::ReconnectNeeded {
+                    reason: OUTCOME_UNKNOWN.into(),
+                });
+            }
             Err(e) => return Err(e.into()),
         };
         let fresh = token_set(&response, set.refresh_token.clone());
@@ -204,10 +306,34 @@ impl TokenManager {
             access_token: set.access_token.expose().to_string(),
             refresh_token: set.refresh_token.as_ref().map(|t| t.expose().to_string()),
             expires_at: set.expires_at,
+            unusable: set.unusable.clone(),
         };
         let json = serde_json::to_string(&stored).map_err(|e| Error::Secrets(e.to_string()))?;
         let secrets = self.secrets.clone();
         blocking(move || secrets.set(TOKENS_SECRET, &Secret::new(json))).await
+    }
+
+    /// Waits for the exclusive OS lock on the data directory's token lock file (held until the
+    /// returned file is dropped; the OS releases it if the process dies).
+    async fn lock_across_processes(&self) -> Result<File> {
+        let path = self.lock_path.clone();
+        blocking(move || {
+            let io =
+                |e: std::io::Error| Error::Secrets(format!("token lock {}: {e}", path.display()));
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(io)?;
+            }
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&path)
+                .map_err(io)?;
+            file.lock().map_err(io)?;
+            Ok(file)
+        })
+        .await
     }
 }
 
@@ -217,7 +343,7 @@ fn token_set(response: &TokenResponse, previous_refresh: Option<Secret>) -> Toke
         // WHOOP always rotates; if an answer ever lacks a refresh token, keep the one we had.
         refresh_token: response.refresh_token.clone().or(previous_refresh),
         expires_at: Utc::now() + Duration::seconds(response.expires_in.min(i64::MAX as u64) as i64),
-        dead: false,
+        unusable: None,
     }
 }
 

@@ -216,3 +216,100 @@ async fn unknown_ids_and_unknown_types_are_harmless() {
     assert!(applied.ignored);
     assert_eq!(host.export().await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn force_sync_keeps_what_the_live_applier_changed_while_it_ran() {
+    // Two years re-read page by page, slowly: the fetch is still going when WHOOP changes.
+    let schedule = sync::Schedule {
+        recent_span: chrono::Duration::days(700),
+        ..sync::Schedule::default()
+    };
+    let host = host_with(
+        whoop_sim::SimConfig {
+            rate_limit_minute: 10_000,
+            ..sim_config(720, 25)
+        },
+        std::sync::Arc::new(sync::events::SystemClock),
+        schedule,
+    )
+    .await;
+    host.connect().await;
+    host.engine.sync_now().await.unwrap();
+    host.post("/_sim/faults", json!({"latency_ms": 200})).await;
+    host.reset_stats().await;
+    let engine = host.engine.clone();
+    let force = tokio::spawn(async move { engine.force_sync_now().await });
+
+    // Wait until every collection's first (newest) page was answered: what changes now is
+    // missing from, or stale in, what the Force Sync fetched.
+    let started = std::time::Instant::now();
+    loop {
+        let mut answered = true;
+        for collection in ["cycle", "sleep", "recovery", "workout"] {
+            answered &= host.collection_requests(collection).await >= 2;
+        }
+        if answered {
+            break;
+        }
+        assert!(
+            !force.is_finished(),
+            "the Force Sync ended too soon to race"
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(60),
+            "the Force Sync never got going"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+
+    // Meanwhile at WHOOP: the newest workout is deleted and a new one is logged; the live
+    // applier applies their webhooks as they come.
+    let dump = host.dump().await;
+    let newest_workout = dump["workout"][0]["id"].as_str().unwrap().to_string();
+    let deleted = host
+        .post(
+            "/_sim/delete",
+            json!({"collection": "workout", "id": newest_workout}),
+        )
+        .await;
+    let logged = host
+        .post("/_sim/log-workout", json!({"hours_ago": 1}))
+        .await;
+    let logged_id = logged["events"][0]["id"].as_str().unwrap().to_string();
+    let mut events = announced(&host, &deleted);
+    events.extend(announced(&host, &logged));
+    for event in &events {
+        host.engine.apply_event(event).await.unwrap();
+    }
+    let ids = |export: &Value| -> Vec<String> {
+        export["workout"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let applied = ids(&host.export().await);
+    assert!(
+        !applied.contains(&newest_workout),
+        "the applier deleted one"
+    );
+    assert!(
+        applied.contains(&logged_id),
+        "the applier stored the new one"
+    );
+    assert!(
+        !force.is_finished(),
+        "the Force Sync was still fetching when the events applied"
+    );
+
+    force.await.unwrap().unwrap();
+    host.post("/_sim/faults", json!({"latency_ms": 0})).await;
+    let after = ids(&host.export().await);
+    assert!(
+        !after.contains(&newest_workout),
+        "the deleted workout came back"
+    );
+    assert!(after.contains(&logged_id), "the new workout was deleted");
+    assert_same(&host.export().await, &host.dump().await, open_cycle);
+}

@@ -373,7 +373,8 @@ async fn catch_up_fetches_48_hours_when_stale_nothing_when_fresh_and_more_after_
     assert!(!host.engine.catch_up_tick().await.unwrap());
     assert_eq!(host.data_requests().await, 0);
 
-    // Nothing new for more than 36 hours: exactly the last 48 hours of every collection.
+    // Nothing new for more than 36 hours: exactly the catch-up window (a week) of every
+    // collection, one page each.
     host.engine.set_live(false);
     clock.set(synced_at + chrono::Duration::hours(37));
     let mut events = host.engine.subscribe();
@@ -393,7 +394,10 @@ async fn catch_up_fetches_48_hours_when_stale_nothing_when_fresh_and_more_after_
         unreachable!()
     };
     assert_eq!(error, None);
-    assert_eq!(since, Some(clock.now() - chrono::Duration::hours(48)));
+    assert_eq!(
+        since,
+        Some(clock.now() - Schedule::default().catch_up_window)
+    );
     for collection in ["cycle", "sleep", "recovery", "workout"] {
         assert_eq!(
             host.collection_requests(collection).await,

@@ -16,7 +16,7 @@ use axum::Extension;
 use serde::Serialize;
 use uuid::Uuid;
 
-use crate::faults::{error_body, truncate_json};
+use crate::faults::{error_body, truncate_json, RecordFault};
 use crate::pagination::{encode_cursor, parse_list_query, select, Listable, NextToken, Page};
 use crate::ratelimit::Verdict;
 use crate::server::AppState;
@@ -78,9 +78,27 @@ pub async fn guard(
                 )
                     .into_response()
             }
+            Some(grant) if !crate::lock(&app.oauth).grant_allows(grant, key) => {
+                // WHOOP's OpenAPI declares 401 for a token without the endpoint's scope.
+                bump(&app.stats.unauthorized);
+                (
+                    StatusCode::UNAUTHORIZED,
+                    [(
+                        header::WWW_AUTHENTICATE,
+                        "Bearer error=\"insufficient_scope\"",
+                    )],
+                )
+                    .into_response()
+            }
             Some(grant) => {
-                let injected = crate::lock(&app.faults).take_error();
+                let record_fault = crate::lock(&app.faults).take_record_fault(req.uri().path());
+                let injected = match record_fault {
+                    Some(RecordFault::ServerError) => Some(StatusCode::SERVICE_UNAVAILABLE),
+                    Some(RecordFault::NotFound) => None,
+                    _ => crate::lock(&app.faults).take_error(),
+                };
                 match injected {
+                    _ if record_fault == Some(RecordFault::NotFound) => not_found(),
                     Some(status) => {
                         let (content_type, body) = error_body(status);
                         (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
@@ -88,7 +106,8 @@ pub async fn guard(
                     None => {
                         req.extensions_mut().insert(Authorized { grant });
                         let resp = next.run(req).await;
-                        maybe_malform(&app, resp).await
+                        let forced = record_fault == Some(RecordFault::Malformed);
+                        maybe_malform(&app, resp, forced).await
                     }
                 }
             }
@@ -101,8 +120,8 @@ pub async fn guard(
     with_rate_headers(resp, &verdict)
 }
 
-async fn maybe_malform(app: &AppState, resp: Response) -> Response {
-    if resp.status() != StatusCode::OK || !crate::lock(&app.faults).take_malformed() {
+async fn maybe_malform(app: &AppState, resp: Response, forced: bool) -> Response {
+    if resp.status() != StatusCode::OK || !(forced || crate::lock(&app.faults).take_malformed()) {
         return resp;
     }
     let (parts, body) = resp.into_parts();
@@ -303,9 +322,31 @@ pub async fn workout_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<Str
         .map_or_else(not_found, |r| shaped(&app, Kind::Workout, r))
 }
 
-pub async fn profile(State(app): State<Arc<AppState>>) -> Response {
+pub async fn profile(
+    State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
+) -> Response {
+    let other = crate::lock(&app.oauth).is_other_member(auth.grant);
     let world = crate::lock(&app.world);
-    shaped(&app, Kind::Profile, &world.store.profile)
+    if other {
+        shaped(
+            &app,
+            Kind::Profile,
+            &other_member_profile(&world.store.profile),
+        )
+    } else {
+        shaped(&app, Kind::Profile, &world.store.profile)
+    }
+}
+
+/// The second simulated member: who a sign-in switched by `/_sim/other-member-logins` is.
+pub fn other_member_profile(main: &crate::model::Profile) -> crate::model::Profile {
+    crate::model::Profile {
+        user_id: main.user_id + 1_000_000,
+        email: "riley.other@example.com".into(),
+        first_name: "Riley".into(),
+        last_name: "Other".into(),
+    }
 }
 
 pub async fn body_measurement(State(app): State<Arc<AppState>>) -> Response {
@@ -322,8 +363,15 @@ pub async fn revoke_access(
     State(app): State<Arc<AppState>>,
     Extension(auth): Extension<Authorized>,
 ) -> Response {
-    crate::lock(&app.oauth).revoke_grant(auth.grant);
-    // WHOOP sends no more webhooks for a user who disconnected the app.
-    app.webhooks.set_disconnected(true);
+    let other = {
+        let mut oauth = crate::lock(&app.oauth);
+        oauth.revoke_grant(auth.grant);
+        oauth.is_other_member(auth.grant)
+    };
+    // WHOOP sends no more webhooks for a user who disconnected the app (webhooks here are
+    // the main member's only).
+    if !other {
+        app.webhooks.set_disconnected(true);
+    }
     StatusCode::NO_CONTENT.into_response()
 }

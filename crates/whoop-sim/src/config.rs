@@ -36,6 +36,32 @@ pub struct SimConfig {
     /// Shapes of WHOOP's JSON to serve (nulls, offsets, sport spellings, expiring paging
     /// tokens…); none by default.
     pub shapes: crate::shape::Shapes,
+    /// Delay added to every token-endpoint answer, after the request was acted on.
+    pub token_latency_ms: u64,
+    /// The first N successful token requests rotate (or spend the code), then answer 500.
+    pub token_fail_after_rotate: u64,
+    /// The first N successful token requests rotate (or spend the code), then cut the
+    /// connection in the middle of the answer.
+    pub token_cut_after_rotate: u64,
+    /// The scopes the app is registered for; asking for any other at sign-in is refused with
+    /// `invalid_scope`. Empty: every scope.
+    pub app_scopes: Vec<String>,
+    /// The first N approved sign-ins are as a second WHOOP member (another user id and name on
+    /// the profile endpoint; data endpoints are not member-aware).
+    pub other_member_logins: u64,
+    /// Share of webhooks never delivered (lost after WHOOP's retries), 0.0–1.0.
+    pub webhook_drop_rate: f64,
+    /// Share of webhooks delivered twice with the same `trace_id`, 0.0–1.0.
+    pub webhook_duplicate_rate: f64,
+    /// Uploads (sleeps, workouts) of days that start from now on happen this many hours late:
+    /// a strap that syncs hours after the fact.
+    pub upload_delay_hours: f64,
+    /// Each new day the person also logs an activity this many hours in the past; it appears
+    /// and is announced now. `None`: off.
+    pub backdated_workout_hours: Option<f64>,
+    /// Requests naming one of these records fail: `(id, "not_found" | "server_error" |
+    /// "malformed", for the next N requests or until cleared)`, as `ID=KIND[:COUNT]`.
+    pub record_faults: Vec<String>,
 }
 
 impl Default for SimConfig {
@@ -55,6 +81,16 @@ impl Default for SimConfig {
             newest_night_pending: true,
             redirect_uris: Vec::new(),
             shapes: crate::shape::Shapes::default(),
+            token_latency_ms: 0,
+            token_fail_after_rotate: 0,
+            token_cut_after_rotate: 0,
+            app_scopes: Vec::new(),
+            other_member_logins: 0,
+            webhook_drop_rate: 0.0,
+            webhook_duplicate_rate: 0.0,
+            upload_delay_hours: 0.0,
+            backdated_workout_hours: None,
+            record_faults: Vec::new(),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The `/_sim` control API: a loopback-only remote control for tests, benchmarks and the
 //! desktop's demo mode. It reads counters and records, moves time, edits and deletes records
 //! (with the webhooks WHOOP would send), fires arbitrary webhooks, and breaks things on purpose
-//! (expired or revoked tokens, latency, 5xx, malformed bodies, expired paging tokens), and
-//! switches the shapes of WHOOP's JSON (`shape.rs`). No authentication, by design.
+//! (expired or revoked tokens, latency, 5xx, malformed bodies, token-endpoint faults, fewer
+//! registered scopes, a sign-in as another member, faults of one record, lost and duplicated
+//! webhooks, late and backdated records, expired paging tokens), and switches the shapes of
+//! WHOOP's JSON (`shape.rs`). No authentication, by design.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,7 +21,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use crate::api::json_response;
-use crate::faults::FaultSettings;
+use crate::faults::{FaultSettings, RecordFault, RecordFaultEntry};
 use crate::model::{BodyMeasurement, Cycle, Profile, Recovery, Sleep, Workout};
 use crate::pagination::newest_first;
 use crate::server::AppState;
@@ -402,4 +404,224 @@ pub async fn expire_paging_tokens(State(app): State<Arc<AppState>>) -> Response 
         state.paging_generation
     };
     Json(json!({"ok": true, "paging_generation": generation})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenFaultsBody {
+    latency_ms: Option<u64>,
+    fail_next: Option<u64>,
+    fail_after_rotate_next: Option<u64>,
+    cut_after_rotate_next: Option<u64>,
+}
+
+/// `POST /_sim/token-faults`: any subset of the token endpoint's faults; returns all of them.
+pub async fn token_faults(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: TokenFaultsBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let mut oauth = crate::lock(&app.oauth);
+    let f = &mut oauth.token_faults;
+    if let Some(v) = req.latency_ms {
+        f.latency_ms = v;
+    }
+    if let Some(v) = req.fail_next {
+        f.fail_next = v;
+    }
+    if let Some(v) = req.fail_after_rotate_next {
+        f.fail_after_rotate_next = v;
+    }
+    if let Some(v) = req.cut_after_rotate_next {
+        f.cut_after_rotate_next = v;
+    }
+    json_response(&*f)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookFaultsBody {
+    drop_rate: Option<f64>,
+    drop_next: Option<u64>,
+    duplicate_rate: Option<f64>,
+    duplicate_next: Option<u64>,
+}
+
+/// `POST /_sim/webhook-faults`: webhooks lost for good or delivered twice (same `trace_id`), at
+/// a rate or for the next N; any subset; returns all of them.
+pub async fn webhook_faults(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: WebhookFaultsBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    for rate in [req.drop_rate, req.duplicate_rate].into_iter().flatten() {
+        if !(0.0..=1.0).contains(&rate) {
+            return error(StatusCode::BAD_REQUEST, "rates must be between 0.0 and 1.0");
+        }
+    }
+    let mut f = crate::lock(&app.webhooks.faults);
+    if let Some(r) = req.drop_rate {
+        f.drop_rate = r;
+    }
+    if let Some(n) = req.drop_next {
+        f.drop_next = n;
+    }
+    if let Some(r) = req.duplicate_rate {
+        f.duplicate_rate = r;
+    }
+    if let Some(n) = req.duplicate_next {
+        f.duplicate_next = n;
+    }
+    json_response(&f.settings())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppScopesBody {
+    scopes: Option<Vec<String>>,
+}
+
+/// `POST /_sim/app-scopes {"scopes": [...] | null}`: the scopes the app is registered for
+/// (`null`: all). Sign-ins asking for more get `invalid_scope`.
+pub async fn app_scopes(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: AppScopesBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    crate::lock(&app.oauth).app_scopes = req.scopes.clone();
+    Json(json!({"scopes": req.scopes})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordFaultBody {
+    id: Value,
+    /// `null` clears the record's fault.
+    fault: Option<RecordFault>,
+    count: Option<u64>,
+}
+
+/// `POST /_sim/record-faults {"id", "fault": "not_found" | "server_error" | "malformed" | null,
+/// "count"?}`: requests naming the record fail that way, for the next `count` requests or until
+/// cleared with `"fault": null`. Returns every record fault in force.
+pub async fn record_faults(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: RecordFaultBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let id = match req.id {
+        Value::String(s) => s,
+        Value::Number(n) => n.to_string(),
+        _ => return error(StatusCode::BAD_REQUEST, "id must be a string or number"),
+    };
+    let mut f = crate::lock(&app.faults);
+    match req.fault {
+        Some(fault) => {
+            f.record_faults.insert(
+                id,
+                RecordFaultEntry {
+                    fault,
+                    remaining: req.count.filter(|n| *n > 0),
+                },
+            );
+        }
+        None => {
+            f.record_faults.remove(&id);
+        }
+    }
+    Json(json!({ "record_faults": f.record_faults })).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CountBody {
+    count: u64,
+}
+
+/// `POST /_sim/other-member-logins {"count": N}`: the next N approved sign-ins are as a second
+/// WHOOP member.
+pub async fn other_member_logins(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: CountBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    crate::lock(&app.oauth).other_member_logins = req.count;
+    let other = crate::api::other_member_profile(&crate::lock(&app.world).store.profile);
+    Json(json!({"count": req.count, "user_id": other.user_id})).into_response()
+}
+
+/// `GET /_sim/grants`: every grant issued, with its member, scopes and whether it is revoked.
+pub async fn grants(State(app): State<Arc<AppState>>) -> Response {
+    let views = crate::lock(&app.oauth).grant_views();
+    json_response(&views)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LateRecordsBody {
+    upload_delay_hours: Option<f64>,
+    /// `null` (or absent) turns backdated activities off.
+    #[serde(default)]
+    backdated_workout_hours: Option<f64>,
+}
+
+/// `POST /_sim/late-records {"upload_delay_hours"?, "backdated_workout_hours"?}`: uploads of
+/// days that start from now on happen this many hours late (a strap that syncs late), and each
+/// new day the person logs an activity this many hours back (`null`: off).
+pub async fn late_records(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: LateRecordsBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let valid = |h: f64| (0.0..=MAX_ADVANCE_HOURS).contains(&h);
+    if !req.upload_delay_hours.is_none_or(valid) || !req.backdated_workout_hours.is_none_or(valid) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("hours must be between 0 and {MAX_ADVANCE_HOURS}"),
+        );
+    }
+    app.sync();
+    let mut world = crate::lock(&app.world);
+    if let Some(hours) = req.upload_delay_hours {
+        world.upload_delay = Duration::milliseconds((hours * 3_600_000.0) as i64);
+    }
+    world.backdated_workout_hours = req.backdated_workout_hours;
+    Json(json!({
+        "upload_delay_hours": world.upload_delay.num_milliseconds() as f64 / 3_600_000.0,
+        "backdated_workout_hours": world.backdated_workout_hours,
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LogWorkoutBody {
+    hours_ago: f64,
+}
+
+/// `POST /_sim/log-workout {"hours_ago"}`: the person logs an activity now for a time in the
+/// past; it appears and its webhook goes out now (subject to the webhook faults).
+pub async fn log_workout(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: LogWorkoutBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    if !(0.0..=MAX_ADVANCE_HOURS).contains(&req.hours_ago) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("hours_ago must be between 0 and {MAX_ADVANCE_HOURS}"),
+        );
+    }
+    let now = app.sync();
+    let changes = crate::lock(&app.world).log_past_workout(now, req.hours_ago);
+    match changes {
+        Some(changes) => {
+            app.webhooks.announce(&changes.notices);
+            summary(now, &changes)
+        }
+        None => error(
+            StatusCode::CONFLICT,
+            "no workout to copy or no cycle at that time",
+        ),
+    }
 }

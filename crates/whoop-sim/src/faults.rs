@@ -1,11 +1,63 @@
 //! Fault injection for data endpoints, set through `POST /_sim/faults`: server errors and
 //! malformed bodies at a rate (drawn from a seeded stream) or for the next N requests (exact,
 //! for tests). Latency lives in `AppState` because it applies to every data response.
+//!
+//! Record faults (`POST /_sim/record-faults`, `--record-fault`) break the requests that name
+//! one record, by id anywhere in the path: WHOOP answering 404 for it, failing with a 5xx, or
+//! sending a body that does not parse, for the next N requests or until cleared.
+
+use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use rand::rngs::StdRng;
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// How requests naming one record fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordFault {
+    /// 404, as for a record WHOOP no longer has.
+    NotFound,
+    /// A 5xx, as when WHOOP is having trouble.
+    ServerError,
+    /// A 200 whose body is cut short.
+    Malformed,
+}
+
+/// One record's fault and how many more requests it hits (`None`: until cleared).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RecordFaultEntry {
+    pub fault: RecordFault,
+    pub remaining: Option<u64>,
+}
+
+/// Parses `ID=KIND[:COUNT]` (KIND is not_found, server_error or malformed).
+pub fn parse_record_fault(spec: &str) -> Result<(String, RecordFaultEntry), String> {
+    let (id, rest) = spec
+        .split_once('=')
+        .ok_or_else(|| format!("{spec:?}: expected ID=KIND[:COUNT]"))?;
+    let (kind, count) = match rest.split_once(':') {
+        Some((kind, count)) => (
+            kind,
+            Some(
+                count
+                    .parse::<u64>()
+                    .map_err(|_| format!("{spec:?}: COUNT must be a number"))?,
+            ),
+        ),
+        None => (rest, None),
+    };
+    let fault: RecordFault = serde_json::from_value(serde_json::Value::String(kind.into()))
+        .map_err(|_| format!("{spec:?}: KIND must be not_found, server_error or malformed"))?;
+    Ok((
+        id.trim().to_string(),
+        RecordFaultEntry {
+            fault,
+            remaining: count,
+        },
+    ))
+}
 
 #[derive(Debug)]
 pub struct Faults {
@@ -13,6 +65,7 @@ pub struct Faults {
     pub malformed_rate: f64,
     pub fail_next: u64,
     pub malformed_next: u64,
+    pub record_faults: HashMap<String, RecordFaultEntry>,
     rng: StdRng,
 }
 
@@ -32,8 +85,29 @@ impl Faults {
             malformed_rate: 0.0,
             fail_next: 0,
             malformed_next: 0,
+            record_faults: HashMap::new(),
             rng,
         }
+    }
+
+    /// The fault for a request whose path names a faulty record, if any (counting it down).
+    pub fn take_record_fault(&mut self, path: &str) -> Option<RecordFault> {
+        if self.record_faults.is_empty() {
+            return None;
+        }
+        let id = path
+            .split('/')
+            .find(|segment| self.record_faults.contains_key(*segment))?
+            .to_string();
+        let entry = self.record_faults.get_mut(&id)?;
+        let fault = entry.fault;
+        if let Some(remaining) = &mut entry.remaining {
+            *remaining = remaining.saturating_sub(1);
+            if *remaining == 0 {
+                self.record_faults.remove(&id);
+            }
+        }
+        Some(fault)
     }
 
     /// The 5xx this request should fail with, if any.
@@ -106,6 +180,30 @@ mod tests {
         f.malformed_next = 1;
         assert!(f.take_malformed());
         assert!(!f.take_malformed());
+    }
+
+    #[test]
+    fn record_faults_match_path_segments_and_count_down() {
+        let mut f = Faults::new(StdRng::seed_from_u64(1));
+        let (id, entry) = parse_record_fault("abc=server_error:2").unwrap();
+        f.record_faults.insert(id, entry);
+        assert_eq!(
+            f.take_record_fault("/developer/v2/activity/workout/abcd"),
+            None
+        );
+        assert_eq!(
+            f.take_record_fault("/developer/v2/activity/workout/abc"),
+            Some(RecordFault::ServerError)
+        );
+        assert!(f
+            .take_record_fault("/developer/v2/cycle/abc/recovery")
+            .is_some());
+        assert_eq!(
+            f.take_record_fault("/developer/v2/activity/workout/abc"),
+            None
+        );
+        assert!(parse_record_fault("abc=gone").is_err());
+        assert_eq!(parse_record_fault("x=not_found").unwrap().1.remaining, None);
     }
 
     #[test]

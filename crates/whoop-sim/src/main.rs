@@ -83,6 +83,52 @@ struct Args {
     /// `POST /_sim/shapes`; `POST /_sim/expire-paging-tokens` expires every token issued so far.
     #[arg(long)]
     paging_token_max_age_secs: Option<u64>,
+    /// Delay added to every token-endpoint answer, in milliseconds, after the request was acted
+    /// on (a refresh already rotated). Also `POST /_sim/token-faults {"latency_ms": N}`.
+    #[arg(long, default_value_t = 0)]
+    token_latency_ms: u64,
+    /// The first N successful token requests rotate the refresh token (or spend the code) and
+    /// then answer 500, as WHOOP may. Also `POST /_sim/token-faults {"fail_after_rotate_next": N}`.
+    #[arg(long, default_value_t = 0)]
+    token_fail_after_rotate: u64,
+    /// The first N successful token requests rotate (or spend the code) and then cut the
+    /// connection mid-answer. Also `POST /_sim/token-faults {"cut_after_rotate_next": N}`.
+    #[arg(long, default_value_t = 0)]
+    token_cut_after_rotate: u64,
+    /// A scope the app is registered for (repeatable); asking for any other at sign-in gets
+    /// `invalid_scope`. Without any, every scope is allowed. Also `POST /_sim/app-scopes
+    /// {"scopes": [...] | null}`. Tokens always carry their granted scopes: an endpoint outside
+    /// them answers 401.
+    #[arg(long = "app-scope")]
+    app_scopes: Vec<String>,
+    /// The first N approved sign-ins are as a second WHOOP member (another user id and name on
+    /// the profile endpoint). Also `POST /_sim/other-member-logins {"count": N}`; grants are
+    /// listed by `GET /_sim/grants`.
+    #[arg(long, default_value_t = 0)]
+    other_member_logins: u64,
+    /// Share of webhooks never delivered, as when WHOOP gives up after its retries (0.0–1.0).
+    /// Also `POST /_sim/webhook-faults {"drop_rate", "drop_next"}`.
+    #[arg(long, default_value_t = 0.0)]
+    webhook_drop_rate: f64,
+    /// Share of webhooks delivered twice with the same trace_id (0.0–1.0). Also
+    /// `POST /_sim/webhook-faults {"duplicate_rate", "duplicate_next"}`.
+    #[arg(long, default_value_t = 0.0)]
+    webhook_duplicate_rate: f64,
+    /// Sleeps and workouts of days that start from now on are uploaded this many hours late, as
+    /// by a strap that syncs hours after the fact. Also `POST /_sim/late-records
+    /// {"upload_delay_hours"}`.
+    #[arg(long, default_value_t = 0.0)]
+    upload_delay_hours: f64,
+    /// Each new day the person also logs an activity this many hours in the past; it appears
+    /// and is announced now. Also `POST /_sim/late-records {"backdated_workout_hours"}`; one
+    /// such activity at once: `POST /_sim/log-workout {"hours_ago"}`.
+    #[arg(long)]
+    backdated_workout_hours: Option<f64>,
+    /// Requests naming this record fail: ID=KIND[:COUNT], KIND one of not_found, server_error,
+    /// malformed; for the next COUNT requests or for good (repeatable). Also
+    /// `POST /_sim/record-faults {"id", "fault", "count"}`.
+    #[arg(long = "record-fault")]
+    record_faults: Vec<String>,
 }
 
 #[tokio::main]
@@ -118,6 +164,16 @@ async fn main() -> anyhow::Result<()> {
             no_body_measurement: args.no_body_measurement,
             paging_token_max_age_secs: args.paging_token_max_age_secs,
         },
+        token_latency_ms: args.token_latency_ms,
+        token_fail_after_rotate: args.token_fail_after_rotate,
+        token_cut_after_rotate: args.token_cut_after_rotate,
+        app_scopes: args.app_scopes,
+        other_member_logins: args.other_member_logins,
+        webhook_drop_rate: args.webhook_drop_rate,
+        webhook_duplicate_rate: args.webhook_duplicate_rate,
+        upload_delay_hours: args.upload_delay_hours,
+        backdated_workout_hours: args.backdated_workout_hours,
+        record_faults: args.record_faults,
     };
     let client_id = config.client_id.clone();
     let sim = whoop_sim::start(config, SocketAddr::new(args.host, args.port))

@@ -3,6 +3,12 @@
 //! authentication, optional S256 PKCE, and rotating refresh tokens where replaying a spent one
 //! revokes the whole chain. Token lifetimes use real time, not simulated time, because clients
 //! schedule refreshes with their own clocks.
+//!
+//! Tokens carry the scopes granted, and a data endpoint outside them answers 401 (as WHOOP's
+//! OpenAPI document declares). Switches (flags and `/_sim/...`) make it as unkind as WHOOP can
+//! be: an app registered with fewer scopes (`invalid_scope` at sign-in), a token endpoint that
+//! is slow, fails with a 5xx, or cuts the connection after it already rotated the refresh token
+//! (or spent the code), and a sign-in as another WHOOP member.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -57,6 +63,7 @@ struct Code {
     expires: Instant,
     /// The grant the code was exchanged for; a second exchange attempt revokes it.
     exchanged_for: Option<u64>,
+    other_member: bool,
 }
 
 /// One authorization: the chain of tokens that rotation produces.
@@ -64,6 +71,37 @@ struct Grant {
     scopes: Vec<String>,
     revoked: bool,
     current_access: Option<String>,
+    /// Signed in as the second simulated member (see `/_sim/other-member-logins`).
+    other_member: bool,
+}
+
+/// A grant as `GET /_sim/grants` shows it.
+#[derive(serde::Serialize)]
+pub struct GrantView {
+    pub id: u64,
+    pub other_member: bool,
+    pub scopes: Vec<String>,
+    pub revoked: bool,
+}
+
+/// Token-endpoint faults, set by flags or `POST /_sim/token-faults`.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct TokenFaults {
+    /// Delay added to every token-endpoint answer, after the request was acted on.
+    pub latency_ms: u64,
+    /// The next N token requests fail with a 500 before anything is looked at (nothing rotates).
+    pub fail_next: u64,
+    /// The next N successful token requests rotate (or spend the code), then answer 500.
+    pub fail_after_rotate_next: u64,
+    /// The next N successful token requests rotate (or spend the code), then cut the connection
+    /// in the middle of the answer.
+    pub cut_after_rotate_next: u64,
+}
+
+/// What happens to an answer that already rotated.
+enum AfterRotate {
+    Fail,
+    Cut,
 }
 
 struct AccessToken {
@@ -80,6 +118,11 @@ struct RefreshToken {
 /// Everything the authorization server remembers.
 #[derive(Default)]
 pub struct OAuthState {
+    pub token_faults: TokenFaults,
+    /// The scopes the app is registered for; `None` allows every scope.
+    pub app_scopes: Option<Vec<String>>,
+    /// The next N approved sign-ins are as the second simulated member.
+    pub other_member_logins: u64,
     pending: HashMap<String, PendingConsent>,
     codes: HashMap<String, Code>,
     grants: HashMap<u64, Grant>,
@@ -97,6 +140,71 @@ pub struct Issued {
 }
 
 impl OAuthState {
+    pub fn new(config: &SimConfig) -> OAuthState {
+        OAuthState {
+            token_faults: TokenFaults {
+                latency_ms: config.token_latency_ms,
+                fail_next: 0,
+                fail_after_rotate_next: config.token_fail_after_rotate,
+                cut_after_rotate_next: config.token_cut_after_rotate,
+            },
+            app_scopes: (!config.app_scopes.is_empty()).then(|| config.app_scopes.clone()),
+            other_member_logins: config.other_member_logins,
+            ..OAuthState::default()
+        }
+    }
+
+    /// Whether a grant's scopes allow a data endpoint (its `/_sim/stats` key). WHOOP's
+    /// OpenAPI lists no scope for `cycle/{id}/sleep`; either sleep or cycles is accepted there.
+    pub fn grant_allows(&self, grant: u64, endpoint: &str) -> bool {
+        let needed: &[&str] = match endpoint {
+            "cycle.collection" | "cycle.by_id" => &["read:cycles"],
+            "cycle.recovery" | "recovery.collection" => &["read:recovery"],
+            "cycle.sleep" => &["read:cycles", "read:sleep"],
+            "sleep.collection" | "sleep.by_id" => &["read:sleep"],
+            "workout.collection" | "workout.by_id" => &["read:workout"],
+            "profile" => &["read:profile"],
+            "body_measurement" => &["read:body_measurement"],
+            _ => return true,
+        };
+        self.grants
+            .get(&grant)
+            .is_some_and(|g| g.scopes.iter().any(|s| needed.contains(&s.as_str())))
+    }
+
+    /// Whether a grant was signed in as the second simulated member.
+    pub fn is_other_member(&self, grant: u64) -> bool {
+        self.grants.get(&grant).is_some_and(|g| g.other_member)
+    }
+
+    pub fn grant_views(&self) -> Vec<GrantView> {
+        let mut views: Vec<GrantView> = self
+            .grants
+            .iter()
+            .map(|(id, g)| GrantView {
+                id: *id,
+                other_member: g.other_member,
+                scopes: g.scopes.clone(),
+                revoked: g.revoked,
+            })
+            .collect();
+        views.sort_by_key(|v| v.id);
+        views
+    }
+
+    fn take_after_rotate(&mut self) -> Option<AfterRotate> {
+        let f = &mut self.token_faults;
+        if f.fail_after_rotate_next > 0 {
+            f.fail_after_rotate_next -= 1;
+            Some(AfterRotate::Fail)
+        } else if f.cut_after_rotate_next > 0 {
+            f.cut_after_rotate_next -= 1;
+            Some(AfterRotate::Cut)
+        } else {
+            None
+        }
+    }
+
     /// The grant behind a bearer token, if the token still works.
     pub fn authenticate(&self, token: &str, now: Instant) -> Option<u64> {
         let at = self.access.get(token)?;
@@ -122,7 +230,7 @@ impl OAuthState {
         self.epoch += 1;
     }
 
-    fn new_grant(&mut self, scopes: Vec<String>) -> u64 {
+    fn new_grant(&mut self, scopes: Vec<String>, other_member: bool) -> u64 {
         self.next_grant += 1;
         self.grants.insert(
             self.next_grant,
@@ -130,6 +238,7 @@ impl OAuthState {
                 scopes,
                 revoked: false,
                 current_access: None,
+                other_member,
             },
         );
         self.next_grant
@@ -362,6 +471,21 @@ pub async fn authorize(
             Some(state),
         );
     }
+    let not_registered = {
+        let oauth = crate::lock(&app.oauth);
+        oauth
+            .app_scopes
+            .as_ref()
+            .and_then(|registered| scopes.iter().find(|s| !registered.contains(s)).cloned())
+    };
+    if let Some(scope) = not_registered {
+        return redirect_error(
+            redirect_uri,
+            "invalid_scope",
+            &format!("The requested scope is invalid, unknown, or malformed. The OAuth 2.0 Client is not allowed to request scope '{scope}'."),
+            Some(state),
+        );
+    }
     let challenge = q.get("code_challenge").filter(|c| !c.is_empty()).cloned();
     if challenge.is_some() && q.get("code_challenge_method").map(String::as_str) != Some("S256") {
         return redirect_error(
@@ -430,6 +554,10 @@ fn approve(app: &AppState, pending: PendingConsent) -> Response {
         let mut oauth = crate::lock(&app.oauth);
         let now = Instant::now();
         oauth.codes.retain(|_, c| c.expires > now);
+        let other_member = oauth.other_member_logins > 0;
+        if other_member {
+            oauth.other_member_logins -= 1;
+        }
         oauth.codes.insert(
             code.clone(),
             Code {
@@ -438,6 +566,7 @@ fn approve(app: &AppState, pending: PendingConsent) -> Response {
                 challenge: pending.challenge,
                 expires: pending.expires.max(now + CODE_TTL),
                 exchanged_for: None,
+                other_member,
             },
         );
     }
@@ -513,9 +642,56 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes())) == challenge
 }
 
+/// An answer that starts like a token response and then breaks off, the way a connection cut
+/// by a proxy or a restart looks to a client.
+fn cut_answer() -> Response {
+    let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(b"{\"access_token\":\"ory_at_")),
+        Err(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "simulated cut connection",
+        )),
+    ];
+    let mut resp = axum::body::Body::from_stream(futures_util::stream::iter(parts)).into_response();
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn server_error() -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        Json(json!({"error": "server_error", "error_description": "The authorization server encountered an unexpected condition that prevented it from fulfilling the request."})),
+    )
+        .into_response()
+}
+
 /// `POST /oauth/oauth2/token`
 pub async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Bytes) -> Response {
     app.stats.request("token");
+    let (fail_first, latency) = {
+        let mut oauth = crate::lock(&app.oauth);
+        let f = &mut oauth.token_faults;
+        let fail = f.fail_next > 0;
+        if fail {
+            f.fail_next -= 1;
+        }
+        (fail, f.latency_ms)
+    };
+    let resp = if fail_first {
+        server_error()
+    } else {
+        token_answer(&app, &headers, &body)
+    };
+    if latency > 0 {
+        tokio::time::sleep(Duration::from_millis(latency)).await;
+    }
+    resp
+}
+
+fn token_answer(app: &AppState, headers: &HeaderMap, body: &Bytes) -> Response {
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -531,7 +707,7 @@ pub async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
             Some("The POST body can not be empty and must be sent as application/x-www-form-urlencoded."),
         );
     }
-    let form = query_params(std::str::from_utf8(&body).ok());
+    let form = query_params(std::str::from_utf8(body).ok());
     let config = &app.config;
     let client_ok = form.get("client_id") == Some(&config.client_id)
         && form.get("client_secret") == Some(&config.client_secret);
@@ -584,7 +760,8 @@ pub async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
                 }
             }
             let scopes = entry.scopes.clone();
-            let grant = oauth.new_grant(scopes);
+            let other_member = entry.other_member;
+            let grant = oauth.new_grant(scopes, other_member);
             if let Some(entry) = oauth.codes.get_mut(code) {
                 entry.exchanged_for = Some(grant);
             }
@@ -592,7 +769,9 @@ pub async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
                 return invalid_grant("The grant disappeared.");
             };
             // A fresh authorization reconnects the user: WHOOP notifies the app again.
-            app.webhooks.set_disconnected(false);
+            if !other_member {
+                app.webhooks.set_disconnected(false);
+            }
             issued
         }
         Some("refresh_token") => {
@@ -615,6 +794,7 @@ pub async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
             if replay {
                 // Fosite's default: a replayed refresh token means it leaked; kill the chain.
                 grant.revoked = true;
+                bump(&app.stats.refresh_replays);
                 return invalid_grant(
                     "The refresh token was already used; the token chain has been revoked.",
                 );
@@ -648,6 +828,11 @@ pub async fn token(State(app): State<Arc<AppState>>, headers: HeaderMap, body: B
         }
     };
     bump(&app.stats.tokens_issued);
+    match crate::lock(&app.oauth).take_after_rotate() {
+        Some(AfterRotate::Fail) => return server_error(),
+        Some(AfterRotate::Cut) => return cut_answer(),
+        None => {}
+    }
     let mut body = json!({
         "access_token": issued.access_token,
         "expires_in": config.token_ttl_secs,

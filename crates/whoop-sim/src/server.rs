@@ -12,14 +12,14 @@ use axum::Router;
 use tokio::sync::oneshot;
 
 use crate::config::SimConfig;
-use crate::faults::Faults;
+use crate::faults::{parse_record_fault, Faults};
 use crate::generate::side_rng;
 use crate::oauth::OAuthState;
 use crate::ratelimit::RateLimiter;
 use crate::shape::ShapeState;
 use crate::stats::Stats;
 use crate::time::{SimClock, Ts};
-use crate::webhooks::Webhooks;
+use crate::webhooks::{DeliveryFaults, Webhooks};
 use crate::world::{Changes, World};
 use crate::{api, control, oauth};
 
@@ -80,18 +80,27 @@ impl Drop for SimHandle {
 }
 
 const PURPOSE_FAULTS: u64 = 0xFA17;
+const PURPOSE_DELIVERY: u64 = 0xDE11;
 
 /// Binds `addr` (port 0 picks a free port), generates the data and serves in a spawned task.
 pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimHandle> {
+    let mut faults = Faults::new(side_rng(config.seed, PURPOSE_FAULTS, 0));
+    for spec in &config.record_faults {
+        let (id, entry) = parse_record_fault(spec).map_err(std::io::Error::other)?;
+        faults.record_faults.insert(id, entry);
+    }
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let mut local = listener.local_addr()?;
     let clock = SimClock::default();
-    let world = World::new(
+    let mut world = World::new(
         config.seed,
         config.days,
         clock.now(),
         config.newest_night_pending,
     );
+    world.upload_delay =
+        chrono::Duration::milliseconds((config.upload_delay_hours * 3_600_000.0) as i64);
+    world.backdated_workout_hours = config.backdated_workout_hours;
     let user_id = world.user_id();
     let stats = Arc::new(Stats::default());
     let webhooks = Arc::new(Webhooks::new(
@@ -100,16 +109,22 @@ pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimHa
         user_id,
         config.webhook_retry_scale,
         Arc::clone(&stats),
+        {
+            let mut delivery = DeliveryFaults::new(side_rng(config.seed, PURPOSE_DELIVERY, 0));
+            delivery.drop_rate = config.webhook_drop_rate.clamp(0.0, 1.0);
+            delivery.duplicate_rate = config.webhook_duplicate_rate.clamp(0.0, 1.0);
+            delivery
+        },
     )?);
     let state = Arc::new(AppState {
         clock,
         world: Mutex::new(world),
-        oauth: Mutex::new(OAuthState::default()),
+        oauth: Mutex::new(OAuthState::new(&config)),
         limiter: Mutex::new(RateLimiter::new(
             config.rate_limit_minute,
             config.rate_limit_day,
         )),
-        faults: Mutex::new(Faults::new(side_rng(config.seed, PURPOSE_FAULTS, 0))),
+        faults: Mutex::new(faults),
         latency_ms: AtomicU64::new(config.latency_ms),
         stats,
         webhooks,
@@ -234,6 +249,17 @@ fn router(app: Arc<AppState>) -> Router {
             "/_sim/expire-paging-tokens",
             post(control::expire_paging_tokens),
         )
+        .route("/_sim/token-faults", post(control::token_faults))
+        .route("/_sim/app-scopes", post(control::app_scopes))
+        .route(
+            "/_sim/other-member-logins",
+            post(control::other_member_logins),
+        )
+        .route("/_sim/grants", get(control::grants))
+        .route("/_sim/webhook-faults", post(control::webhook_faults))
+        .route("/_sim/record-faults", post(control::record_faults))
+        .route("/_sim/late-records", post(control::late_records))
+        .route("/_sim/log-workout", post(control::log_workout))
         .layer(middleware::from_fn(log_request))
         .with_state(app)
 }

@@ -30,10 +30,16 @@ pub struct Stats {
     requests: Mutex<BTreeMap<&'static str, u64>>,
     pub tokens_issued: AtomicU64,
     pub refreshes: AtomicU64,
+    /// Spent refresh tokens presented again (each one revoked its whole chain).
+    pub refresh_replays: AtomicU64,
     pub rate_limited: AtomicU64,
     pub unauthorized: AtomicU64,
     pub webhooks_sent: AtomicU64,
     pub webhooks_failed: AtomicU64,
+    /// Webhooks lost on purpose (`/_sim/webhook-faults`).
+    pub webhooks_dropped: AtomicU64,
+    /// Webhooks delivered twice on purpose.
+    pub webhooks_duplicated: AtomicU64,
     /// A gauge, not a counter: deliveries queued or waiting for a retry.
     pub webhooks_pending: AtomicU64,
 }
@@ -53,10 +59,13 @@ impl Stats {
         for c in [
             &self.tokens_issued,
             &self.refreshes,
+            &self.refresh_replays,
             &self.rate_limited,
             &self.unauthorized,
             &self.webhooks_sent,
             &self.webhooks_failed,
+            &self.webhooks_dropped,
+            &self.webhooks_duplicated,
         ] {
             c.store(0, Ordering::Relaxed);
         }
@@ -74,10 +83,13 @@ impl Stats {
             "requests": per_key,
             "tokens_issued": get(&self.tokens_issued),
             "refreshes": get(&self.refreshes),
+            "refresh_replays": get(&self.refresh_replays),
             "rate_limited": get(&self.rate_limited),
             "unauthorized": get(&self.unauthorized),
             "webhooks_sent": get(&self.webhooks_sent),
             "webhooks_failed": get(&self.webhooks_failed),
+            "webhooks_dropped": get(&self.webhooks_dropped),
+            "webhooks_duplicated": get(&self.webhooks_duplicated),
             "webhooks_pending": get(&self.webhooks_pending),
         })
     }

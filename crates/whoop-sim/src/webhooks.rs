@@ -2,6 +2,11 @@
 //! `X-WHOOP-Signature` = base64(HMAC-SHA256(client secret, timestamp + raw body)), any 2xx within
 //! 10 s counts, otherwise five retries after 60, 300, 600, 1200 and 1440 s (scaled for tests).
 //! Every delivery runs in its own task so no caller ever waits on the receiver.
+//!
+//! WHOOP is not perfectly reliable, and the simulator can say so (off by default): a webhook can
+//! be delivered twice with the same `trace_id` (WHOOP asks receivers to de-duplicate), or never
+//! (lost after WHOOP's retries; WHOOP recommends a reconciliation job for that). Rates draw
+//! from a seeded stream; "next N" counters are exact, for tests.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +15,8 @@ use std::time::Duration;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use rand::rngs::StdRng;
+use rand::Rng;
 use serde::Serialize;
 use sha2::Sha256;
 use tokio::task::JoinSet;
@@ -40,6 +47,64 @@ struct Payload<'a> {
     trace_id: String,
 }
 
+/// Unreliable delivery, set through `POST /_sim/webhook-faults` or flags.
+#[derive(Debug)]
+pub struct DeliveryFaults {
+    pub drop_rate: f64,
+    pub drop_next: u64,
+    pub duplicate_rate: f64,
+    pub duplicate_next: u64,
+    rng: StdRng,
+}
+
+/// What `/_sim/webhook-faults` reports.
+#[derive(Debug, Serialize)]
+pub struct DeliveryFaultSettings {
+    pub drop_rate: f64,
+    pub drop_next: u64,
+    pub duplicate_rate: f64,
+    pub duplicate_next: u64,
+}
+
+impl DeliveryFaults {
+    pub fn new(rng: StdRng) -> DeliveryFaults {
+        DeliveryFaults {
+            drop_rate: 0.0,
+            drop_next: 0,
+            duplicate_rate: 0.0,
+            duplicate_next: 0,
+            rng,
+        }
+    }
+
+    pub fn settings(&self) -> DeliveryFaultSettings {
+        DeliveryFaultSettings {
+            drop_rate: self.drop_rate,
+            drop_next: self.drop_next,
+            duplicate_rate: self.duplicate_rate,
+            duplicate_next: self.duplicate_next,
+        }
+    }
+
+    fn take(next: &mut u64, rate: f64, rng: &mut StdRng) -> bool {
+        if *next > 0 {
+            *next -= 1;
+            return true;
+        }
+        rate > 0.0 && rng.gen_bool(rate.clamp(0.0, 1.0))
+    }
+
+    /// Whether this webhook is lost for good.
+    fn take_drop(&mut self) -> bool {
+        Self::take(&mut self.drop_next, self.drop_rate, &mut self.rng)
+    }
+
+    /// Whether this webhook is delivered a second time.
+    fn take_duplicate(&mut self) -> bool {
+        Self::take(&mut self.duplicate_next, self.duplicate_rate, &mut self.rng)
+    }
+}
+
 pub struct Webhooks {
     client: reqwest::Client,
     url: Mutex<Option<String>>,
@@ -50,6 +115,7 @@ pub struct Webhooks {
     disconnected: AtomicBool,
     tasks: Mutex<JoinSet<()>>,
     stats: Arc<Stats>,
+    pub faults: Mutex<DeliveryFaults>,
 }
 
 impl Webhooks {
@@ -59,6 +125,7 @@ impl Webhooks {
         user_id: i64,
         retry_scale: f64,
         stats: Arc<Stats>,
+        faults: DeliveryFaults,
     ) -> std::io::Result<Webhooks> {
         let client = reqwest::Client::builder()
             .timeout(DELIVERY_TIMEOUT)
@@ -78,6 +145,7 @@ impl Webhooks {
             disconnected: AtomicBool::new(false),
             tasks: Mutex::new(JoinSet::new()),
             stats,
+            faults: Mutex::new(faults),
         })
     }
 
@@ -103,9 +171,15 @@ impl Webhooks {
         }
     }
 
-    /// Queues one webhook and returns its trace id, or `None` when no URL is set.
+    /// Queues one webhook and returns its trace id, or `None` when no URL is set. A dropped
+    /// webhook still gets a trace id (WHOOP generated the event; it just never arrives).
     pub fn send(self: &Arc<Self>, kind: &str, id: &str) -> Option<String> {
         self.url()?;
+        let (dropped, duplicated) = {
+            let mut faults = crate::lock(&self.faults);
+            let dropped = faults.take_drop();
+            (dropped, !dropped && faults.take_duplicate())
+        };
         let trace_id = Uuid::new_v4().to_string();
         let payload = Payload {
             user_id: self.user_id,
@@ -114,15 +188,26 @@ impl Webhooks {
             trace_id: trace_id.clone(),
         };
         let body = serde_json::to_vec(&payload).ok()?;
-        let me = Arc::clone(self);
-        bump(&self.stats.webhooks_pending);
+        if dropped {
+            bump(&self.stats.webhooks_dropped);
+            tracing::debug!(kind, "webhook dropped on purpose");
+            return Some(trace_id);
+        }
+        if duplicated {
+            bump(&self.stats.webhooks_duplicated);
+        }
         let mut tasks = crate::lock(&self.tasks);
         // Reap finished deliveries so the set does not grow without bound.
         while tasks.try_join_next().is_some() {}
-        tasks.spawn(async move {
-            me.deliver(body).await;
-            me.stats.webhooks_pending.fetch_sub(1, Ordering::Relaxed);
-        });
+        for _ in 0..if duplicated { 2 } else { 1 } {
+            let me = Arc::clone(self);
+            let body = body.clone();
+            bump(&self.stats.webhooks_pending);
+            tasks.spawn(async move {
+                me.deliver(body).await;
+                me.stats.webhooks_pending.fetch_sub(1, Ordering::Relaxed);
+            });
+        }
         Some(trace_id)
     }
 

@@ -15,7 +15,7 @@ use uuid::Uuid;
 
 use crate::generate::{
     body_for, cycle_score, profile_for, rescore_recovery, rescore_sleep, rescore_workout,
-    running_cycle_score, side_rng, user_id_for, DayPlan, Generator,
+    running_cycle_score, side_rng, user_id_for, uuid_from, DayPlan, Generator,
 };
 use crate::model::{Cycle, Recovery, Scoring, Sleep, Workout};
 use crate::store::Store;
@@ -87,6 +87,12 @@ pub struct World {
     sequence: u64,
     edit_rng: StdRng,
     pub store: Store,
+    /// Late records: uploads of days scheduled from now on happen this much later (a strap
+    /// that syncs hours after the fact). Zero by default.
+    pub upload_delay: Duration,
+    /// Backdated records: each new day, the person also logs an activity this many hours in
+    /// the past (it appears, and is announced, now). Off by default.
+    pub backdated_workout_hours: Option<f64>,
 }
 
 impl World {
@@ -105,6 +111,8 @@ impl World {
             sequence: 0,
             edit_rng: side_rng(seed, PURPOSE_EDITS, 0),
             store: Store::new(user_id, profile_for(seed, user_id), body_for(seed)),
+            upload_delay: Duration::zero(),
+            backdated_workout_hours: None,
         };
         world.plan_until(now);
         if newest_night_pending {
@@ -175,7 +183,10 @@ impl World {
                 due.push((w.appear_at, Happening::WorkoutUploaded { day, index }));
                 due.push((w.score_at, Happening::WorkoutScored { day, index }));
             }
-            for (at, happening) in due {
+            for (mut at, happening) in due {
+                if !matches!(happening, Happening::CycleOpens(_)) {
+                    at = at.plus(self.upload_delay);
+                }
                 self.sequence += 1;
                 self.queue.insert((at.millis(), self.sequence), happening);
             }
@@ -235,6 +246,11 @@ impl World {
                 self.rescore_cycle(plan_cycle_id, at);
                 if live {
                     ch.absorb(self.random_changes(day, at));
+                    if let Some(hours) = self.backdated_workout_hours {
+                        if let Some(logged) = self.log_past_workout(at, hours) {
+                            ch.absorb(logged);
+                        }
+                    }
                 }
             }
             Happening::SleepUploaded { day, nap } => {
@@ -536,6 +552,53 @@ impl World {
                 ch.notices.push(Notice::new("recovery.updated", r.sleep_id));
             }
         }
+        Some(ch)
+    }
+
+    /// The person logs an activity now for a time `hours_ago` in the past (WHOOP's "add
+    /// activity" for an earlier day): it is created and announced now, but starts back then,
+    /// so a catch-up that filters on start times must reach that far back to see it. It copies
+    /// the newest scored workout's sport, length and score. `None` when there is no workout to
+    /// copy or no cycle at that time.
+    pub fn log_past_workout(&mut self, now: Ts, hours_ago: f64) -> Option<Changes> {
+        let start = now.plus(Duration::milliseconds(-(hours_ago * 3_600_000.0) as i64));
+        let template = self
+            .store
+            .workouts
+            .values()
+            .filter(|w| w.scoring.is_scored())
+            .max_by_key(|w| w.start)?
+            .clone();
+        let length = template.end.millis() - template.start.millis();
+        let end = Ts::from_millis((start.millis() + length).min(now.millis()));
+        let cycle = self
+            .store
+            .cycles
+            .values()
+            .filter(|c| c.start <= start && c.end.is_none_or(|e| e > start))
+            .max_by_key(|c| c.start)?;
+        let (cycle_id, timezone_offset) = (cycle.id, cycle.timezone_offset.clone());
+        let id = uuid_from(&mut self.edit_rng);
+        self.store.workouts.insert(
+            id,
+            Workout {
+                id,
+                v1_id: None,
+                created_at: now,
+                updated_at: now,
+                start,
+                end,
+                timezone_offset,
+                cycle_id,
+                ..template
+            },
+        );
+        let mut ch = Changes {
+            added: 1,
+            ..Changes::default()
+        };
+        ch.notices.push(Notice::new("workout.updated", id));
+        ch.updated += self.rescore_cycle(cycle_id, now);
         Some(ch)
     }
 

@@ -345,3 +345,164 @@ async fn disconnecting_stops_webhooks_and_stats_reset() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn webhooks_can_be_duplicated_with_one_trace_id_or_lost() {
+    bounded(async {
+        let (url, mut rx) = receiver(0).await;
+        let sim = sim(SimConfig {
+            webhook_url: Some(url),
+            ..small(3)
+        })
+        .await;
+        let id = |n: u32| format!("6f1c2a5e-0000-4000-8000-{n:012}");
+        control(&sim, "webhook-faults", json!({"duplicate_next": 1})).await;
+        let twice = control(
+            &sim,
+            "webhook",
+            json!({"type": "workout.updated", "id": id(1)}),
+        )
+        .await["trace_id"]
+            .clone();
+        control(&sim, "webhook-faults", json!({"drop_next": 1})).await;
+        control(
+            &sim,
+            "webhook",
+            json!({"type": "workout.updated", "id": id(2)}),
+        )
+        .await;
+        let once = control(
+            &sim,
+            "webhook",
+            json!({"type": "workout.updated", "id": id(3)}),
+        )
+        .await["trace_id"]
+            .clone();
+        let got: Vec<Value> = collect(&mut rx, 3)
+            .await
+            .iter()
+            .map(Delivery::json)
+            .collect();
+        let traces: Vec<&Value> = got.iter().map(|d| &d["trace_id"]).collect();
+        assert_eq!(traces.iter().filter(|t| **t == &twice).count(), 2);
+        assert_eq!(traces.iter().filter(|t| **t == &once).count(), 1);
+        assert!(
+            got.iter().all(|d| d["id"] != id(2).as_str()),
+            "the lost one"
+        );
+        let s = stats(&sim).await;
+        assert_eq!(s["webhooks_duplicated"], 1);
+        assert_eq!(s["webhooks_dropped"], 1);
+        // Rates are validated and reported back.
+        let settings = control(&sim, "webhook-faults", json!({"drop_rate": 0.25})).await;
+        assert_eq!(settings["drop_rate"], 0.25);
+        assert_eq!(settings["drop_next"], 0);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn one_record_can_be_missing_failing_or_unreadable() {
+    bounded(async {
+        let sim = sim(small(10)).await;
+        let tokens = login(&sim).await;
+        let d = dump(&sim).await;
+        let workout = d["workout"][0]["id"]
+            .as_str()
+            .expect("a workout")
+            .to_string();
+        let path = format!("/v2/activity/workout/{workout}");
+        let fault =
+            |fault: Value, count: Value| json!({"id": workout, "fault": fault, "count": count});
+
+        control(
+            &sim,
+            "record-faults",
+            fault(json!("not_found"), Value::Null),
+        )
+        .await;
+        assert_eq!(get(&sim, &tokens.access, &path).await.0, 404);
+        assert_eq!(get(&sim, &tokens.access, &path).await.0, 404);
+        control(&sim, "record-faults", fault(Value::Null, Value::Null)).await;
+        assert_eq!(get(&sim, &tokens.access, &path).await.0, 200);
+
+        control(
+            &sim,
+            "record-faults",
+            fault(json!("server_error"), json!(1)),
+        )
+        .await;
+        assert!(get(&sim, &tokens.access, &path).await.0 >= 500);
+        assert_eq!(get(&sim, &tokens.access, &path).await.0, 200);
+
+        control(&sim, "record-faults", fault(json!("malformed"), json!(1))).await;
+        let (status, body) = get(&sim, &tokens.access, &path).await;
+        assert_eq!(status, 200);
+        assert!(serde_json::from_str::<Value>(&body).is_err(), "{body}");
+        // Other records are untouched.
+        let other = d["workout"][1]["id"].as_str().expect("another workout");
+        assert_eq!(
+            get(
+                &sim,
+                &tokens.access,
+                &format!("/v2/activity/workout/{other}")
+            )
+            .await
+            .0,
+            200
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn records_can_be_uploaded_late_or_logged_for_days_ago() {
+    bounded(async {
+        let sim = sim(small(10)).await;
+        let now = |summary: &Value| {
+            chrono::DateTime::parse_from_rfc3339(summary["now"].as_str().expect("now"))
+                .expect("a time")
+        };
+        let time = |v: &Value| {
+            chrono::DateTime::parse_from_rfc3339(v.as_str().expect("time")).expect("a time")
+        };
+
+        // An activity logged now for three days ago.
+        let logged = control(&sim, "log-workout", json!({"hours_ago": 72})).await;
+        let at = now(&logged);
+        let id = logged["events"][0]["id"]
+            .as_str()
+            .expect("announced")
+            .to_string();
+        assert_eq!(logged["events"][0]["type"], "workout.updated");
+        let d = dump(&sim).await;
+        let w = d["workout"]
+            .as_array()
+            .expect("workouts")
+            .iter()
+            .find(|w| w["id"] == id.as_str())
+            .expect("the logged workout");
+        assert_eq!(time(&w["created_at"]), at);
+        assert_eq!(at - time(&w["start"]), chrono::Duration::hours(72));
+
+        // A strap that syncs eight hours late: days starting from now on upload late.
+        let set = control(&sim, "late-records", json!({"upload_delay_hours": 8})).await;
+        assert_eq!(set["upload_delay_hours"], 8.0);
+        let advanced = control(&sim, "advance", json!({"hours": 96})).await;
+        let d = dump(&sim).await;
+        let late: Vec<&Value> = d["sleep"]
+            .as_array()
+            .expect("sleeps")
+            .iter()
+            .filter(|s| time(&s["start"]) > at + chrono::Duration::hours(30))
+            .collect();
+        assert!(!late.is_empty(), "new nights after {}", now(&advanced));
+        for s in late {
+            assert!(
+                time(&s["created_at"]) >= time(&s["end"]) + chrono::Duration::hours(8),
+                "uploaded late: {s}"
+            );
+        }
+    })
+    .await;
+}

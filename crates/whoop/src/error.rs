@@ -31,6 +31,13 @@ pub enum Error {
     #[error("WHOOP is not answering ({detail}) after {attempts} attempts")]
     Unavailable { attempts: u32, detail: String },
 
+    /// A code exchange or refresh was sent, but its answer never arrived intact (timeout, cut
+    /// connection, 5xx). WHOOP may have acted on it: a refresh token may already be rotated, a
+    /// code already spent. The request is never repeated, because a replayed refresh token makes
+    /// WHOOP revoke the whole grant.
+    #[error("WHOOP did not confirm the token request ({detail}); it was not repeated")]
+    TokenOutcomeUnknown { detail: String },
+
     /// A request WHOOP called malformed (400) or another status we have no plan for.
     #[error("WHOOP answered {status} to {what}")]
     Status { status: u16, what: String },
@@ -52,6 +59,7 @@ impl Error {
             Error::OAuth { .. } => "oauth_error",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable { .. } => "whoop_unavailable",
+            Error::TokenOutcomeUnknown { .. } => "token_outcome_unknown",
             Error::Status { .. } => "whoop_status",
             Error::Decode { .. } => "whoop_decode",
             Error::Config(_) => "config",

@@ -132,10 +132,16 @@ pub struct TokenClient {
     max_attempts: u32,
 }
 
+/// How long a token request may take before its outcome counts as unknown. The relay's broker
+/// keeps its whole work for one request (WHOOP's token endpoint, then binding the device) well
+/// inside this (`relay::broker::BROKER_DEADLINE`, 25 s), so its answer always arrives in time.
+pub const TOKEN_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl TokenClient {
     pub fn new(endpoint: TokenEndpoint) -> Result<Self> {
         let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
+            .timeout(TOKEN_REQUEST_TIMEOUT)
+            .connect_timeout(Duration::from_secs(10))
             .user_agent(concat!("VitalTrends/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Config(format!("HTTP client: {e}")))?;
@@ -195,6 +201,12 @@ impl TokenClient {
         }
     }
 
+    /// Sends a token request. Only a request that certainly never reached the server is sent
+    /// again: a connection that could not be opened, or the broker saying it could not reach
+    /// WHOOP (503 `whoop_unreachable`). Everything else that is not a clear answer (a timeout,
+    /// a cut connection, a 5xx) may have rotated the refresh token or spent the code, so it is
+    /// `TokenOutcomeUnknown` and never repeated: a replayed refresh token makes WHOOP revoke the
+    /// whole grant.
     async fn post(
         &self,
         url: Url,
@@ -203,69 +215,87 @@ impl TokenClient {
     ) -> Result<TokenResponse> {
         let mut attempt = 1;
         loop {
-            let outcome = self.http.post(url.clone()).form(form).send().await;
-            let response = match outcome {
-                Ok(r) => r,
+            let not_sent = match self.http.post(url.clone()).form(form).send().await {
+                Err(err) if err.is_connect() => "could not reach the token endpoint".to_string(),
                 Err(err) => {
-                    // A connect failure never reached WHOOP, so repeating it is safe. A timed-out
-                    // refresh may have rotated the token at WHOOP: sending the old one again would
-                    // be a replay that revokes the whole chain, so that is left to the caller.
-                    let safe_to_repeat = err.is_connect() || (!is_refresh && err.is_timeout());
-                    if attempt < self.max_attempts && safe_to_repeat {
-                        tokio::time::sleep(backoff_delay(
-                            Duration::from_millis(500),
-                            Duration::from_secs(8),
-                            attempt,
-                        ))
-                        .await;
-                        attempt += 1;
-                        continue;
-                    }
-                    return Err(Error::Unavailable {
-                        attempts: attempt,
+                    return Err(Error::TokenOutcomeUnknown {
                         detail: if err.is_timeout() {
-                            "token endpoint timed out".into()
+                            "no answer in time".into()
                         } else {
-                            "could not reach the token endpoint".into()
+                            "the connection was cut".into()
                         },
-                    });
+                    })
+                }
+                Ok(response) => {
+                    let status = response.status();
+                    let body = response
+                        .bytes()
+                        .await
+                        .map_err(|_| Error::TokenOutcomeUnknown {
+                            detail: "the answer was cut short".into(),
+                        })?;
+                    if status.is_success() {
+                        return parse_token_response(&body);
+                    }
+                    if status.is_server_error() {
+                        match broker_error(&body).as_deref() {
+                            Some(BROKER_WHOOP_UNREACHABLE) => {
+                                format!("the token broker could not reach WHOOP (HTTP {status})")
+                            }
+                            _ => {
+                                return Err(Error::TokenOutcomeUnknown {
+                                    detail: format!("HTTP {}", status.as_u16()),
+                                })
+                            }
+                        }
+                    } else {
+                        return Err(classify_oauth_error(status.as_u16(), &body, is_refresh));
+                    }
                 }
             };
-            let status = response.status();
-            let body = response.bytes().await.unwrap_or_default();
-            if status.is_success() {
-                let parsed: TokenResponse =
-                    serde_json::from_slice(&body).map_err(|e| Error::Decode {
-                        what: "token response".into(),
-                        detail: e.to_string(),
-                    })?;
-                if parsed.access_token.expose().is_empty() {
-                    return Err(Error::Decode {
-                        what: "token response".into(),
-                        detail: "empty access_token".into(),
-                    });
-                }
-                return Ok(parsed);
-            }
-            if status.is_server_error() && attempt < self.max_attempts {
-                tokio::time::sleep(backoff_delay(
-                    Duration::from_millis(500),
-                    Duration::from_secs(8),
-                    attempt,
-                ))
-                .await;
-                attempt += 1;
-                continue;
-            }
-            if status.is_server_error() {
+            if attempt >= self.max_attempts {
                 return Err(Error::Unavailable {
                     attempts: attempt,
-                    detail: format!("token endpoint HTTP {}", status.as_u16()),
+                    detail: not_sent,
                 });
             }
-            return Err(classify_oauth_error(status.as_u16(), &body, is_refresh));
+            tokio::time::sleep(backoff_delay(
+                Duration::from_millis(500),
+                Duration::from_secs(8),
+                attempt,
+            ))
+            .await;
+            attempt += 1;
         }
     }
+}
+
+/// The broker's answer when it could not open a connection to WHOOP: nothing was sent, so the
+/// request may be repeated. (`whoop_outcome_unknown`, 502, is the broker's unknown outcome.)
+pub const BROKER_WHOOP_UNREACHABLE: &str = "whoop_unreachable";
+
+/// The broker's answer when WHOOP may have received the request but its answer was lost.
+pub const BROKER_WHOOP_OUTCOME_UNKNOWN: &str = "whoop_outcome_unknown";
+
+fn broker_error(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<OAuthErrorBody>(body)
+        .ok()
+        .map(|b| b.error)
+        .filter(|e| !e.is_empty())
+}
+
+fn parse_token_response(body: &[u8]) -> Result<TokenResponse> {
+    let parsed: TokenResponse = serde_json::from_slice(body).map_err(|e| Error::Decode {
+        what: "token response".into(),
+        detail: e.to_string(),
+    })?;
+    if parsed.access_token.expose().is_empty() {
+        return Err(Error::Decode {
+            what: "token response".into(),
+            detail: "empty access_token".into(),
+        });
+    }
+    Ok(parsed)
 }
 
 #[derive(Deserialize, Default)]

@@ -232,8 +232,14 @@ pub struct RelayProcess {
 
 impl RelayProcess {
     pub async fn start(sim: &SimProcess, database: &Path) -> RelayProcess {
+        Self::start_on(sim, database, "127.0.0.1:0").await
+    }
+
+    /// Starts the relay on `listen` (a fixed port lets a test restart it where the app expects
+    /// it).
+    pub async fn start_on(sim: &SimProcess, database: &Path, listen: &str) -> RelayProcess {
         let mut child = Command::new(binary("vitaltrends-relay"))
-            .args(["--listen", "127.0.0.1:0", "--database-url"])
+            .args(["--listen", listen, "--database-url"])
             .arg(format!("sqlite://{}", database.display()))
             .env("VITALTRENDS_WHOOP_BASE_URL", &sim.base_url)
             .env("VITALTRENDS_WHOOP_CLIENT_ID", "vitaltrends-demo")

@@ -208,7 +208,7 @@ async fn connect_and_import_400_days_matches_the_simulator() {
     assert!(status["last_successful_sync_at"].is_string());
     assert!(status["newest_record"].is_string());
 
-    // A second sync is a catch-up: it fetches only the last 48 hours.
+    // A second sync is a catch-up: it fetches only the last week (one page per collection).
     sim.post_json("/_sim/reset-stats", serde_json::json!({}))
         .await;
     let again = cli.run(&["sync"], MINUTE).await;

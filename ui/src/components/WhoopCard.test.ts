@@ -98,6 +98,55 @@ describe('WHOOP card states', () => {
     expect(engine.callsTo('connect_whoop')).toHaveLength(1);
   });
 
+  it('a failed import waiting for its retry says when, and Retry now runs it', async () => {
+    const inFive = new Date(Date.now() + 5 * 60_000 - 1000).toISOString();
+    const { engine, user, card } = await openConnections(
+      fixtureStatus('importing', {
+        retry: {
+          job: 'import',
+          attempt: 2,
+          next_at: inFive,
+          message: 'WHOOP is not answering.',
+        },
+      }),
+    );
+    expect(screen.getByTestId('retry-notice')).toHaveTextContent(
+      'WHOOP is not answering. Retrying in 5 minutes.',
+    );
+    // The progress made so far stays on the card.
+    expect(card).toHaveTextContent(`${fmtInt(1204)} records`);
+    engine.handlers.retry_now = () => {
+      engine.status = fixtureStatus('importing');
+      return null;
+    };
+    await user.click(screen.getByTestId('retry-now-button'));
+    expect(engine.callsTo('retry_now')).toHaveLength(1);
+    await waitFor(() => expect(q('retry-notice')).toBeNull());
+  });
+
+  it('live updates stopped by the service: says why, keeps catch-up, offers Reconnect', async () => {
+    const { engine, user } = await openConnections(
+      fixtureStatus('connected', {
+        live: false,
+        live_problem:
+          'Live updates stopped: the VitalTrends service no longer knows this device. Reconnect WHOOP to turn them back on.',
+      }),
+    );
+    expect(screen.getByTestId('live-updates')).toHaveTextContent(
+      'Live updates stopped · catching up every 6 hours',
+    );
+    expect(screen.getByTestId('live-problem')).toHaveTextContent('no longer knows this device');
+    await user.click(screen.getByTestId('reconnect-button'));
+    expect(engine.callsTo('connect_whoop')).toHaveLength(1);
+    expect(q('force-sync-button')).toBeEnabled();
+  });
+
+  it('connected without a live problem shows no Reconnect button', async () => {
+    await openConnections(fixtureStatus('connected'));
+    expect(q('reconnect-button')).toBeNull();
+    expect(q('retry-notice')).toBeNull();
+  });
+
   it('disconnected with history: days kept, Connect WHOOP and Delete local data', async () => {
     await openConnections(fixtureStatus('disconnected'));
     expect(screen.getByTestId('whoop-status')).toHaveTextContent(

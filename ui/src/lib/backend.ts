@@ -124,6 +124,11 @@ export function forceSync(): Promise<ForceSyncAnswer> {
   return call<ForceSyncAnswer>('force_sync');
 }
 
+/** Runs a failed job that is waiting for its automatic retry now instead. */
+export async function retryNow(): Promise<void> {
+  await call<null>('retry_now');
+}
+
 export async function disconnect(): Promise<void> {
   await call<null>('disconnect');
 }

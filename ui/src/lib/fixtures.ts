@@ -379,6 +379,8 @@ const BASE_STATUS: AppStatus = {
   last_job: null,
   revoke_pending: false,
   import_complete: false,
+  retry: null,
+  live_problem: null,
 };
 
 /** A status for each connection state, `now` being the reference time for "last synced". */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   dayKey,
   fmtAgo,
+  fmtDuration,
   fmtDistance,
   fmtHours,
   fmtInt,
@@ -59,5 +60,14 @@ describe('format', () => {
 
   it('round-trips days in local time', () => {
     expect(dayKey(parseDay('2024-02-29'))).toBe('2024-02-29');
+  });
+});
+
+describe('fmtDuration', () => {
+  it('rounds a wait up to whole minutes, then hours', () => {
+    expect(fmtDuration(10_000)).toBe('1 minute');
+    expect(fmtDuration(4 * 60_000 + 1)).toBe('5 minutes');
+    expect(fmtDuration(90 * 60_000)).toBe('2 hours');
+    expect(fmtDuration(60 * 60_000)).toBe('1 hour');
   });
 });

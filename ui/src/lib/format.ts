@@ -165,6 +165,14 @@ export function fmtAgo(iso: string, now: number = Date.now()): string {
   return `on ${df({ day: 'numeric', month: 'short', year: 'numeric' }).format(new Date(t))}`;
 }
 
+/** A wait ahead, rounded up: "1 minute", "5 minutes", "2 hours". */
+export function fmtDuration(ms: number): string {
+  const min = Math.max(1, Math.ceil(ms / 60_000));
+  if (min < 60) return `${fmtInt(min)} ${min === 1 ? 'minute' : 'minutes'}`;
+  const h = Math.round(min / 60);
+  return `${fmtInt(h)} ${h === 1 ? 'hour' : 'hours'}`;
+}
+
 const ACRONYMS = new Set(['hiit', 'mma', 'sup', 'bmx']);
 
 /** "functional_fitness" → "Functional fitness", "hiit" → "HIIT". */

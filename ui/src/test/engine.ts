@@ -67,6 +67,7 @@ export function installEngine(
         case 'cancel_connect':
         case 'disconnect':
         case 'delete_local_data':
+        case 'retry_now':
           return null;
         case 'force_sync':
           return { queued: true, message: 'Force Sync queued' };

@@ -1,0 +1,351 @@
+//! Tokens that must survive what real WHOOP does: a token request whose answer is lost after
+//! WHOOP already rotated (never replayed, the person told plainly), a connect failure (retried),
+//! two processes on one data directory, a sign-in as another WHOOP member (refused, the current
+//! connection untouched), and an app registered with fewer scopes. Against the simulator over
+//! HTTP, directly and through the real relay (in-process).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+use sync::events::{RecordingNotifier, SystemClock};
+use sync::{ConnectionState, Error, InsecureFileStore, Schedule, SecretStore};
+use url::Url;
+use whoop::Secret;
+
+async fn relay_for(sim: &whoop_sim::SimHandle, dir: &tempfile::TempDir) -> relay::RelayHandle {
+    relay_to(Url::parse(&sim.base_url).unwrap(), dir).await
+}
+
+async fn relay_to(whoop: Url, dir: &tempfile::TempDir) -> relay::RelayHandle {
+    relay::start(relay::RelayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}", dir.path().join("relay.db").display()),
+        whoop_base_url: whoop,
+        client_id: "vitaltrends-demo".into(),
+        client_secrets: vec!["demo-secret".into()],
+        ..relay::RelayConfig::default()
+    })
+    .await
+    .expect("relay starts")
+}
+
+/// A host whose engine gets its tokens through the relay's broker.
+async fn brokered_host(days: u32, seed: u64) -> (Host, relay::RelayHandle, tempfile::TempDir) {
+    let host = host(sim_config(days, seed)).await;
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = relay_for(&host.sim, &relay_dir).await;
+    let engine = open_engine(
+        &host.sim,
+        Some(Url::parse(&relay.base_url).unwrap()),
+        &host.dir,
+        host.secrets.clone(),
+        host.notifier.clone(),
+        Arc::new(SystemClock),
+        Schedule::default(),
+    )
+    .await;
+    let host = Host { engine, ..host };
+    (host, relay, relay_dir)
+}
+
+fn stored(secrets: &dyn SecretStore, name: &str) -> Option<String> {
+    secrets.get(name).unwrap().map(|s| s.expose().to_string())
+}
+
+/// Expires the access token at WHOOP, makes the next token answer fail after rotating, and
+/// checks the engine does not send the refresh token again and tells the person plainly.
+async fn lost_refresh_answer_is_not_replayed(host: &Host, fault: &str) {
+    host.post("/_sim/token-faults", json!({ fault: 1 })).await;
+    host.post("/_sim/expire-tokens", json!({})).await;
+    host.reset_stats().await;
+    let err = host.engine.sync_now().await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ReconnectNeeded { reason } if reason.contains("did not confirm")),
+        "{fault}: {err}"
+    );
+    // Later attempts do not send it either.
+    let again = host.engine.sync_now().await.unwrap_err();
+    assert_eq!(again.code(), "reconnect_needed");
+    let stats = host.stats().await;
+    assert_eq!(
+        stats["refresh_replays"], 0,
+        "{fault}: a spent refresh token was replayed"
+    );
+    assert_eq!(
+        stats["requests"]["token"], 1,
+        "{fault}: the refresh was sent again"
+    );
+    match host.engine.connection_state().await.unwrap() {
+        ConnectionState::ReconnectNeeded { reason, .. } => assert!(
+            reason.starts_with("WHOOP did not confirm renewing access"),
+            "{reason}"
+        ),
+        other => panic!("{fault}: {other:?}"),
+    }
+    let sent = host.notifier.sent();
+    let last = sent.last().expect("the person is told");
+    assert!(
+        last.body.contains("will not ask again") && last.body.contains("nothing is lost"),
+        "{}",
+        last.body
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_a_token_5xx_after_rotating_is_not_replayed() {
+    let host = host(sim_config(10, 61)).await;
+    host.connect().await;
+    lost_refresh_answer_is_not_replayed(&host, "fail_after_rotate_next").await;
+    // Reconnecting repairs it.
+    host.connect().await;
+    host.engine
+        .sync_now()
+        .await
+        .expect("syncs after reconnecting");
+    lost_refresh_answer_is_not_replayed(&host, "cut_after_rotate_next").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brokered_a_token_5xx_or_cut_after_rotating_is_not_replayed() {
+    let (host, _relay, _relay_dir) = brokered_host(10, 62).await;
+    host.connect().await;
+    lost_refresh_answer_is_not_replayed(&host, "fail_after_rotate_next").await;
+    host.connect().await;
+    host.engine
+        .sync_now()
+        .await
+        .expect("syncs after reconnecting");
+    lost_refresh_answer_is_not_replayed(&host, "cut_after_rotate_next").await;
+}
+
+/// A TCP forwarder to `target` that starts listening on `port` only after `delay`, so requests
+/// before then fail to connect (they were certainly not sent).
+fn late_forwarder(port: u16, target: std::net::SocketAddr, delay: Duration) {
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+            .await
+            .expect("the reserved port is free again");
+        loop {
+            let Ok((mut inbound, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_could_not_connect_is_retried_directly_and_through_the_broker() {
+    let host = host(sim_config(5, 63)).await;
+    host.connect().await;
+    let secrets: &dyn SecretStore = host.secrets.as_ref();
+    let tokens: Value = serde_json::from_str(&stored(secrets, "whoop-tokens").unwrap()).unwrap();
+    let mut refresh = Secret::new(tokens["refresh_token"].as_str().unwrap());
+
+    // Directly: WHOOP's port is closed at first, then opens.
+    let port = free_port();
+    late_forwarder(port, host.sim.addr, Duration::from_millis(300));
+    let direct = whoop::oauth::TokenClient::new(whoop::oauth::TokenEndpoint::Direct {
+        token_url: Url::parse(&format!("http://127.0.0.1:{port}/oauth/oauth2/token")).unwrap(),
+        client_id: "vitaltrends-demo".into(),
+        client_secret: Secret::new("demo-secret"),
+    })
+    .unwrap();
+    let answer = direct
+        .refresh(&refresh)
+        .await
+        .expect("retried until it connected");
+    refresh = answer.refresh_token.unwrap();
+
+    // Through the broker: the relay cannot reach WHOOP at first (503 whoop_unreachable).
+    let port = free_port();
+    let relay_dir = tempfile::tempdir().unwrap();
+    let relay = relay_to(
+        Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
+        &relay_dir,
+    )
+    .await;
+    late_forwarder(port, host.sim.addr, Duration::from_millis(300));
+    let brokered = whoop::oauth::TokenClient::new(whoop::oauth::TokenEndpoint::Broker {
+        base_url: Url::parse(&relay.base_url).unwrap(),
+    })
+    .unwrap();
+    brokered
+        .refresh(&refresh)
+        .await
+        .expect("retried until the broker reached WHOOP");
+
+    let stats = host.stats().await;
+    assert_eq!(stats["refreshes"], 2);
+    assert_eq!(stats["refresh_replays"], 0);
+}
+
+/// Opens another engine on the same data directory with its own file secret store: what a
+/// second process sees.
+async fn second_process(host: &Host, secrets: Arc<InsecureFileStore>) -> Arc<sync::Engine> {
+    open_engine(
+        &host.sim,
+        None,
+        &host.dir,
+        secrets,
+        Arc::new(RecordingNotifier::default()),
+        Arc::new(SystemClock),
+        Schedule::default(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_process_adopts_the_tokens_another_process_stored_instead_of_replaying() {
+    let host = host(sim_config(10, 64)).await;
+    let a = second_process(&host, Arc::new(InsecureFileStore::in_dir(host.dir.path()))).await;
+    let b = second_process(&host, Arc::new(InsecureFileStore::in_dir(host.dir.path()))).await;
+    let host = Host {
+        engine: a.clone(),
+        ..host
+    };
+    host.connect().await;
+    a.sync_now().await.expect("A imports");
+    b.sync_now()
+        .await
+        .expect("B catches up with the same tokens");
+
+    // A refreshes; B still holds the spent pair and must pick up A's instead of replaying.
+    host.post("/_sim/expire-tokens", json!({})).await;
+    host.reset_stats().await;
+    a.sync_now().await.expect("A refreshes");
+    b.sync_now().await.expect("B uses A's new pair");
+    let stats = host.stats().await;
+    assert_eq!(stats["refreshes"], 1, "{stats}");
+    assert_eq!(stats["refresh_replays"], 0);
+
+    // A stale "dead" verdict does not undo a reconnect made elsewhere: WHOOP revokes, A finds
+    // out, then the person reconnects through B; A must use B's grant, not flag it dead.
+    host.post("/_sim/revoke", json!({})).await;
+    assert_eq!(a.sync_now().await.unwrap_err().code(), "reconnect_needed");
+    let host = Host {
+        engine: b.clone(),
+        ..host
+    };
+    host.connect().await;
+    a.sync_now().await.expect("A adopts the fresh grant");
+    assert_eq!(
+        a.connection_state().await.unwrap().name(),
+        "connected",
+        "A flipped the fresh connection back"
+    );
+    assert_eq!(host.stats().await["refresh_replays"], 0);
+}
+
+/// Follows the authorization URL the way a browser would and returns the callback.
+async fn sign_in(engine: &sync::Engine) -> std::result::Result<whoop::Profile, Error> {
+    let url = engine
+        .begin_authorization("vitaltrends://oauth/whoop/callback")
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http.get(url).send().await.unwrap();
+    assert!(answer.status().is_redirection(), "{}", answer.status());
+    let callback = Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    engine.complete_authorization(&callback).await
+}
+
+async fn other_member_is_refused(host: &Host) {
+    host.connect().await;
+    host.engine.sync_now().await.expect("A imports");
+    let secrets: &dyn SecretStore = host.secrets.as_ref();
+    let tokens_before = stored(secrets, "whoop-tokens");
+    let device_before = stored(secrets, sync::DEVICE_SECRET);
+    let cursor_before = host.engine.store().get_meta("relay_cursor").await.unwrap();
+    let state_before = host.engine.connection_state().await.unwrap();
+
+    host.post("/_sim/other-member-logins", json!({"count": 1}))
+        .await;
+    let err = sign_in(&host.engine).await.unwrap_err();
+    assert_eq!(err.code(), "other_member", "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("Riley Other") && message.contains("nothing was changed"),
+        "{message}"
+    );
+
+    // The current connection is exactly as it was, and works.
+    assert_eq!(stored(secrets, "whoop-tokens"), tokens_before);
+    assert_eq!(stored(secrets, sync::DEVICE_SECRET), device_before);
+    assert_eq!(
+        host.engine.store().get_meta("relay_cursor").await.unwrap(),
+        cursor_before
+    );
+    assert_eq!(host.engine.connection_state().await.unwrap(), state_before);
+    assert_eq!(
+        state_before.user().map(|(id, _)| id),
+        Some(host.sim.user_id)
+    );
+    host.engine.sync_now().await.expect("A still syncs");
+
+    // The stray grant was withdrawn at WHOOP; A's was not.
+    let grants = host.get("/_sim/grants").await;
+    let grants = grants.as_array().unwrap();
+    let other: Vec<_> = grants
+        .iter()
+        .filter(|g| g["other_member"] == true)
+        .collect();
+    assert_eq!(other.len(), 1, "{grants:?}");
+    assert_eq!(other[0]["revoked"], true, "the stray grant is still alive");
+    assert!(grants
+        .iter()
+        .filter(|g| g["other_member"] == false)
+        .any(|g| g["revoked"] == false));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_as_another_member_is_refused_and_changes_nothing() {
+    let host = host(sim_config(10, 65)).await;
+    other_member_is_refused(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_in_as_another_member_through_the_broker_keeps_the_device() {
+    let (host, _relay, _relay_dir) = brokered_host(10, 66).await;
+    other_member_is_refused(&host).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_registered_with_fewer_scopes_gets_a_clear_message() {
+    let host = host(sim_config(5, 67)).await;
+    host.post(
+        "/_sim/app-scopes",
+        json!({"scopes": ["read:profile", "offline"]}),
+    )
+    .await;
+    let err = sign_in(&host.engine).await.unwrap_err();
+    assert_eq!(err.code(), "invalid_scope", "{err}");
+    let message = err.to_string();
+    assert!(
+        message.contains("may not ask for all the data it needs") && message.contains("read:"),
+        "{message}"
+    );
+    assert_eq!(
+        host.engine.connection_state().await.unwrap().name(),
+        "not_connected"
+    );
+}
