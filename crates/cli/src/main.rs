@@ -315,6 +315,9 @@ async fn print_progress(mut events: tokio::sync::broadcast::Receiver<EngineEvent
                 };
                 println!("progress: {} · {} records", phase, p.records);
             }
+            Ok(EngineEvent::RetryScheduled(retry)) => {
+                println!("{} ({})", retry.message, retry.job.as_str());
+            }
             Ok(_) => {}
             Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return,
@@ -383,6 +386,9 @@ async fn status(engine: &Arc<Engine>, json: bool) -> anyhow::Result<()> {
         if let Some(error) = &run.error {
             println!("Last {} failed: {error}", run.kind);
         }
+    }
+    if let Some(retry) = &status.retry {
+        println!("{}", retry.message);
     }
     if !status.import_complete && c.total() > 0 {
         println!("The import has not finished; `vitaltrends sync` resumes it.");

@@ -176,6 +176,39 @@ impl Store {
         Ok(counts)
     }
 
+    /// Every checkpoint, for progress reports and tests of resuming.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let rows = sqlx::query(
+            "SELECT collection, window_start, window_end, next_token, pages, records, done
+             FROM import_checkpoint ORDER BY collection, window_start",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let name: String = row.try_get("collection")?;
+            let collection = Collection::parse(&name).ok_or_else(|| {
+                Error::Corrupt(format!("checkpoint of unknown collection {name:?}"))
+            })?;
+            let time = |column: &str| -> Result<Option<DateTime<Utc>>> {
+                let text: String = row.try_get(column)?;
+                Ok(parse_timestamp(&text))
+            };
+            out.push(Checkpoint {
+                collection,
+                window: ImportWindow {
+                    start: time("window_start")?,
+                    end: time("window_end")?,
+                },
+                next_token: row.try_get("next_token")?,
+                pages: row.try_get::<i64, _>("pages")? as u64,
+                records: row.try_get::<i64, _>("records")? as u64,
+                done: row.try_get::<i64, _>("done")? != 0,
+            });
+        }
+        Ok(out)
+    }
+
     pub async fn clear_checkpoints(&self) -> Result<()> {
         sqlx::query("DELETE FROM import_checkpoint")
             .execute(&self.pool)

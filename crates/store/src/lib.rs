@@ -224,6 +224,14 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the body measurement: WHOOP says there is none (404), e.g. the person removed it.
+    pub async fn delete_body_measurement(&self) -> Result<()> {
+        sqlx::query("DELETE FROM body_measurement")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     pub async fn counts(&self) -> Result<Counts> {
         let (cycle, sleep, recovery, workout): (i64, i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT COUNT(*) FROM cycle), (SELECT COUNT(*) FROM sleep),

@@ -265,7 +265,9 @@ impl StoreRecord for Workout {
         .bind(ts(&w.end))
         .bind(&w.timezone_offset)
         .bind(local_date(w.start, &w.timezone_offset).to_string())
-        .bind(&w.sport_name)
+        // One spelling per sport, so the dashboard and exports group "Functional Fitness" and
+        // `functional_fitness` together; the raw JSON keeps WHOOP's spelling.
+        .bind(whoop::types::normalize_sport_name(&w.sport_name))
         .bind(w.score_state.as_str())
         .bind(s.map(|s| s.strain))
         .bind(s.map(|s| s.average_heart_rate))

@@ -20,7 +20,7 @@ use whoop::{Client, ClientConfig, Collection, Profile, Secret};
 use crate::error::{Error, Result};
 use crate::events::{
     thousands, Clock, EngineEvent, JobKind, Notification, NotificationKind, Notifier, Progress,
-    SystemClock,
+    Retry, SystemClock,
 };
 use crate::loopback::{parse_callback, CallbackOutcome, LoopbackListener};
 use crate::secrets::SecretStore;
@@ -34,6 +34,8 @@ pub(crate) const IMPORT_COMPLETE_KEY: &str = "import_complete";
 pub(crate) const PENDING_CATCH_UP_KEY: &str = "pending_catch_up";
 const LAST_SYNC_KEY: &str = "last_successful_sync_at";
 const LAST_DATA_KEY: &str = "last_data_at";
+/// Failed background jobs waiting for their retry (JSON list of `Retry`).
+const RETRY_KEY: &str = "job_retry";
 
 /// How long a started authorization stays valid (the person is in their browser).
 pub const AUTHORIZATION_TIMEOUT: Duration = Duration::from_secs(10 * 60);
@@ -62,6 +64,15 @@ pub struct Schedule {
     /// A relay event WHOOP failed on transiently is retried after this, doubling per attempt
     /// (up to an hour), while later events go on applying.
     pub event_retry_after: Duration,
+    /// Waits before retrying a failed import or catch-up: the first failure waits the first,
+    /// and so on; past the end the last repeats. A tray app runs for weeks, so it never gives up.
+    pub retry_delays: Vec<Duration>,
+    /// How often an idle engine looks whether a retry is due (it also wakes for new jobs).
+    pub retry_check_every: Duration,
+    /// Upper bound on one short relay request (ack, unregister) and on the wait for the event
+    /// stream's response headers. A server that accepts and never answers must not hold
+    /// Disconnect or the stream for the OS's TCP timeout.
+    pub relay_request_timeout: Duration,
 }
 
 impl Default for Schedule {
@@ -76,6 +87,12 @@ impl Default for Schedule {
             recent_window: chrono::Duration::days(20),
             max_parallel_requests: 8,
             event_retry_after: Duration::from_secs(30),
+            retry_delays: [1, 5, 15, 60]
+                .into_iter()
+                .map(|minutes| Duration::from_secs(minutes * 60))
+                .collect(),
+            retry_check_every: Duration::from_secs(15),
+            relay_request_timeout: Duration::from_secs(15),
         }
     }
 }
@@ -184,6 +201,8 @@ pub struct Status {
     pub last_successful_sync_at: Option<DateTime<Utc>>,
     pub last_sync: Option<SyncRun>,
     pub secret_store: String,
+    /// A failed import or catch-up waiting to run again by itself (the import's first).
+    pub retry: Option<Retry>,
 }
 
 pub struct Engine {
@@ -205,6 +224,15 @@ pub struct Engine {
     generation: AtomicU64,
     requests_in_flight: Semaphore,
     state_transition: tokio::sync::Mutex<()>,
+    /// Failed background jobs waiting for their retry; mirrored in the store's meta.
+    retries: Mutex<Vec<PendingRetry>>,
+}
+
+/// A retry and whether it has been handed to the queue already.
+#[derive(Debug, Clone)]
+struct PendingRetry {
+    retry: Retry,
+    queued: bool,
 }
 
 impl Engine {
@@ -221,6 +249,11 @@ impl Engine {
             .map_err(|e| e.to_string());
         let (events, _) = broadcast::channel(256);
         let permits = options.schedule.max_parallel_requests.max(1);
+        // Retries survive a restart (the card keeps saying what happens next).
+        let retries = match store.get_meta(RETRY_KEY).await? {
+            Some(json) => serde_json::from_str::<Vec<Retry>>(&json).unwrap_or_default(),
+            None => Vec::new(),
+        };
         Ok(Arc::new(Engine {
             tokens: TokenManager::new(token_client, client.clone(), secrets, &settings.data_dir),
             settings,
@@ -231,6 +264,10 @@ impl Engine {
             schedule: options.schedule,
             http: reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
+                // A backstop for every relay request: no read waits longer than this. The event
+                // stream's heartbeats come every 15 s and its own silence limit is shorter; short
+                // requests also carry `relay_request_timeout` as a total bound.
+                .read_timeout(Duration::from_secs(60))
                 .build()
                 .map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
             events,
@@ -241,6 +278,15 @@ impl Engine {
             generation: AtomicU64::new(0),
             requests_in_flight: Semaphore::new(permits),
             state_transition: tokio::sync::Mutex::new(()),
+            retries: Mutex::new(
+                retries
+                    .into_iter()
+                    .map(|retry| PendingRetry {
+                        retry,
+                        queued: false,
+                    })
+                    .collect(),
+            ),
         }))
     }
 
@@ -460,7 +506,7 @@ impl Engine {
                     .http
                     .delete(url)
                     .bearer_auth(credential.expose())
-                    .timeout(Duration::from_secs(15))
+                    .timeout(self.schedule.relay_request_timeout)
                     .send()
                     .await;
                 if let Err(e) = answer {
@@ -647,6 +693,7 @@ impl Engine {
             last_successful_sync_at: self.last_successful_sync_at().await?,
             last_sync: self.store.last_sync_run(false).await?,
             secret_store: self.tokens.describe_store(),
+            retry: self.current_retry(),
         })
     }
 
@@ -699,8 +746,12 @@ impl Engine {
             };
             match next {
                 Some(request) => {
-                    if let Err(e) = self.run_job(request).await {
+                    let result = self.run_job(request).await;
+                    if let Err(e) = &result {
                         tracing::warn!(job = request.kind.as_str(), error = %e, "sync job failed");
+                    }
+                    if let Err(e) = self.after_background_job(request, &result).await {
+                        tracing::warn!(error = %e, "could not record the job's retry");
                     }
                     {
                         let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
@@ -713,9 +764,216 @@ impl Engine {
                         state: "idle".into(),
                     });
                 }
-                None => self.job_added.notified().await,
+                None => self.wait_for_work().await,
             }
         }
+    }
+
+    /// Idle: waits for a new job, or until a failed job's retry is due and queues it.
+    async fn wait_for_work(&self) {
+        loop {
+            let due_in = {
+                let retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+                let now = self.clock.now();
+                retries
+                    .iter()
+                    .filter(|p| !p.queued)
+                    .map(|p| (p.retry.next_at - now).to_std().unwrap_or(Duration::ZERO))
+                    .min()
+            };
+            match due_in {
+                None => return self.job_added.notified().await,
+                Some(wait) if wait.is_zero() => {
+                    self.queue_retries(false);
+                    return;
+                }
+                // Checked in steps: the clock can be moved (tests) or the machine can sleep.
+                Some(wait) => {
+                    let step = wait.min(self.schedule.retry_check_every);
+                    if tokio::time::timeout(step, self.job_added.notified())
+                        .await
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues the retries that are due (or all of them, for "Retry now"). Returns how many.
+    fn queue_retries(&self, all: bool) -> Vec<Enqueued> {
+        let due: Vec<JobRequest> = {
+            let mut retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+            let now = self.clock.now();
+            retries
+                .iter_mut()
+                .filter(|p| !p.queued && (all || p.retry.next_at <= now))
+                .map(|p| {
+                    p.queued = true;
+                    JobRequest {
+                        kind: p.retry.job,
+                        since: p.retry.since,
+                    }
+                })
+                .collect()
+        };
+        due.into_iter()
+            .map(|request| self.enqueue(request))
+            .collect()
+    }
+
+    /// After a background job: a success clears its retry; a failure that may pass by itself
+    /// (WHOOP down, rate limited, a network outage) schedules the next try with backoff; one
+    /// that needs the person (Reconnect) or ended the connection (Disconnect) is not retried.
+    async fn after_background_job(
+        &self,
+        request: JobRequest,
+        result: &Result<SyncReport>,
+    ) -> Result<()> {
+        let error = match result {
+            Ok(_) => return self.clear_retry(request.kind).await,
+            Err(e) => e,
+        };
+        if let Error::ReconnectNeeded { .. } = error {
+            // Nothing can succeed before the person reconnects; Reconnect restarts the import.
+            return self.clear_all_retries().await;
+        }
+        if !retryable(error) || !matches!(request.kind, JobKind::Import | JobKind::CatchUp) {
+            // Force Sync is the person's own request: its failure is reported, not repeated.
+            return self.clear_retry(request.kind).await;
+        }
+        let retry = {
+            let mut retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+            let attempt = retries
+                .iter()
+                .find(|p| p.retry.job == request.kind)
+                .map_or(1, |p| p.retry.attempt.saturating_add(1));
+            let delays = &self.schedule.retry_delays;
+            let mut delay = delays
+                .get(attempt as usize - 1)
+                .or(delays.last())
+                .copied()
+                .unwrap_or(Duration::from_secs(60));
+            if let Error::Whoop(whoop::Error::RateLimited { retry_after }) = error {
+                delay = delay.max(*retry_after);
+            }
+            let now = self.clock.now();
+            let next_at =
+                now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero());
+            let mut retry = Retry {
+                job: request.kind,
+                attempt,
+                next_at,
+                reason: error.code().to_string(),
+                message: String::new(),
+                since: request.since,
+            };
+            retry.message = retry_message(&retry, error_cause(error), now);
+            retries.retain(|p| p.retry.job != request.kind);
+            retries.push(PendingRetry {
+                retry: retry.clone(),
+                queued: false,
+            });
+            retry
+        };
+        tracing::info!(
+            job = request.kind.as_str(),
+            attempt = retry.attempt,
+            next_at = %format_timestamp(&retry.next_at),
+            "will retry the failed job"
+        );
+        self.save_retries().await?;
+        self.emit(EngineEvent::RetryScheduled(retry));
+        Ok(())
+    }
+
+    async fn clear_retry(&self, job: JobKind) -> Result<()> {
+        let removed = {
+            let mut retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+            let before = retries.len();
+            retries.retain(|p| p.retry.job != job);
+            retries.len() != before
+        };
+        if removed {
+            self.save_retries().await?;
+            self.emit(EngineEvent::RetryCleared { job });
+        }
+        Ok(())
+    }
+
+    async fn clear_all_retries(&self) -> Result<()> {
+        let jobs: Vec<JobKind> = {
+            let retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+            retries.iter().map(|p| p.retry.job).collect()
+        };
+        for job in jobs {
+            self.clear_retry(job).await?;
+        }
+        Ok(())
+    }
+
+    async fn save_retries(&self) -> Result<()> {
+        let list: Vec<Retry> = {
+            let retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+            retries.iter().map(|p| p.retry.clone()).collect()
+        };
+        if list.is_empty() {
+            self.store.delete_meta(RETRY_KEY).await?;
+        } else {
+            let json = serde_json::to_string(&list).map_err(|e| Error::Io(e.to_string()))?;
+            self.store.set_meta(RETRY_KEY, &json).await?;
+        }
+        Ok(())
+    }
+
+    /// The retry the card shows: the import's if it has one, else the soonest; its message
+    /// counts the minutes from now.
+    fn current_retry(&self) -> Option<Retry> {
+        let retries = self.retries.lock().unwrap_or_else(|e| e.into_inner());
+        let pick = retries
+            .iter()
+            .find(|p| p.retry.job == JobKind::Import)
+            .or_else(|| retries.iter().min_by_key(|p| p.retry.next_at))?;
+        let mut retry = pick.retry.clone();
+        let cause = retry
+            .message
+            .split_inclusive('.')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        retry.message = if pick.queued {
+            format!("{cause} Retrying now.")
+        } else {
+            retry_message(&retry, &cause, self.clock.now())
+        };
+        Some(retry)
+    }
+
+    /// "Retry now" on the card or in the tray: runs the failed jobs at once instead of at their
+    /// time. With nothing waiting for a retry, it syncs (the import until it is complete, then a
+    /// catch-up).
+    pub async fn retry_now(&self) -> Result<Enqueued> {
+        self.ensure_syncable().await?;
+        let queued = self.queue_retries(true);
+        if !queued.is_empty() {
+            self.emit(EngineEvent::StateChanged {
+                state: "retrying".into(),
+            });
+            return Ok(if queued.contains(&Enqueued::Queued) {
+                Enqueued::Queued
+            } else {
+                Enqueued::AlreadyQueued
+            });
+        }
+        if self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_none() {
+            return Ok(self.request_job(JobKind::Import));
+        }
+        let since = self.catch_up_start().await?;
+        Ok(self.enqueue(JobRequest {
+            kind: JobKind::CatchUp,
+            since: Some(since),
+        }))
     }
 
     /// Runs the sync a person asks for with `vitaltrends sync`: the import until it completed
@@ -784,6 +1042,8 @@ impl Engine {
         });
         let mut report = result?;
         self.touch(LAST_SYNC_KEY).await?;
+        // However it ran (the queue, `vitaltrends sync`), a success ends the wait for a retry.
+        self.clear_retry(request.kind).await?;
         report.kind = request.kind.as_str().into();
         report.requests = requests;
         match request.kind {
@@ -834,6 +1094,7 @@ impl Engine {
             let mut jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
             jobs.queued.clear();
         }
+        self.clear_all_retries().await?;
         let already_pending = matches!(
             state,
             ConnectionState::Disconnected {
@@ -944,10 +1205,12 @@ impl Engine {
     /// The six-hourly check: queue a catch-up of the last week if nothing new arrived for 36
     /// hours (or live updates stopped for good).
     /// Fresh data makes no WHOOP call at all. Returns whether a catch-up was queued.
+    ///
+    /// It runs while the import is still incomplete too (failed and waiting for its retry, or
+    /// interrupted): the recent days are what the person looks at. A catch-up only upserts, so
+    /// the import's checkpoints are untouched and it resumes where it stopped.
     pub async fn catch_up_tick(&self) -> Result<bool> {
-        if self.ensure_syncable().await.is_err()
-            || self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_none()
-        {
+        if self.ensure_syncable().await.is_err() {
             return Ok(false);
         }
         let now = self.clock.now();
@@ -1121,4 +1384,48 @@ pub(crate) fn add_counts(total: &mut Counts, part: &Counts) {
     total.sleep += part.sleep;
     total.recovery += part.recovery;
     total.workout += part.workout;
+}
+
+/// Whether a failed background job may succeed later without the person doing anything.
+fn retryable(error: &Error) -> bool {
+    !matches!(
+        error,
+        Error::NotConnected
+            | Error::ReconnectNeeded { .. }
+            | Error::Cancelled
+            | Error::Config(_)
+            | Error::AuthorizationDenied
+            | Error::UnexpectedCallback
+            | Error::AuthorizationTimedOut(_)
+            | Error::OtherMember { .. }
+            | Error::ScopeRefused { .. }
+            | Error::SignInRefused { .. }
+            | Error::RevokePending(_)
+    )
+}
+
+/// The first sentence of the card's retry line: what went wrong, in the person's words.
+fn error_cause(error: &Error) -> &'static str {
+    match error {
+        Error::Whoop(whoop::Error::Unavailable { .. }) => "WHOOP is not answering.",
+        Error::Whoop(whoop::Error::RateLimited { .. }) => "WHOOP asked VitalTrends to slow down.",
+        Error::Whoop(_) => "WHOOP sent an answer VitalTrends could not use.",
+        Error::Store(_) => "The local database could not be written.",
+        _ => "The last sync did not finish.",
+    }
+}
+
+/// "WHOOP is not answering. Retrying in 5 minutes."
+fn retry_message(retry: &Retry, cause: &str, now: DateTime<Utc>) -> String {
+    let seconds = (retry.next_at - now).num_seconds().max(0);
+    let when = if seconds == 0 {
+        "now".to_string()
+    } else if seconds < 3600 {
+        let minutes = (seconds + 59) / 60;
+        format!("in {minutes} minute{}", if minutes == 1 { "" } else { "s" })
+    } else {
+        let hours = (seconds + 3599) / 3600;
+        format!("in {hours} hour{}", if hours == 1 { "" } else { "s" })
+    };
+    format!("{cause} Retrying {when}.")
 }

@@ -5,11 +5,11 @@
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use store::Counts;
 
 /// What a background job is doing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum JobKind {
     Import,
@@ -52,6 +52,25 @@ pub struct Progress {
     pub percent: Option<u8>,
 }
 
+/// A background job that failed and will be tried again by itself (the card's "WHOOP is not
+/// answering. Retrying in 5 minutes. [Retry now]"; the button calls `Engine::retry_now`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Retry {
+    pub job: JobKind,
+    /// Failures in a row so far (1 after the first).
+    pub attempt: u32,
+    /// When it runs again by itself.
+    pub next_at: DateTime<Utc>,
+    /// The failure's error code, e.g. `whoop_unavailable`, `rate_limited`.
+    pub reason: String,
+    /// What to tell the person, e.g. "WHOOP is not answering. Retrying in 5 minutes."
+    /// Worked out when read, so the minutes are current.
+    pub message: String,
+    /// Catch-up only: where the failed catch-up started, so the retry reaches as far back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+}
+
 /// Published on every state change and every progress step.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
@@ -74,6 +93,13 @@ pub enum EngineEvent {
     },
     /// Records were added, changed or removed (a webhook, a sync): the dashboard refreshes.
     DataChanged,
+    /// A background job failed and will be tried again at `next_at` (`Status.retry` says the same).
+    RetryScheduled(Retry),
+    /// A job that was waiting for a retry succeeded or will not be retried (Disconnect, or it
+    /// needs a Reconnect first).
+    RetryCleared {
+        job: JobKind,
+    },
 }
 
 /// An OS notification the host shows.

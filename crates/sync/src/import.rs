@@ -227,6 +227,7 @@ impl Engine {
             .await?
             .unwrap_or_else(|| Checkpoint::new(collection, window));
         let mut report = SyncReport::default();
+        let mut restarted = false;
         while !checkpoint.done {
             self.check_not_cancelled(generation)?;
             let query = PageQuery {
@@ -234,12 +235,31 @@ impl Engine {
                 end: window.end,
                 next_token: checkpoint.next_token.clone(),
             };
-            let page = self
+            let fetched = self
                 .with_token(|token| {
                     let query = query.clone();
                     async move { self.client.page::<T>(token.expose(), &query).await }
                 })
-                .await?;
+                .await;
+            let page = match fetched {
+                // WHOOP's paging tokens expire: one saved before a long pause (a laptop closed
+                // for days) is refused with a 400. Pages are upserts, so reading the window
+                // again from its first page loses nothing; once per run, so a 400 that is not
+                // about the token still fails the import instead of looping.
+                Err(Error::Whoop(whoop::Error::Status { status: 400, .. }))
+                    if query.next_token.is_some() && !restarted =>
+                {
+                    tracing::info!(
+                        collection = %collection,
+                        pages = checkpoint.pages,
+                        "WHOOP refused a saved paging token; reading this window again"
+                    );
+                    restarted = true;
+                    checkpoint.next_token = None;
+                    continue;
+                }
+                other => other?,
+            };
             self.check_not_cancelled(generation)?;
             report_skipped(&page);
             checkpoint.pages += 1;
@@ -269,10 +289,14 @@ impl Engine {
         let body = self
             .with_token(|token| async move { self.client.body_measurement(token.expose()).await })
             .await?;
-        if let Some(body) = body {
-            self.store
-                .save_body_measurement(profile.record.user_id, &body)
-                .await?;
+        match body {
+            Some(body) => {
+                self.store
+                    .save_body_measurement(profile.record.user_id, &body)
+                    .await?
+            }
+            // 404: WHOOP has none (never entered, or removed); an old copy would be stale.
+            None => self.store.delete_body_measurement().await?,
         }
         Ok(())
     }

@@ -21,7 +21,9 @@ pub use engine::{
     AUTHORIZATION_TIMEOUT,
 };
 pub use error::{Error, Result};
-pub use events::{EngineEvent, JobKind, Notification, NotificationKind, Notifier, Phase, Progress};
+pub use events::{
+    EngineEvent, JobKind, Notification, NotificationKind, Notifier, Phase, Progress, Retry,
+};
 pub use secrets::{InsecureFileStore, KeychainStore, MemoryStore, SecretStore};
 pub use settings::Settings;
 pub use state::ConnectionState;

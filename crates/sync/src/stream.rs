@@ -243,6 +243,7 @@ impl Engine {
                 .http
                 .delete(url)
                 .bearer_auth(credential.expose())
+                .timeout(self.schedule.relay_request_timeout)
                 .send()
                 .await;
             if let Err(e) = answer {
@@ -299,9 +300,10 @@ impl Engine {
         if let Some(cursor) = self.store.get_meta(CURSOR_KEY).await? {
             request = request.header("Last-Event-ID", cursor);
         }
-        let response = request
-            .send()
+        // Bounded until the response headers: the body is a stream with its own silence limit.
+        let response = tokio::time::timeout(self.schedule.relay_request_timeout, request.send())
             .await
+            .map_err(|_| Error::Io("relay: no answer to the event stream request".into()))?
             .map_err(|e| Error::Io(format!("relay: {e}")))?;
         if response.status() == reqwest::StatusCode::UNAUTHORIZED {
             self.mark_device_unknown().await?;
@@ -366,6 +368,7 @@ impl Engine {
                 .post(self.relay_url("/v1/events/ack")?)
                 .bearer_auth(credential.expose())
                 .json(&serde_json::json!({ "cursor": cursor }))
+                .timeout(self.schedule.relay_request_timeout)
                 .send()
                 .await;
             match ack {

@@ -20,6 +20,7 @@ use crate::faults::{error_body, truncate_json, RecordFault};
 use crate::pagination::{encode_cursor, parse_list_query, select, Listable, NextToken, Page};
 use crate::ratelimit::Verdict;
 use crate::server::AppState;
+use crate::shape::{Kind, Shapes};
 use crate::stats::bump;
 use crate::store::Store;
 use crate::time::Ts;
@@ -158,7 +159,20 @@ fn not_found() -> Response {
         .into_response()
 }
 
+/// The shapes switched on, and the current paging generation.
+fn shapes_of(app: &AppState) -> (Shapes, u64) {
+    let state = crate::lock(&app.shapes);
+    (state.shapes.clone(), state.paging_generation)
+}
+
+/// One record as JSON in the shapes switched on.
+fn shaped<T: Serialize>(app: &AppState, kind: Kind, record: &T) -> Response {
+    let (shapes, _) = shapes_of(app);
+    json_response(&shapes.to_json(kind, record))
+}
+
 fn page_response<'a, T: Listable + 'a>(
+    app: &AppState,
     collection: &str,
     items: impl Iterator<Item = &'a T>,
     store: &Store,
@@ -169,15 +183,32 @@ fn page_response<'a, T: Listable + 'a>(
         Ok(q) => q,
         Err(message) => return bad_request(&message),
     };
+    if let Some((issued, generation)) = q.token_issued {
+        if crate::lock(&app.shapes).token_expired(issued, generation, now.millis()) {
+            return bad_request("nextToken has expired");
+        }
+    }
+    let (shapes, generation) = shapes_of(app);
     let (records, next) = select(items, store, now, &q);
     let next_token = match next {
-        Some(key) => NextToken::Token(encode_cursor(collection, key, &q)),
+        Some(key) => NextToken::Token(encode_cursor(collection, key, &q, now, generation)),
+        None if shapes.empty_last_token => NextToken::Empty,
         None => NextToken::last_page(records.len()),
     };
-    json_response(&Page {
-        records,
-        next_token,
-    })
+    match Kind::of_collection(collection).filter(|_| shapes.reshapes_records()) {
+        Some(kind) => {
+            let values: Vec<serde_json::Value> =
+                records.iter().map(|r| shapes.to_json(kind, r)).collect();
+            json_response(&Page {
+                records: values.iter().collect(),
+                next_token,
+            })
+        }
+        None => json_response(&Page {
+            records,
+            next_token,
+        }),
+    }
 }
 
 pub async fn cycle_collection(
@@ -187,7 +218,7 @@ pub async fn cycle_collection(
     let now = app.sync();
     let world = crate::lock(&app.world);
     let s = &world.store;
-    page_response("cycle", s.cycles.values(), s, now, raw.as_deref())
+    page_response(&app, "cycle", s.cycles.values(), s, now, raw.as_deref())
 }
 
 pub async fn sleep_collection(
@@ -197,7 +228,7 @@ pub async fn sleep_collection(
     let now = app.sync();
     let world = crate::lock(&app.world);
     let s = &world.store;
-    page_response("sleep", s.sleeps.values(), s, now, raw.as_deref())
+    page_response(&app, "sleep", s.sleeps.values(), s, now, raw.as_deref())
 }
 
 pub async fn recovery_collection(
@@ -207,7 +238,14 @@ pub async fn recovery_collection(
     let now = app.sync();
     let world = crate::lock(&app.world);
     let s = &world.store;
-    page_response("recovery", s.recoveries.values(), s, now, raw.as_deref())
+    page_response(
+        &app,
+        "recovery",
+        s.recoveries.values(),
+        s,
+        now,
+        raw.as_deref(),
+    )
 }
 
 pub async fn workout_collection(
@@ -217,7 +255,7 @@ pub async fn workout_collection(
     let now = app.sync();
     let world = crate::lock(&app.world);
     let s = &world.store;
-    page_response("workout", s.workouts.values(), s, now, raw.as_deref())
+    page_response(&app, "workout", s.workouts.values(), s, now, raw.as_deref())
 }
 
 pub async fn cycle_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
@@ -230,7 +268,7 @@ pub async fn cycle_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<Strin
         .store
         .cycles
         .get(&id)
-        .map_or_else(not_found, json_response)
+        .map_or_else(not_found, |r| shaped(&app, Kind::Cycle, r))
 }
 
 pub async fn cycle_recovery(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
@@ -243,7 +281,7 @@ pub async fn cycle_recovery(State(app): State<Arc<AppState>>, Path(raw): Path<St
         .store
         .recoveries
         .get(&id)
-        .map_or_else(not_found, json_response)
+        .map_or_else(not_found, |r| shaped(&app, Kind::Recovery, r))
 }
 
 pub async fn cycle_sleep(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
@@ -255,7 +293,7 @@ pub async fn cycle_sleep(State(app): State<Arc<AppState>>, Path(raw): Path<Strin
     world
         .store
         .main_sleep_of(id)
-        .map_or_else(not_found, json_response)
+        .map_or_else(not_found, |r| shaped(&app, Kind::Sleep, r))
 }
 
 pub async fn sleep_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
@@ -268,7 +306,7 @@ pub async fn sleep_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<Strin
         .store
         .sleeps
         .get(&id)
-        .map_or_else(not_found, json_response)
+        .map_or_else(not_found, |r| shaped(&app, Kind::Sleep, r))
 }
 
 pub async fn workout_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
@@ -281,7 +319,7 @@ pub async fn workout_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<Str
         .store
         .workouts
         .get(&id)
-        .map_or_else(not_found, json_response)
+        .map_or_else(not_found, |r| shaped(&app, Kind::Workout, r))
 }
 
 pub async fn profile(
@@ -291,9 +329,13 @@ pub async fn profile(
     let other = crate::lock(&app.oauth).is_other_member(auth.grant);
     let world = crate::lock(&app.world);
     if other {
-        json_response(&other_member_profile(&world.store.profile))
+        shaped(
+            &app,
+            Kind::Profile,
+            &other_member_profile(&world.store.profile),
+        )
     } else {
-        json_response(&world.store.profile)
+        shaped(&app, Kind::Profile, &world.store.profile)
     }
 }
 
@@ -308,8 +350,12 @@ pub fn other_member_profile(main: &crate::model::Profile) -> crate::model::Profi
 }
 
 pub async fn body_measurement(State(app): State<Arc<AppState>>) -> Response {
+    if crate::lock(&app.shapes).shapes.no_body_measurement {
+        // WHOOP's answer for a person who never entered their measurements.
+        return not_found();
+    }
     let world = crate::lock(&app.world);
-    json_response(&world.store.body)
+    shaped(&app, Kind::Body, &world.store.body)
 }
 
 /// `DELETE /developer/v2/user/access`: the app disconnects itself.

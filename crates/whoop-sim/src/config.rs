@@ -33,6 +33,9 @@ pub struct SimConfig {
     /// Registered redirect URIs, matched exactly. Empty accepts any loopback
     /// `http://127.0.0.1:<port>/…` or `http://localhost:<port>/…` URI and any `vitaltrends://…` URI.
     pub redirect_uris: Vec<String>,
+    /// Shapes of WHOOP's JSON to serve (nulls, offsets, sport spellings, expiring paging
+    /// tokens…); none by default.
+    pub shapes: crate::shape::Shapes,
     /// Delay added to every token-endpoint answer, after the request was acted on.
     pub token_latency_ms: u64,
     /// The first N token requests answer 500 before anything is looked at (nothing rotates).
@@ -79,6 +82,7 @@ impl Default for SimConfig {
             webhook_retry_scale: 1.0,
             newest_night_pending: true,
             redirect_uris: Vec::new(),
+            shapes: crate::shape::Shapes::default(),
             token_latency_ms: 0,
             token_fail: 0,
             token_fail_after_rotate: 0,

@@ -3,7 +3,8 @@
 //! (with the webhooks WHOOP would send), fires arbitrary webhooks, and breaks things on purpose
 //! (expired or revoked tokens, latency, 5xx, malformed bodies, token-endpoint faults, fewer
 //! registered scopes, a sign-in as another member, faults of one record, lost and duplicated
-//! webhooks, late and backdated records). No authentication, by design.
+//! webhooks, late and backdated records, expired paging tokens), and switches the shapes of
+//! WHOOP's JSON (`shape.rs`). No authentication, by design.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -24,6 +25,7 @@ use crate::faults::{FaultSettings, RecordFault, RecordFaultEntry};
 use crate::model::{BodyMeasurement, Cycle, Profile, Recovery, Sleep, Workout};
 use crate::pagination::newest_first;
 use crate::server::AppState;
+use crate::shape::{Kind, Shapes};
 use crate::time::Ts;
 use crate::world::{Changes, Notice, Target};
 
@@ -101,27 +103,54 @@ pub async fn reset_stats(State(app): State<Arc<AppState>>) -> Response {
 }
 
 #[derive(Serialize)]
-struct Dump<'a> {
-    cycle: Vec<&'a Cycle>,
-    sleep: Vec<&'a Sleep>,
-    recovery: Vec<&'a Recovery>,
-    workout: Vec<&'a Workout>,
-    profile: &'a Profile,
-    body_measurement: &'a BodyMeasurement,
+struct Dump {
+    cycle: Vec<Value>,
+    sleep: Vec<Value>,
+    recovery: Vec<Value>,
+    workout: Vec<Value>,
+    profile: Value,
+    /// `null` while the `no_body_measurement` shape makes the endpoint answer 404.
+    body_measurement: Value,
 }
 
-/// `GET /_sim/dump`: every record exactly as the API serves it, newest first.
+/// `GET /_sim/dump`: every record exactly as the API serves it (in the shapes switched on),
+/// newest first.
 pub async fn dump(State(app): State<Arc<AppState>>) -> Response {
     let now = app.sync();
+    let shapes = crate::lock(&app.shapes).shapes.clone();
     let world = crate::lock(&app.world);
     let s = &world.store;
+    fn all<T: Serialize>(shapes: &Shapes, kind: Kind, records: Vec<&T>) -> Vec<Value> {
+        records.iter().map(|r| shapes.to_json(kind, r)).collect()
+    }
+    let body_measurement = if shapes.no_body_measurement {
+        Value::Null
+    } else {
+        shapes.to_json::<BodyMeasurement>(Kind::Body, &s.body)
+    };
     json_response(&Dump {
-        cycle: newest_first(s.cycles.values(), s, now),
-        sleep: newest_first(s.sleeps.values(), s, now),
-        recovery: newest_first(s.recoveries.values(), s, now),
-        workout: newest_first(s.workouts.values(), s, now),
-        profile: &s.profile,
-        body_measurement: &s.body,
+        cycle: all::<Cycle>(
+            &shapes,
+            Kind::Cycle,
+            newest_first(s.cycles.values(), s, now),
+        ),
+        sleep: all::<Sleep>(
+            &shapes,
+            Kind::Sleep,
+            newest_first(s.sleeps.values(), s, now),
+        ),
+        recovery: all::<Recovery>(
+            &shapes,
+            Kind::Recovery,
+            newest_first(s.recoveries.values(), s, now),
+        ),
+        workout: all::<Workout>(
+            &shapes,
+            Kind::Workout,
+            newest_first(s.workouts.values(), s, now),
+        ),
+        profile: shapes.to_json::<Profile>(Kind::Profile, &s.profile),
+        body_measurement,
     })
 }
 
@@ -320,6 +349,61 @@ pub async fn webhook_url(State(app): State<Arc<AppState>>, body: Bytes) -> Respo
     }
     app.webhooks.set_url(req.url.clone());
     Json(json!({"url": req.url})).into_response()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShapesBody {
+    null_fields: Option<bool>,
+    empty_last_token: Option<bool>,
+    offset_timestamps: Option<bool>,
+    mixed_sport_casing: Option<bool>,
+    no_body_measurement: Option<bool>,
+    /// A number sets the limit; `null` removes it; leaving it out keeps it.
+    #[serde(default, deserialize_with = "present")]
+    paging_token_max_age_secs: Option<Option<u64>>,
+}
+
+/// Tells "sent as null" (Some(None)) from "left out" (None).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<u64>>, D::Error> {
+    Ok(Some(Option::<u64>::deserialize(d)?))
+}
+
+/// `POST /_sim/shapes`: switches any subset of the JSON shapes (see `Shapes`); returns all.
+pub async fn shapes(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: ShapesBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let mut state = crate::lock(&app.shapes);
+    let s = &mut state.shapes;
+    let switches = [
+        (req.null_fields, &mut s.null_fields),
+        (req.empty_last_token, &mut s.empty_last_token),
+        (req.offset_timestamps, &mut s.offset_timestamps),
+        (req.mixed_sport_casing, &mut s.mixed_sport_casing),
+        (req.no_body_measurement, &mut s.no_body_measurement),
+    ];
+    for (wanted, switch) in switches {
+        if let Some(on) = wanted {
+            *switch = on;
+        }
+    }
+    if let Some(max_age) = req.paging_token_max_age_secs {
+        s.paging_token_max_age_secs = max_age;
+    }
+    json_response(&state.shapes)
+}
+
+/// `POST /_sim/expire-paging-tokens`: every `nextToken` handed out so far is refused with 400
+/// from now on, as WHOOP does with one kept for days.
+pub async fn expire_paging_tokens(State(app): State<Arc<AppState>>) -> Response {
+    let generation = {
+        let mut state = crate::lock(&app.shapes);
+        state.paging_generation += 1;
+        state.paging_generation
+    };
+    Json(json!({"ok": true, "paging_generation": generation})).into_response()
 }
 
 #[derive(Deserialize)]

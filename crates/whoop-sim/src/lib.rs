@@ -20,6 +20,7 @@ mod oauth;
 mod pagination;
 mod ratelimit;
 mod server;
+mod shape;
 mod stats;
 mod store;
 mod time;
@@ -28,6 +29,7 @@ mod world;
 
 pub use config::SimConfig;
 pub use server::{start, SimHandle};
+pub use shape::Shapes;
 
 /// Locks a mutex even if a panicking thread poisoned it: every critical section here leaves
 /// the data consistent, and one failed request must not take the simulator down.

@@ -59,6 +59,30 @@ struct Args {
     /// A registered redirect URI (repeatable). Without any, loopback and vitaltrends:// URIs are accepted.
     #[arg(long = "redirect-uri")]
     redirect_uris: Vec<String>,
+    /// Send `null` instead of leaving optional fields out, and for some fields clients tend to
+    /// default (`nap`, `user_calibrating`, `sport_name`, `percent_recorded`, `zone_durations`,
+    /// the profile's `email`, the body's `max_heart_rate`). Also `POST /_sim/shapes`.
+    #[arg(long)]
+    null_fields: bool,
+    /// End the last page with `"next_token": ""`. Also `POST /_sim/shapes`.
+    #[arg(long)]
+    empty_last_token: bool,
+    /// Write about half the records' times with a `+05:30` offset instead of `Z` (the same
+    /// instants). Also `POST /_sim/shapes`.
+    #[arg(long)]
+    offset_timestamps: bool,
+    /// Spell about half the workouts' sports "Functional Fitness" instead of
+    /// `functional_fitness`. Also `POST /_sim/shapes`.
+    #[arg(long)]
+    mixed_sport_casing: bool,
+    /// Answer 404 for the body measurement, as for a person who never entered it. Also
+    /// `POST /_sim/shapes`.
+    #[arg(long)]
+    no_body_measurement: bool,
+    /// Refuse (400) a `nextToken` older than this many seconds of simulated time. Also
+    /// `POST /_sim/shapes`; `POST /_sim/expire-paging-tokens` expires every token issued so far.
+    #[arg(long)]
+    paging_token_max_age_secs: Option<u64>,
     /// Delay added to every token-endpoint answer, in milliseconds, after the request was acted
     /// on (a refresh already rotated). Also `POST /_sim/token-faults {"latency_ms": N}`.
     #[arg(long, default_value_t = 0)]
@@ -136,6 +160,14 @@ async fn main() -> anyhow::Result<()> {
         webhook_retry_scale: args.webhook_retry_scale,
         newest_night_pending: !args.newest_night_scored,
         redirect_uris: args.redirect_uris,
+        shapes: whoop_sim::Shapes {
+            null_fields: args.null_fields,
+            empty_last_token: args.empty_last_token,
+            offset_timestamps: args.offset_timestamps,
+            mixed_sport_casing: args.mixed_sport_casing,
+            no_body_measurement: args.no_body_measurement,
+            paging_token_max_age_secs: args.paging_token_max_age_secs,
+        },
         token_latency_ms: args.token_latency_ms,
         token_fail: args.token_fail,
         token_fail_after_rotate: args.token_fail_after_rotate,

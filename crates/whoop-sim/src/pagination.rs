@@ -39,6 +39,9 @@ pub struct ListQuery {
     pub start: Option<Ts>,
     pub end: Option<Ts>,
     pub after: Option<Key>,
+    /// When the `nextToken` was issued (simulated ms) and in which paging generation, so an
+    /// expired one can be refused.
+    pub token_issued: Option<(i64, u64)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -47,6 +50,12 @@ struct Cursor {
     k: Key,
     s: Option<i64>,
     e: Option<i64>,
+    /// Issued at (simulated ms); tokens from before this field existed read as issued at 0.
+    #[serde(default)]
+    t: i64,
+    /// Paging generation it was issued in (`/_sim/expire-paging-tokens` moves it on).
+    #[serde(default)]
+    g: u64,
 }
 
 /// Reads the query string of a collection request. Errors are the 400 message.
@@ -86,6 +95,7 @@ pub fn parse_list_query(raw: Option<&str>, collection: &str) -> Result<ListQuery
     };
     let start = parse_time("start", start)?;
     let end = parse_time("end", end)?;
+    let mut token_issued = None;
     let after = match token.filter(|t| !t.is_empty()) {
         None => None,
         Some(token) => {
@@ -99,6 +109,7 @@ pub fn parse_list_query(raw: Option<&str>, collection: &str) -> Result<ListQuery
                         .into(),
                 );
             }
+            token_issued = Some((cursor.t, cursor.g));
             Some(cursor.k)
         }
     };
@@ -107,6 +118,7 @@ pub fn parse_list_query(raw: Option<&str>, collection: &str) -> Result<ListQuery
         start,
         end,
         after,
+        token_issued,
     })
 }
 
@@ -115,12 +127,20 @@ fn decode_cursor(token: &str) -> Option<Cursor> {
     serde_json::from_slice(&bytes).ok()
 }
 
-pub fn encode_cursor(collection: &str, key: Key, q: &ListQuery) -> String {
+pub fn encode_cursor(
+    collection: &str,
+    key: Key,
+    q: &ListQuery,
+    issued: Ts,
+    generation: u64,
+) -> String {
     let cursor = Cursor {
         c: collection.to_string(),
         k: key,
         s: q.start.map(Ts::millis),
         e: q.end.map(Ts::millis),
+        t: issued.millis(),
+        g: generation,
     };
     // Serializing a struct of strings and integers cannot fail.
     let json = serde_json::to_vec(&cursor).unwrap_or_default();
@@ -169,10 +189,12 @@ pub fn newest_first<'a, T: Listable + 'a>(
 }
 
 /// WHOOP's last page sometimes has no `next_token` and sometimes `"next_token": null`; the
-/// simulator does both (deterministically) so clients must handle both.
+/// simulator does both (deterministically) so clients must handle both, and `""` when the
+/// `empty_last_token` shape is on.
 pub enum NextToken {
     Omitted,
     Null,
+    Empty,
     Token(String),
 }
 
@@ -194,6 +216,7 @@ impl Serialize for NextToken {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
             NextToken::Token(t) => s.serialize_str(t),
+            NextToken::Empty => s.serialize_str(""),
             _ => s.serialize_none(),
         }
     }
@@ -236,6 +259,8 @@ mod tests {
                 tie: "x".into(),
             },
             &q,
+            Ts::from_millis(0),
+            0,
         );
         let ok = format!("start=2025-01-01T00:00:00Z&nextToken={token}");
         assert_eq!(

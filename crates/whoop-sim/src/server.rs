@@ -16,6 +16,7 @@ use crate::faults::{parse_record_fault, Faults};
 use crate::generate::side_rng;
 use crate::oauth::OAuthState;
 use crate::ratelimit::RateLimiter;
+use crate::shape::ShapeState;
 use crate::stats::Stats;
 use crate::time::{SimClock, Ts};
 use crate::webhooks::{DeliveryFaults, Webhooks};
@@ -32,6 +33,7 @@ pub struct AppState {
     pub latency_ms: AtomicU64,
     pub stats: Arc<Stats>,
     pub webhooks: Arc<Webhooks>,
+    pub shapes: Mutex<ShapeState>,
 }
 
 impl AppState {
@@ -126,6 +128,7 @@ pub async fn start(config: SimConfig, addr: SocketAddr) -> std::io::Result<SimHa
         latency_ms: AtomicU64::new(config.latency_ms),
         stats,
         webhooks,
+        shapes: Mutex::new(ShapeState::new(config.shapes.clone())),
         config,
     });
     let app = router(Arc::clone(&state));
@@ -241,6 +244,11 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/_sim/revoke", post(control::revoke))
         .route("/_sim/faults", post(control::faults))
         .route("/_sim/webhook-url", post(control::webhook_url))
+        .route("/_sim/shapes", post(control::shapes))
+        .route(
+            "/_sim/expire-paging-tokens",
+            post(control::expire_paging_tokens),
+        )
         .route("/_sim/token-faults", post(control::token_faults))
         .route("/_sim/app-scopes", post(control::app_scopes))
         .route(

@@ -83,7 +83,7 @@ pub struct Sleep {
     #[serde(with = "timestamp")]
     pub end: DateTime<Utc>,
     pub timezone_offset: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub nap: bool,
     pub score_state: ScoreState,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -159,7 +159,7 @@ pub struct Recovery {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RecoveryScore {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub user_calibrating: bool,
     pub recovery_score: f64,
     pub resting_heart_rate: f64,
@@ -185,7 +185,7 @@ pub struct Workout {
     #[serde(with = "timestamp")]
     pub end: DateTime<Utc>,
     pub timezone_offset: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub sport_name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sport_id: Option<i64>,
@@ -200,7 +200,7 @@ pub struct WorkoutScore {
     pub average_heart_rate: i64,
     pub max_heart_rate: i64,
     pub kilojoule: f64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub percent_recorded: f64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub distance_meter: Option<f64>,
@@ -209,43 +209,76 @@ pub struct WorkoutScore {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub altitude_change_meter: Option<f64>,
     /// v2 calls it `zone_durations`; v1 (and at least one v2 client) `zone_duration`.
-    #[serde(default, alias = "zone_duration")]
+    #[serde(default, alias = "zone_duration", deserialize_with = "null_as_default")]
     pub zone_durations: ZoneDurations,
 }
 
 /// Time in each heart-rate zone. v1 made every zone optional, so absent means zero.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ZoneDurations {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub zone_zero_milli: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub zone_one_milli: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub zone_two_milli: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub zone_three_milli: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub zone_four_milli: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub zone_five_milli: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Profile {
     pub user_id: i64,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub email: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub first_name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub last_name: String,
 }
 
+/// The person's current measurements. A field WHOOP leaves out or sends as `null` reads as 0,
+/// meaning "not set"; the raw JSON keeps what WHOOP actually sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BodyMeasurement {
+    #[serde(default, deserialize_with = "null_as_default")]
     pub height_meter: f64,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub weight_kilogram: f64,
+    #[serde(default, deserialize_with = "null_as_default")]
     pub max_heart_rate: i64,
+}
+
+/// For fields the client can do without: WHOOP sometimes sends `null` where its spec promises a
+/// value (whoop-api.md §2.3), and `#[serde(default)]` alone only covers an absent field. With
+/// this, `null` and absent both give the type's default instead of failing the whole record.
+pub fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
+}
+
+/// One spelling per sport, so records group together: WHOOP writes the same sport as
+/// "Functional Fitness" in one record and `functional_fitness` in another (whoop-api.md §3.4).
+/// Lower case, words joined by `_`, anything but letters and digits treated as a separator.
+pub fn normalize_sport_name(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for word in name
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+    {
+        if !out.is_empty() {
+            out.push('_');
+        }
+        out.extend(word.chars().flat_map(char::to_lowercase));
+    }
+    out
 }
 
 /// WHOOP's four paged collections, and how each names its records.

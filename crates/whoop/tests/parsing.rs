@@ -1,7 +1,10 @@
 //! Parsing WHOOP's JSON as it really arrives: every optional field present and absent, v1
 //! remnants, unknown fields, and broken records in the middle of a page.
 
-use whoop::{Collection, Cycle, Page, Recovery, ScoreState, Sleep, Workout};
+use whoop::{
+    BodyMeasurement, Collection, Cycle, Page, Profile, Recovery, ScoreState, Sleep, Workout,
+    ZoneDurations,
+};
 
 const FULL_CYCLE: &str = r#"{
   "id": 93845, "user_id": 10129, "created_at": "2022-04-24T11:25:44.774Z",
@@ -236,4 +239,94 @@ fn records_serialise_back_with_whoops_field_names() {
     let back = serde_json::to_value(&c).unwrap();
     assert_eq!(back["score_state"], "SCORED");
     assert_eq!(back["end"], "2022-04-24T10:25:44.774Z");
+}
+
+/// WHOOP sends `null` for fields its spec calls required (whoop-api.md §2.3): each must read as
+/// if it were absent, not sink the record.
+#[test]
+fn null_where_a_default_is_expected_reads_as_absent() {
+    let workout = WORKOUT
+        .replace("\"sport_name\": \"running\"", "\"sport_name\": null")
+        .replace("\"v1_id\": 1043", "\"v1_id\": null")
+        .replace("\"sport_id\": 1", "\"sport_id\": null")
+        .replace("\"percent_recorded\": 100", "\"percent_recorded\": null")
+        .replace(
+            "\"distance_meter\": 1772.77035916",
+            "\"distance_meter\": null",
+        );
+    let zones_null = workout.replace(
+        &workout[workout.find("\"zone_durations\"").unwrap()..workout.rfind('}').unwrap()],
+        "\"zone_durations\": null}",
+    );
+    for json in [&workout, &zones_null] {
+        let w: Workout = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {json}"));
+        assert_eq!(w.sport_name, "");
+        assert_eq!(w.v1_id, None);
+        assert_eq!(w.sport_id, None);
+        let score = w.score.unwrap();
+        assert_eq!(score.percent_recorded, 0.0);
+        assert_eq!(score.distance_meter, None);
+    }
+    let w: Workout = serde_json::from_str(&zones_null).unwrap();
+    assert_eq!(w.score.unwrap().zone_durations, ZoneDurations::default());
+    let one_zone_null = WORKOUT.replace("\"zone_zero_milli\": 300000", "\"zone_zero_milli\": null");
+    let w: Workout = serde_json::from_str(&one_zone_null).unwrap();
+    assert_eq!(w.score.unwrap().zone_durations.zone_zero_milli, 0);
+
+    let sleep: Sleep = serde_json::from_str(
+        r#"{"id": "s1", "cycle_id": 1, "v1_id": null, "user_id": 2,
+        "created_at": "2024-01-01T00:00:00.000Z", "updated_at": "2024-01-01T00:00:00.000Z",
+        "start": "2024-01-01T00:00:00.000Z", "end": "2024-01-01T08:00:00.000Z",
+        "timezone_offset": "+05:30", "nap": null, "score_state": "PENDING_SCORE", "score": null}"#,
+    )
+    .unwrap();
+    assert!(!sleep.nap);
+    assert!(sleep.score.is_none());
+
+    let recovery: Recovery = serde_json::from_str(
+        r#"{"cycle_id": 1, "sleep_id": "s1", "user_id": 2,
+        "created_at": "2024-01-01T00:00:00.000Z", "updated_at": "2024-01-01T00:00:00.000Z",
+        "score_state": "SCORED", "score": {"user_calibrating": null, "recovery_score": 50.0,
+        "resting_heart_rate": 55.0, "hrv_rmssd_milli": 60.0, "spo2_percentage": null,
+        "skin_temp_celsius": null}}"#,
+    )
+    .unwrap();
+    let score = recovery.score.unwrap();
+    assert!(!score.user_calibrating);
+    assert_eq!(score.spo2_percentage, None);
+
+    let profile: Profile = serde_json::from_str(
+        r#"{"user_id": 7, "email": null, "first_name": "Ana", "last_name": null}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        (profile.email.as_str(), profile.last_name.as_str()),
+        ("", "")
+    );
+    let body: BodyMeasurement = serde_json::from_str(
+        r#"{"height_meter": 1.7, "weight_kilogram": null, "max_heart_rate": null}"#,
+    )
+    .unwrap();
+    assert_eq!((body.weight_kilogram, body.max_heart_rate), (0.0, 0));
+
+    // A page of such records loses none of them.
+    let page =
+        Page::<Workout>::parse(format!(r#"{{"records": [{zones_null}]}}"#).as_bytes()).unwrap();
+    assert!(page.skipped.is_empty(), "{:?}", page.skipped);
+    assert_eq!(page.records.len(), 1);
+}
+
+#[test]
+fn sport_names_normalise_to_one_spelling() {
+    use whoop::types::normalize_sport_name;
+    for name in [
+        "Functional Fitness",
+        "functional_fitness",
+        "FUNCTIONAL-FITNESS",
+        " functional  fitness ",
+    ] {
+        assert_eq!(normalize_sport_name(name), "functional_fitness", "{name:?}");
+    }
+    assert_eq!(normalize_sport_name("running"), "running");
+    assert_eq!(normalize_sport_name(""), "");
 }

@@ -260,15 +260,36 @@ async fn soak(days: u32, seed: u64) {
     println!("| soak ({days} simulated days, seed {seed}) | figure |");
     println!("|---|---|");
     println!("| 6-hour steps | {} |", figures.steps);
-    println!("| changes announced by WHOOP | {} |", figures.events_announced);
-    println!("| webhooks sent (incl. retries, duplicates) | {} |", stats["webhooks_sent"]);
-    println!("| steps with data 5xx (30 %) | {} |", figures.data_5xx_steps);
-    println!("| token endpoint 5xx injected | {} |", figures.token_5xx_injected);
-    println!("| steps dropping webhooks (30 %) | {} |", figures.webhooks_dropped_steps);
-    println!("| steps duplicating webhooks (50 %) | {} |", figures.webhooks_duplicated_steps);
+    println!(
+        "| changes announced by WHOOP | {} |",
+        figures.events_announced
+    );
+    println!(
+        "| webhooks sent (incl. retries, duplicates) | {} |",
+        stats["webhooks_sent"]
+    );
+    println!(
+        "| steps with data 5xx (30 %) | {} |",
+        figures.data_5xx_steps
+    );
+    println!(
+        "| token endpoint 5xx injected | {} |",
+        figures.token_5xx_injected
+    );
+    println!(
+        "| steps dropping webhooks (30 %) | {} |",
+        figures.webhooks_dropped_steps
+    );
+    println!(
+        "| steps duplicating webhooks (50 %) | {} |",
+        figures.webhooks_duplicated_steps
+    );
     println!("| relay restarts | {} |", figures.relay_restarts);
     println!("| client kill -9 | {} |", figures.client_kills);
-    println!("| cron syncs beside `run` (failed) | {} ({}) |", figures.cron_syncs, figures.cron_sync_failures);
+    println!(
+        "| cron syncs beside `run` (failed) | {} ({}) |",
+        figures.cron_syncs, figures.cron_sync_failures
+    );
     println!("| WHOOP requests | {requests} |");
     println!("| refreshes | {} |", stats["refreshes"]);
     println!("| refresh tokens replayed | {} |", stats["refresh_replays"]);
@@ -278,9 +299,15 @@ async fn soak(days: u32, seed: u64) {
 
     let _ = run.kill().await;
     relay.stop().await;
-    assert_eq!(figures.reconnects_needed, 0, "the grant died during the soak");
+    assert_eq!(
+        figures.reconnects_needed, 0,
+        "the grant died during the soak"
+    );
     assert_eq!(last["state"], "connected", "final state: {last}");
-    assert_eq!(stats["refresh_replays"], 0, "a spent refresh token was replayed");
+    assert_eq!(
+        stats["refresh_replays"], 0,
+        "a spent refresh token was replayed"
+    );
     assert_eq!(
         (missing, extra),
         (0, 0),
