@@ -139,6 +139,11 @@ async fn force_sync(core: State<'_, Core>) -> IpcResult<ForceSyncAnswer> {
 }
 
 #[tauri::command]
+async fn retry_now(core: State<'_, Core>) -> IpcResult<()> {
+    core::retry_now(&core.engine).await
+}
+
+#[tauri::command]
 async fn disconnect(core: State<'_, Core>) -> IpcResult<()> {
     Ok(core.engine.disconnect().await?)
 }
@@ -186,6 +191,7 @@ pub fn run() -> anyhow::Result<()> {
             connect_whoop,
             cancel_connect,
             force_sync,
+            retry_now,
             disconnect,
             delete_local_data,
             get_dashboard

@@ -340,12 +340,29 @@ pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
         last_job,
         revoke_pending,
         import_complete: status.import_complete,
-        retry: None,
+        retry: status.retry.as_ref().map(|retry| RetryNotice {
+            job: retry.job.into(),
+            attempt: f64::from(retry.attempt),
+            next_at: retry.next_at.to_rfc3339(),
+            // The webview counts down to `next_at` itself, so it takes the cause alone.
+            message: retry
+                .message
+                .split(" Retrying")
+                .next()
+                .unwrap_or_default()
+                .to_string(),
+        }),
         live_problem: match status.live_updates {
             sync::LiveUpdates::DeviceUnknown => status.live_updates_message.clone(),
             _ => None,
         },
     })
+}
+
+/// Retry now: runs the failed jobs that wait for their automatic retry at once.
+pub async fn retry_now(engine: &Engine) -> IpcResult<()> {
+    engine.retry_now().await?;
+    Ok(())
 }
 
 /// Force Sync from the Connections card or the tray: one engine function for both.

@@ -6,8 +6,8 @@
 //! once a simulated day. Simulated time moves in 6-hour steps while faults are switched on at
 //! random (seeded, so a failing run can be repeated): WHOOP's token endpoint and data endpoints
 //! answering 5xx, webhooks dropped or delivered twice, the relay restarted, the client killed
-//! with SIGKILL. Access tokens live 20 seconds, so refreshes happen all the time, in both
-//! processes.
+//! with SIGKILL. Access tokens live 150 seconds (refreshed two minutes early), so refreshes
+//! happen every half minute, in both processes.
 //!
 //! It ends with the faults off and asserts what a person relies on: the local store equals
 //! WHOOP's records, the grant is alive (never "reconnection needed", no refresh token replayed),
@@ -129,8 +129,9 @@ async fn soak(days: u32, seed: u64) {
         "--auto-approve",
         "--webhook-retry-scale",
         "0.005",
+        // Refreshed two minutes before expiry: one every 30 s, in whichever process needs it.
         "--token-ttl-secs",
-        "20",
+        "150",
         "--newest-night-scored",
     ])
     .await;
