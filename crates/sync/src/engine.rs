@@ -222,7 +222,12 @@ impl Engine {
         let (events, _) = broadcast::channel(256);
         let permits = options.schedule.max_parallel_requests.max(1);
         Ok(Arc::new(Engine {
-            tokens: TokenManager::new(token_client, client.clone(), secrets, &settings.data_dir),
+            tokens: TokenManager::new(
+                token_client,
+                &settings.whoop_base_url,
+                secrets,
+                &settings.data_dir,
+            ),
             settings,
             store,
             client,
