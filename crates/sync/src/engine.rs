@@ -255,7 +255,12 @@ impl Engine {
             None => Vec::new(),
         };
         Ok(Arc::new(Engine {
-            tokens: TokenManager::new(token_client, client.clone(), secrets, &settings.data_dir),
+            tokens: TokenManager::new(
+                token_client,
+                &settings.whoop_base_url,
+                secrets,
+                &settings.data_dir,
+            ),
             settings,
             store,
             client,

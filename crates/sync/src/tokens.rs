@@ -38,8 +38,13 @@ pub const TOKENS_SECRET: &str = "whoop-tokens";
 /// The file in the data directory whose OS lock serialises token writes across processes.
 pub const TOKEN_LOCK_FILE: &str = "tokens.lock";
 
-/// Refresh this long before WHOOP's stated expiry, so a request never starts on a dying token.
+/// Refresh this long before WHOOP's stated expiry, so a request never starts on a dying token;
+/// at most half the token's lifetime, so a short-lived token is not refreshed for every call
+/// (each refresh kills the token other calls are still using).
 const REFRESH_MARGIN_SECS: i64 = 120;
+
+/// The probe after an unknown refresh outcome waits no longer than this.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The grant is dead at WHOOP: further refreshes would only be more refused requests.
 pub const DEAD_GRANT: &str = "WHOOP access was revoked or expired";
@@ -54,6 +59,8 @@ struct TokenSet {
     access_token: Secret,
     refresh_token: Option<Secret>,
     expires_at: DateTime<Utc>,
+    /// When to refresh ahead of the expiry.
+    refresh_after: DateTime<Utc>,
     /// Why this pair must not be refreshed (WHOOP refused it, or a refresh of it has an unknown
     /// outcome); cleared only by a new authorization.
     unusable: Option<String>,
@@ -61,7 +68,7 @@ struct TokenSet {
 
 impl TokenSet {
     fn fresh_enough(&self) -> bool {
-        self.expires_at - Duration::seconds(REFRESH_MARGIN_SECS) > Utc::now()
+        self.refresh_after > Utc::now()
     }
 
     fn same_pair(&self, other: &TokenSet) -> bool {
@@ -75,6 +82,8 @@ struct StoredTokens {
     access_token: String,
     refresh_token: Option<String>,
     expires_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refresh_after: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     unusable: Option<String>,
 }
@@ -91,8 +100,9 @@ pub struct TokenManager {
     /// `Err` holds why token requests cannot be made (missing relay or client secret); reading
     /// stored tokens and showing status still work.
     client: std::result::Result<TokenClient, String>,
-    /// For the probe after a refresh with an unknown outcome.
-    whoop: whoop::Client,
+    /// WHOOP's profile endpoint, for the probe after a refresh with an unknown outcome.
+    probe_url: url::Url,
+    probe_http: reqwest::Client,
     secrets: Arc<dyn SecretStore>,
     lock_path: PathBuf,
     current: Mutex<Option<TokenSet>>,
@@ -104,13 +114,22 @@ impl TokenManager {
     /// tokens must use the same data directory.
     pub fn new(
         client: std::result::Result<TokenClient, String>,
-        whoop: whoop::Client,
+        whoop_base_url: &url::Url,
         secrets: Arc<dyn SecretStore>,
         data_dir: &Path,
     ) -> Self {
+        let probe_url = url::Url::parse(&format!(
+            "{}/developer/v2/user/profile/basic",
+            whoop_base_url.as_str().trim_end_matches('/')
+        ))
+        .unwrap_or_else(|_| whoop_base_url.clone());
         TokenManager {
             client,
-            whoop,
+            probe_url,
+            probe_http: reqwest::Client::builder()
+                .timeout(PROBE_TIMEOUT)
+                .build()
+                .unwrap_or_default(),
             secrets,
             lock_path: data_dir.join(TOKEN_LOCK_FILE),
             current: Mutex::new(None),
@@ -224,6 +243,9 @@ impl TokenManager {
             access_token: Secret::new(parsed.access_token),
             refresh_token: parsed.refresh_token.map(Secret::new),
             expires_at: parsed.expires_at,
+            refresh_after: parsed
+                .refresh_after
+                .unwrap_or(parsed.expires_at - Duration::seconds(REFRESH_MARGIN_SECS)),
             unusable: parsed.unusable,
         }))
     }
@@ -263,7 +285,11 @@ impl TokenManager {
         let refreshed = match self.refresh_locked(&stored).await {
             Err(Error::Whoop(whoop::Error::TokenOutcomeUnknown { detail })) => {
                 tracing::warn!(%detail, "WHOOP's answer to a refresh was lost; not repeating it");
-                if access_was_valid && self.still_accepted(&stored.access_token).await {
+                if access_was_valid
+                    && self
+                        .still_accepted(&stored.access_token, stored.expires_at)
+                        .await
+                {
                     return Err(Error::Whoop(whoop::Error::Unavailable {
                         attempts: 1,
                         detail: format!(
@@ -324,18 +350,52 @@ impl TokenManager {
         Ok(fresh)
     }
 
-    /// Whether WHOOP still accepts `access_token`: if so, no refresh of its pair took place.
-    async fn still_accepted(&self, access_token: &Secret) -> bool {
-        match self.whoop.profile(access_token.expose()).await {
-            Ok(_) => {
+    /// Whether WHOOP still accepts `access_token` (valid until `expires_at`): if so, no refresh
+    /// of its pair took place. Sent at once, outside the client's rate-limit pacing: after the
+    /// token expires the answer means nothing. A 429 is waited out only if the wait ends before
+    /// the token does. Anything but a 2xx (a 401, a 429, a 5xx, no answer) counts as "cannot
+    /// tell", which is treated as rotated.
+    async fn still_accepted(&self, access_token: &Secret, expires_at: DateTime<Utc>) -> bool {
+        for attempt in 1..=2 {
+            let answer = self
+                .probe_http
+                .get(self.probe_url.clone())
+                .bearer_auth(access_token.expose())
+                .send()
+                .await;
+            let response = match answer {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::info!(error = %e.without_url(), "could not ask WHOOP about the previous access token");
+                    return false;
+                }
+            };
+            let status = response.status();
+            if status.is_success() {
                 tracing::info!("WHOOP did not renew access; the refresh may be tried again");
-                true
+                return true;
             }
-            Err(e) => {
-                tracing::info!(error = %e, "WHOOP no longer accepts the previous access token");
-                false
+            if status.as_u16() == 429 && attempt == 1 {
+                let limits = whoop::client::RateLimitHeaders::from_headers(response.headers());
+                let wait = limits
+                    .retry_after
+                    .or(limits.reset)
+                    .unwrap_or(std::time::Duration::from_secs(60));
+                let ends = Utc::now()
+                    + Duration::from_std(wait).unwrap_or(Duration::seconds(60))
+                    + Duration::seconds(2);
+                if ends < expires_at {
+                    tokio::time::sleep(wait).await;
+                    continue;
+                }
             }
+            tracing::info!(
+                status = status.as_u16(),
+                "WHOOP did not confirm the previous access token"
+            );
+            return false;
         }
+        false
     }
 
     async fn persist(&self, set: &TokenSet) -> Result<()> {
@@ -343,6 +403,7 @@ impl TokenManager {
             access_token: set.access_token.expose().to_string(),
             refresh_token: set.refresh_token.as_ref().map(|t| t.expose().to_string()),
             expires_at: set.expires_at,
+            refresh_after: Some(set.refresh_after),
             unusable: set.unusable.clone(),
         };
         let json = serde_json::to_string(&stored).map_err(|e| Error::Secrets(e.to_string()))?;
@@ -375,11 +436,16 @@ impl TokenManager {
 }
 
 fn token_set(response: &TokenResponse, previous_refresh: Option<Secret>) -> TokenSet {
+    let now = Utc::now();
+    // WHOOP says 3600; anything beyond a year is not believed (and would overflow the maths).
+    let lifetime = response.expires_in.min(365 * 24 * 3600) as i64;
+    let margin = REFRESH_MARGIN_SECS.min(lifetime / 2);
     TokenSet {
         access_token: response.access_token.clone(),
         // WHOOP always rotates; if an answer ever lacks a refresh token, keep the one we had.
         refresh_token: response.refresh_token.clone().or(previous_refresh),
-        expires_at: Utc::now() + Duration::seconds(response.expires_in.min(i64::MAX as u64) as i64),
+        expires_at: now + Duration::seconds(lifetime),
+        refresh_after: now + Duration::seconds(lifetime - margin),
         unusable: None,
     }
 }

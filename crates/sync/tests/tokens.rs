@@ -133,45 +133,77 @@ async fn profile_call(engine: &Arc<sync::Engine>) -> Result<whoop::Profile, Erro
         .map(|fetched| fetched.record)
 }
 
+/// Makes the stored pair due for its early refresh while its access token is still valid, and
+/// opens a new engine on it (a fresh process: nothing cached).
+async fn due_for_refresh(host: &Host) -> Arc<sync::Engine> {
+    let secrets: &dyn SecretStore = host.secrets.as_ref();
+    let mut tokens: Value =
+        serde_json::from_str(&stored(secrets, "whoop-tokens").unwrap()).unwrap();
+    tokens["refresh_after"] = json!(chrono::Utc::now() - chrono::Duration::minutes(1));
+    secrets
+        .set("whoop-tokens", &Secret::new(tokens.to_string()))
+        .unwrap();
+    open_engine(
+        &host.sim,
+        None,
+        &host.dir,
+        host.secrets.clone(),
+        host.notifier.clone(),
+        Arc::new(SystemClock),
+        Schedule::default(),
+    )
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_refresh_that_did_not_rotate_is_tried_again_later() {
-    // Access tokens live 60 s, inside the 120 s refresh margin: every call refreshes first,
-    // while the old access token still works (the case the probe can tell apart). One call at
-    // a time, so no call's token is rotated away under it.
-    let host = host(whoop_sim::SimConfig {
-        token_ttl_secs: 60,
-        ..sim_config(5, 68)
-    })
-    .await;
+    let host = host(sim_config(5, 68)).await;
     host.connect().await;
 
     // A 5xx before WHOOP rotated: the old access token still works, so nothing was spent.
+    let engine = due_for_refresh(&host).await;
     host.post("/_sim/token-faults", json!({"fail_next": 1}))
         .await;
-    let err = profile_call(&host.engine).await.unwrap_err();
+    let err = profile_call(&engine).await.unwrap_err();
     assert_eq!(err.code(), "whoop_unavailable", "{err}");
-    assert_eq!(
-        host.engine.connection_state().await.unwrap().name(),
-        "connected"
-    );
-    profile_call(&host.engine)
+    assert_eq!(engine.connection_state().await.unwrap().name(), "connected");
+    profile_call(&engine)
         .await
         .expect("the refresh is tried again and works");
 
     // A 5xx after WHOOP rotated: the old access token is dead, so the refresh must not be
     // repeated.
+    let engine = due_for_refresh(&host).await;
     host.post("/_sim/token-faults", json!({"fail_after_rotate_next": 1}))
         .await;
-    let err = profile_call(&host.engine).await.unwrap_err();
+    let err = profile_call(&engine).await.unwrap_err();
     assert_eq!(err.code(), "reconnect_needed", "{err}");
-    let again = profile_call(&host.engine).await.unwrap_err();
+    let again = profile_call(&engine).await.unwrap_err();
     assert_eq!(again.code(), "reconnect_needed");
     assert_eq!(
-        host.engine.connection_state().await.unwrap().name(),
+        engine.connection_state().await.unwrap().name(),
         "reconnect_needed"
     );
     let stats = host.stats().await;
     assert_eq!(stats["refresh_replays"], 0);
+    assert_eq!(stats["refreshes"], 2, "{stats}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lived_token_is_not_refreshed_for_every_call() {
+    // 60-second tokens: refreshing 120 s ahead would mean a refresh before every call, each one
+    // killing the token the other calls are using.
+    let host = host(whoop_sim::SimConfig {
+        token_ttl_secs: 60,
+        ..sim_config(20, 73)
+    })
+    .await;
+    host.connect().await;
+    host.reset_stats().await;
+    host.engine.sync_now().await.expect("imports");
+    let stats = host.stats().await;
+    assert_eq!(stats["refreshes"], 0, "{stats}");
+    assert_eq!(stats["unauthorized"], 0, "{stats}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
