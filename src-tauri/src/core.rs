@@ -27,8 +27,8 @@ impl From<sync::Error> for IpcError {
             sync::Error::Whoop(w) if w.is_transient() => {
                 "WHOOP is not answering. VitalTrends will try again shortly.".to_string()
             }
-            sync::Error::ReconnectNeeded { .. } => {
-                "WHOOP access was revoked or expired. Choose Reconnect to continue.".to_string()
+            sync::Error::ReconnectNeeded { reason } => {
+                format!("{} Choose Reconnect to continue.", sentence(reason))
             }
             other => sentence(&other.to_string()),
         };

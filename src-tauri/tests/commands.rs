@@ -250,7 +250,9 @@ fn a_refused_sign_in_as_another_member_reads_as_a_sentence_with_its_code() {
     .into();
     assert_eq!(error.code, "other_member");
     assert!(
-        error.message.starts_with("You signed in to WHOOP as Sam Lee"),
+        error
+            .message
+            .starts_with("You signed in to WHOOP as Sam Lee"),
         "{}",
         error.message
     );

@@ -54,8 +54,10 @@ async fn the_card_tells_the_truth_when_whoop_or_the_service_misbehaves() {
     // Mid-import, WHOOP starts answering every data request with a 5xx: the import fails,
     // waits, and says so.
     ui.click("[data-testid=connect-button]").await;
-    ui.wait_text("[data-testid=whoop-status]", LONG, |t| t.contains("Importing"))
-        .await;
+    ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
+        t.contains("Importing")
+    })
+    .await;
     sim.post_json("/_sim/faults", json!({"error_rate": 1.0}))
         .await;
     let retrying = ui
@@ -96,7 +98,9 @@ async fn the_card_tells_the_truth_when_whoop_or_the_service_misbehaves() {
         .unwrap();
     assert!(forgot.status().is_success(), "{}", forgot.status());
     let live = ui
-        .wait_text("[data-testid=live-updates]", LONG, |t| t.contains("stopped"))
+        .wait_text("[data-testid=live-updates]", LONG, |t| {
+            t.contains("stopped")
+        })
         .await;
     assert!(live.contains("catching up every 6 hours"), "{live}");
     let why = ui.text("[data-testid=live-problem]", SHORT).await;
@@ -131,7 +135,10 @@ async fn the_card_tells_the_truth_when_whoop_or_the_service_misbehaves() {
         .iter()
         .filter(|g| g["revoked"] == true)
         .count();
-    assert!(stray >= 1, "the other member's grant was withdrawn: {grants}");
+    assert!(
+        stray >= 1,
+        "the other member's grant was withdrawn: {grants}"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     ui.screenshot(&shots.join("card-other-member-refused.png"))
         .await;

@@ -5,4 +5,12 @@ import type { JobProgress } from "./JobProgress";
 import type { LastJob } from "./LastJob";
 import type { RetryNotice } from "./RetryNotice";
 
-export type AppStatus = { state: ConnectionStateKey, member_name: string | null, reason: string | null, last_synced_at: string | null, live: boolean, demo: boolean, days_of_history: number, records: number, job: JobProgress | null, queued: Array<JobKindKey>, last_job: LastJob | null, revoke_pending: boolean, import_complete: boolean, retry: RetryNotice | null, live_problem: string | null, };
+export type AppStatus = { state: ConnectionStateKey, member_name: string | null, reason: string | null, last_synced_at: string | null, live: boolean, demo: boolean, days_of_history: number, records: number, job: JobProgress | null, queued: Array<JobKindKey>, last_job: LastJob | null, revoke_pending: boolean, import_complete: boolean, 
+/**
+ * A failed job waiting for its automatic retry.
+ */
+retry: RetryNotice | null, 
+/**
+ * Why live updates stopped, when the person can do something about it (Reconnect).
+ */
+live_problem: string | null, };
