@@ -502,21 +502,9 @@ impl Engine {
                 false
             }
         };
-        if let (Some(credential), Some(relay)) =
-            (&tokens.device_credential, &self.settings.relay_url)
-        {
-            let url = format!("{}/v1/devices/self", relay.as_str().trim_end_matches('/'));
-            if let Ok(url) = Url::parse(&url) {
-                let answer = self
-                    .http
-                    .delete(url)
-                    .bearer_auth(credential.expose())
-                    .timeout(self.schedule.relay_request_timeout)
-                    .send()
-                    .await;
-                if let Err(e) = answer {
-                    tracing::info!(error = %e, "could not forget the other member's relay device");
-                }
+        if let Some(credential) = &tokens.device_credential {
+            if let Err(e) = self.forget_device_at_relay(credential).await {
+                tracing::info!(error = %e, "could not forget the other member's relay device");
             }
         }
         Error::OtherMember {

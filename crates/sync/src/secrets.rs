@@ -142,25 +142,13 @@ impl InsecureFileStore {
         })
     }
 
-    /// The exclusive OS lock that makes a read-modify-write whole across processes; released
-    /// when the returned file is dropped (or the process dies).
+    /// The exclusive OS lock that makes a read-modify-write whole across processes.
     fn lock_across_processes(&self) -> Result<std::fs::File> {
-        let lock_path = self
-            .path
-            .with_file_name(format!("{}.lock", Self::FILE_NAME));
-        let io = |e: std::io::Error| Error::Secrets(format!("{}: {e}", lock_path.display()));
-        if let Some(dir) = lock_path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .read(true)
-            .write(true)
-            .open(&lock_path)
-            .map_err(io)?;
-        file.lock().map_err(io)?;
-        Ok(file)
+        lock_file(
+            &self
+                .path
+                .with_file_name(format!("{}.lock", Self::FILE_NAME)),
+        )
     }
 }
 
@@ -191,6 +179,24 @@ impl SecretStore for InsecureFileStore {
     fn describe(&self) -> String {
         format!("insecure plaintext file {}", self.path.display())
     }
+}
+
+/// Waits for the exclusive OS lock on `path` (created if missing), held until the returned file
+/// is dropped; the OS releases it if the process dies, so a crash never leaves it stuck.
+pub(crate) fn lock_file(path: &Path) -> Result<std::fs::File> {
+    let io = |e: std::io::Error| Error::Secrets(format!("lock {}: {e}", path.display()));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
 }
 
 /// Secrets that vanish with the process. For tests.

@@ -232,24 +232,29 @@ impl Engine {
         })
     }
 
+    /// Asks the relay to forget the device `credential` stands for (no relay: nothing to do).
+    pub(crate) async fn forget_device_at_relay(&self, credential: &Secret) -> Result<()> {
+        if self.settings.relay_url.is_none() {
+            return Ok(());
+        }
+        self.http
+            .delete(self.relay_url("/v1/devices/self")?)
+            .bearer_auth(credential.expose())
+            .timeout(self.schedule.relay_request_timeout)
+            .send()
+            .await
+            .map_err(|e| Error::Io(format!("relay: {e}")))?;
+        Ok(())
+    }
+
     /// Unregisters this device at the relay and forgets its credential (Disconnect).
     pub(crate) async fn unregister_device(&self) -> Result<()> {
         let Some(credential) = self.device_credential().await? else {
             return Ok(());
         };
-        if self.settings.relay_url.is_some() {
-            let url = self.relay_url("/v1/devices/self")?;
-            let answer = self
-                .http
-                .delete(url)
-                .bearer_auth(credential.expose())
-                .timeout(self.schedule.relay_request_timeout)
-                .send()
-                .await;
-            if let Err(e) = answer {
-                // The relay drops idle devices after its retention; nothing is lost by moving on.
-                tracing::info!(error = %e, "could not unregister from the relay");
-            }
+        if let Err(e) = self.forget_device_at_relay(&credential).await {
+            // The relay drops idle devices after its retention; nothing is lost by moving on.
+            tracing::info!(error = %e, "could not unregister from the relay");
         }
         let secrets = self.tokens.secrets();
         tokio::task::spawn_blocking(move || secrets.delete(DEVICE_SECRET))

@@ -415,23 +415,7 @@ impl TokenManager {
     /// returned file is dropped; the OS releases it if the process dies).
     async fn lock_across_processes(&self) -> Result<File> {
         let path = self.lock_path.clone();
-        blocking(move || {
-            let io =
-                |e: std::io::Error| Error::Secrets(format!("token lock {}: {e}", path.display()));
-            if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(io)?;
-            }
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .truncate(false)
-                .read(true)
-                .write(true)
-                .open(&path)
-                .map_err(io)?;
-            file.lock().map_err(io)?;
-            Ok(file)
-        })
-        .await
+        blocking(move || crate::secrets::lock_file(&path)).await
     }
 }
 

@@ -169,6 +169,25 @@ impl Cli {
         }
     }
 
+    /// Everything the local store holds, through `export --format json`.
+    pub async fn export_json(&self) -> serde_json::Value {
+        let path = self.data_dir.path().join("export.json");
+        let out = self
+            .run(
+                &[
+                    "export",
+                    "--format",
+                    "json",
+                    "--out",
+                    path.to_str().unwrap(),
+                ],
+                Duration::from_secs(60),
+            )
+            .await;
+        assert!(out.status.success(), "export: {}", out.stderr);
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
+    }
+
     /// `connect --no-browser`, following the printed URL the way a browser would (the simulator
     /// auto-approves and redirects to the CLI's loopback listener).
     pub async fn connect(&self) -> Output {
@@ -268,4 +287,20 @@ impl RelayProcess {
     pub async fn stop(mut self) {
         let _ = self.child.kill().await;
     }
+}
+
+/// The records of an export or a simulator dump as comparable strings, leaving out the open
+/// cycle (WHOOP sends no event for it and re-scores it as the day goes on).
+pub fn closed_records(v: &serde_json::Value) -> Vec<String> {
+    let mut all = Vec::new();
+    for collection in ["cycle", "sleep", "recovery", "workout"] {
+        for r in v[collection].as_array().unwrap() {
+            if collection == "cycle" && r.get("end").is_none() {
+                continue;
+            }
+            all.push(format!("{collection}:{r}"));
+        }
+    }
+    all.sort();
+    all
 }

@@ -5,43 +5,10 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use e2e::{Cli, RelayProcess, SimProcess};
+use e2e::{closed_records, Cli, RelayProcess, SimProcess};
 use serde_json::{json, Value};
 
 const MINUTE: Duration = Duration::from_secs(60);
-
-async fn export(cli: &Cli) -> Value {
-    let path = cli.data_dir.path().join("export.json");
-    let out = cli
-        .run(
-            &[
-                "export",
-                "--format",
-                "json",
-                "--out",
-                path.to_str().unwrap(),
-            ],
-            MINUTE,
-        )
-        .await;
-    assert!(out.status.success(), "export: {}", out.stderr);
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-}
-
-/// Records as comparable strings, leaving out the open cycle (WHOOP sends no event for it).
-fn records(v: &Value) -> Vec<String> {
-    let mut all = Vec::new();
-    for collection in ["cycle", "sleep", "recovery", "workout"] {
-        for r in v[collection].as_array().unwrap() {
-            if collection == "cycle" && r.get("end").is_none() {
-                continue;
-            }
-            all.push(format!("{collection}:{r}"));
-        }
-    }
-    all.sort();
-    all
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_reach_the_store_through_the_relay_within_seconds() {
@@ -103,8 +70,8 @@ async fn webhooks_reach_the_store_through_the_relay_within_seconds() {
     let started = Instant::now();
     let mut last_diff = usize::MAX;
     while started.elapsed() < Duration::from_secs(30) {
-        let want = records(&sim.get_json("/_sim/dump").await);
-        let got = records(&export(&cli).await);
+        let want = closed_records(&sim.get_json("/_sim/dump").await);
+        let got = closed_records(&cli.export_json().await);
         if want == got {
             last_diff = 0;
             break;

@@ -19,7 +19,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use e2e::{Cli, RelayProcess, SimProcess};
+use e2e::{closed_records, Cli, RelayProcess, SimProcess};
 use serde_json::{json, Value};
 use tokio::process::Child;
 
@@ -56,40 +56,6 @@ struct Figures {
     cron_syncs: u32,
     cron_sync_failures: u32,
     reconnects_needed: u32,
-}
-
-async fn export(cli: &Cli) -> Value {
-    let path = cli.data_dir.path().join("export.json");
-    let out = cli
-        .run(
-            &[
-                "export",
-                "--format",
-                "json",
-                "--out",
-                path.to_str().unwrap(),
-            ],
-            MINUTE,
-        )
-        .await;
-    assert!(out.status.success(), "export: {}", out.stderr);
-    serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap()
-}
-
-/// Records as comparable strings, leaving out the open cycle (WHOOP sends no event for it and
-/// re-scores it as the day goes on).
-fn records(v: &Value) -> Vec<String> {
-    let mut all = Vec::new();
-    for collection in ["cycle", "sleep", "recovery", "workout"] {
-        for r in v[collection].as_array().unwrap() {
-            if collection == "cycle" && r.get("end").is_none() {
-                continue;
-            }
-            all.push(format!("{collection}:{r}"));
-        }
-    }
-    all.sort();
-    all
 }
 
 async fn status(cli: &Cli) -> Value {
@@ -242,8 +208,8 @@ async fn soak(days: u32, seed: u64) {
     let mut missing = usize::MAX;
     let mut extra = usize::MAX;
     while converge.elapsed() < Duration::from_secs(60) {
-        let want = records(&sim.get_json("/_sim/dump").await);
-        let got = records(&export(&cli).await);
+        let want = closed_records(&sim.get_json("/_sim/dump").await);
+        let got = closed_records(&cli.export_json().await);
         missing = want.iter().filter(|r| !got.contains(r)).count();
         extra = got.iter().filter(|r| !want.contains(r)).count();
         if missing == 0 && extra == 0 {
@@ -295,6 +261,10 @@ async fn soak(days: u32, seed: u64) {
     println!("| refreshes | {} |", stats["refreshes"]);
     println!("| refresh tokens replayed | {} |", stats["refresh_replays"]);
     println!("| reconnects needed | {} |", figures.reconnects_needed);
+    println!(
+        "| live events pending / skipped at the end | {} / {} |",
+        last["pending_events"], last["skipped_events"]
+    );
     println!("| records missing / extra at the end | {missing} / {extra} |");
     println!("| wall time | {:.0?} |", started.elapsed());
 
