@@ -240,8 +240,12 @@ async fn soak(days: u32, seed: u64) {
         figures.data_5xx_steps
     );
     println!(
-        "| token endpoint 5xx injected | {} |",
+        "| steps arming a token 5xx (it fires on the next token request) | {} |",
         figures.token_5xx_injected
+    );
+    println!(
+        "| token endpoint requests (sign-in, refreshes) | {} |",
+        stats["requests"]["token"]
     );
     println!(
         "| steps dropping webhooks (30 %) | {} |",
