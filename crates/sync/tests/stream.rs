@@ -13,33 +13,6 @@ use sync::events::{RecordingNotifier, SystemClock};
 use sync::{EngineEvent, JobKind, MemoryStore, Schedule, SecretStore};
 use url::Url;
 
-async fn relay_for(sim: &whoop_sim::SimHandle, dir: &tempfile::TempDir) -> relay::RelayHandle {
-    relay::start(relay::RelayConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}", dir.path().join("relay.db").display()),
-        whoop_base_url: Url::parse(&sim.base_url).unwrap(),
-        client_id: "vitaltrends-demo".into(),
-        client_secrets: vec!["demo-secret".into()],
-        heartbeat: Duration::from_secs(1),
-        poll_backstop: Duration::from_millis(200),
-        ..relay::RelayConfig::default()
-    })
-    .await
-    .expect("relay starts")
-}
-
-async fn post(base: &str, path: &str, body: Value) -> Value {
-    reqwest::Client::new()
-        .post(format!("{base}{path}"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap_or(Value::Null)
-}
-
 fn open_cycle(collection: &str, record: &Value) -> bool {
     collection == "cycle" && record.get("end").is_none()
 }
@@ -97,7 +70,7 @@ async fn streaming_resuming_and_gaps() {
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let relay = relay_for(&sim, &dir).await;
-    post(
+    sim_post(
         &sim.base_url,
         "/_sim/webhook-url",
         json!({"url": format!("{}/webhooks/whoop", relay.base_url)}),
@@ -141,7 +114,7 @@ async fn streaming_resuming_and_gaps() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    post(&sim.base_url, "/_sim/advance", json!({"hours": 20})).await;
+    sim_post(&sim.base_url, "/_sim/advance", json!({"hours": 20})).await;
     converges(&engine, &sim, Duration::from_secs(15)).await;
     let cursor = engine.store().get_meta("relay_cursor").await.unwrap();
     assert!(cursor.is_some(), "the cursor is saved after applying");
@@ -150,7 +123,7 @@ async fn streaming_resuming_and_gaps() {
     stream.abort();
     jobs.abort();
     drop(engine);
-    post(&sim.base_url, "/_sim/advance", json!({"hours": 20})).await;
+    sim_post(&sim.base_url, "/_sim/advance", json!({"hours": 20})).await;
     let engine = open().await;
     let mut events = engine.subscribe();
     let stream = tokio::spawn(engine.clone().run_stream());
@@ -190,7 +163,7 @@ async fn streaming_resuming_and_gaps() {
         unreachable!()
     };
     assert_eq!(error, None);
-    post(&sim.base_url, "/_sim/advance", json!({"hours": 10})).await;
+    sim_post(&sim.base_url, "/_sim/advance", json!({"hours": 10})).await;
     converges(&engine, &sim, Duration::from_secs(15)).await;
     assert!(engine.is_live(), "streaming again after the gap");
     let new_cursor = engine
@@ -232,7 +205,7 @@ impl Relayed {
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let relay = relay_for(&sim, &dir).await;
-        post(
+        sim_post(
             &sim.base_url,
             "/_sim/webhook-url",
             json!({"url": format!("{}/webhooks/whoop", relay.base_url)}),
@@ -266,31 +239,11 @@ impl Relayed {
 
     /// Signs in through the relay's broker (which hands out a new device credential).
     async fn sign_in(&self, engine: &sync::Engine) {
-        let url = engine
-            .begin_authorization("vitaltrends://oauth/whoop/callback")
-            .unwrap();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let answer = http.get(url).send().await.unwrap();
-        let callback = Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
-        engine.complete_authorization(&callback).await.unwrap();
+        sign_in(engine).await.unwrap();
     }
 
     async fn sim_post(&self, path: &str, body: Value) -> Value {
-        let response = reqwest::Client::new()
-            .post(format!("{}{path}", self.sim.base_url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
+        sim_post(&self.sim.base_url, path, body).await
     }
 
     async fn dump(&self) -> Value {

@@ -16,23 +16,6 @@ use sync::{ConnectionState, Error, InsecureFileStore, Schedule, SecretStore};
 use url::Url;
 use whoop::Secret;
 
-async fn relay_for(sim: &whoop_sim::SimHandle, dir: &tempfile::TempDir) -> relay::RelayHandle {
-    relay_to(Url::parse(&sim.base_url).unwrap(), dir).await
-}
-
-async fn relay_to(whoop: Url, dir: &tempfile::TempDir) -> relay::RelayHandle {
-    relay::start(relay::RelayConfig {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        database_url: format!("sqlite://{}", dir.path().join("relay.db").display()),
-        whoop_base_url: whoop,
-        client_id: "vitaltrends-demo".into(),
-        client_secrets: vec!["demo-secret".into()],
-        ..relay::RelayConfig::default()
-    })
-    .await
-    .expect("relay starts")
-}
-
 /// A host whose engine gets its tokens through the relay's broker.
 async fn brokered_host(days: u32, seed: u64) -> (Host, relay::RelayHandle, tempfile::TempDir) {
     let host = host(sim_config(days, seed)).await;
@@ -412,21 +395,6 @@ async fn a_stale_dead_verdict_does_not_undo_a_reconnect_made_by_another_process(
         "A flipped the fresh connection back"
     );
     assert_eq!(host.stats().await["refresh_replays"], 0);
-}
-
-/// Follows the authorization URL the way a browser would and returns the callback.
-async fn sign_in(engine: &sync::Engine) -> std::result::Result<whoop::Profile, Error> {
-    let url = engine
-        .begin_authorization("vitaltrends://oauth/whoop/callback")
-        .unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = http.get(url).send().await.unwrap();
-    assert!(answer.status().is_redirection(), "{}", answer.status());
-    let callback = Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
-    engine.complete_authorization(&callback).await
 }
 
 async fn other_member_is_refused(host: &Host) {

@@ -22,6 +22,59 @@ pub struct Host {
     pub dir: tempfile::TempDir,
 }
 
+/// Follows the authorization URL through the simulator's auto-approving consent page, the way
+/// the browser and the deep link would deliver the redirect, and completes the sign-in.
+pub async fn sign_in(engine: &Engine) -> sync::Result<whoop::Profile> {
+    let url = engine
+        .begin_authorization("vitaltrends://oauth/whoop/callback")
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let answer = http.get(url).send().await.unwrap();
+    assert!(answer.status().is_redirection(), "{}", answer.status());
+    let callback = Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
+    engine.complete_authorization(&callback).await
+}
+
+/// POSTs to the simulator's control API and returns its JSON answer.
+pub async fn sim_post(base_url: &str, path: &str, body: Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{base_url}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap_or(Value::Null)
+}
+
+/// The real relay in-process, in front of `whoop` (the simulator or a stand-in), with quick
+/// heartbeats so streams notice things fast.
+pub async fn relay_to(whoop: Url, dir: &tempfile::TempDir) -> relay::RelayHandle {
+    relay::start(relay::RelayConfig {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        database_url: format!("sqlite://{}", dir.path().join("relay.db").display()),
+        whoop_base_url: whoop,
+        client_id: "vitaltrends-demo".into(),
+        client_secrets: vec!["demo-secret".into()],
+        heartbeat: Duration::from_secs(1),
+        poll_backstop: Duration::from_millis(200),
+        ..relay::RelayConfig::default()
+    })
+    .await
+    .expect("relay starts")
+}
+
+pub async fn relay_for(sim: &SimHandle, dir: &tempfile::TempDir) -> relay::RelayHandle {
+    relay_to(Url::parse(&sim.base_url).unwrap(), dir).await
+}
+
 pub fn sim_config(days: u32, seed: u64) -> SimConfig {
     SimConfig {
         days,
@@ -98,18 +151,7 @@ impl Host {
     /// Connects through the simulator's auto-approving consent page, the way the browser and
     /// the deep link would deliver the redirect.
     pub async fn connect(&self) {
-        let url = self
-            .engine
-            .begin_authorization("vitaltrends://oauth/whoop/callback")
-            .unwrap();
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let answer = http.get(url).send().await.unwrap();
-        assert!(answer.status().is_redirection(), "{}", answer.status());
-        let callback = Url::parse(answer.headers()["location"].to_str().unwrap()).unwrap();
-        self.engine.complete_authorization(&callback).await.unwrap();
+        sign_in(&self.engine).await.unwrap();
     }
 
     pub async fn get(&self, path: &str) -> Value {
@@ -122,18 +164,7 @@ impl Host {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> Value {
-        let response = reqwest::Client::new()
-            .post(format!("{}{path}", self.sim.base_url))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(
-            response.status().is_success(),
-            "{path}: {}",
-            response.status()
-        );
-        response.json().await.unwrap_or(Value::Null)
+        sim_post(&self.sim.base_url, path, body).await
     }
 
     pub async fn dump(&self) -> Value {
