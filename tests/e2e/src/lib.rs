@@ -139,6 +139,12 @@ impl Cli {
             .env("VITALTRENDS_WHOOP_CLIENT_ID", &self.client_id)
             .env("VITALTRENDS_WHOOP_CLIENT_SECRET", "demo-secret")
             .env("VITALTRENDS_SECRET_STORE", "insecure-file")
+            .env(
+                "VITALTRENDS_CONFIG_DIR",
+                self.data_dir.path().join("config"),
+            )
+            // Any free port: the simulator accepts any loopback redirect unless told otherwise.
+            .env("VITALTRENDS_LOOPBACK_PORT", "0")
             .kill_on_drop(true);
         if let Some(relay) = &self.relay_url {
             // With a relay the app holds no client secret: the broker adds it.
