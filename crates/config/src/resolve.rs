@@ -63,7 +63,7 @@ pub enum Choice {
         service_available: bool,
     },
     Demo,
-    Whoop(Connection),
+    Whoop(Box<Connection>),
 }
 
 impl Choice {
@@ -156,14 +156,14 @@ pub fn resolve(config: &Config, env: &Env, release: &Release) -> Result<Choice, 
             let base = env
                 .get("VITALTRENDS_WHOOP_BASE_URL")
                 .unwrap_or_else(|| WHOOP_PRODUCTION.to_string());
-            Ok(Choice::Whoop(Connection {
+            Ok(Choice::Whoop(Box::new(Connection {
                 mode,
                 client_id,
                 whoop_base_url: url("whoop.base_url", &base)?,
                 relay_url: Some(url("relay.url", &relay)?),
                 loopback_port: port,
                 client_secret_from_env: None,
-            }))
+            })))
         }
         Mode::OwnApp => {
             let client_id = env
@@ -183,14 +183,14 @@ pub fn resolve(config: &Config, env: &Env, release: &Release) -> Result<Choice, 
             let relay = env
                 .get("VITALTRENDS_RELAY_URL")
                 .or_else(|| config.relay.url.clone());
-            Ok(Choice::Whoop(Connection {
+            Ok(Choice::Whoop(Box::new(Connection {
                 mode,
                 client_id,
                 whoop_base_url: url("whoop.base_url", &base)?,
                 relay_url: relay.map(|r| url("relay.url", &r)).transpose()?,
                 loopback_port: port,
                 client_secret_from_env,
-            }))
+            })))
         }
     }
 }
