@@ -19,8 +19,14 @@ async fn a_newcomer_tries_the_demo_without_a_whoop_account() {
     let app = binary("vitaltrends-desktop");
     let shots = shots_dir();
     let mut desktop = Desktop::start(work.path()).await;
-    // No WHOOP settings at all: demo mode.
-    let env = app_env(work.path(), &desktop, &app, Consent::PressAuthorize, &[]);
+    // Demo mode, as scripts/demo.sh opens it.
+    let env = app_env(
+        work.path(),
+        &desktop,
+        &app,
+        Consent::PressAuthorize,
+        &[("VITALTRENDS_MODE", "demo".to_string())],
+    );
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
 
     let badge = ui.text("[data-testid=demo-badge]", LONG).await;

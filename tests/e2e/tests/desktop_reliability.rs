@@ -86,7 +86,7 @@ async fn the_card_tells_the_truth_when_whoop_or_the_service_misbehaves() {
     // The service forgets this device (as its retention pruning does): live updates stop with
     // the reason, catch-up goes on, and Reconnect is offered.
     let secrets: Value = serde_json::from_slice(
-        &std::fs::read(work.path().join("data").join("insecure-secrets.json")).unwrap(),
+        &std::fs::read(work.path().join("data/service/insecure-secrets.json")).unwrap(),
     )
     .unwrap();
     let device = secrets["relay-device"].as_str().expect("a relay device");
