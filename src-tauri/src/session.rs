@@ -57,7 +57,7 @@ pub struct Sessions {
 }
 
 enum Active {
-    Running(Running),
+    Running(Box<Running>),
     Unchosen,
     /// The settings cannot be used (a broken file, a bad value, no keychain): the card says why.
     Problem(IpcError),
@@ -409,7 +409,7 @@ impl Sessions {
             Choice::Whoop(connection) => self.start_whoop(*connection).await,
         };
         match started {
-            Ok(running) => Active::Running(running),
+            Ok(running) => Active::Running(Box::new(running)),
             Err(e) => {
                 tracing::warn!(code = %e.code, "could not start the chosen connection");
                 Active::Problem(e)
