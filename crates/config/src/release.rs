@@ -1,6 +1,7 @@
 //! What a release build bakes in for the VitalTrends service: its WHOOP client id and relay URL,
 //! read at compile time from `VITALTRENDS_RELEASE_WHOOP_CLIENT_ID` and
-//! `VITALTRENDS_RELEASE_RELAY_URL` (README, "Releasing"). A build without them has no service
+//! `VITALTRENDS_RELEASE_RELAY_URL` (and `VITALTRENDS_RELEASE_WHOOP_BASE_URL` for a build against
+//! a WHOOP other than production; README, "Releasing"). A build without them has no service
 //! mode, and the window asks how to connect instead.
 
 /// The service a build was made for.
@@ -8,6 +9,8 @@
 pub struct Release {
     pub client_id: Option<String>,
     pub relay_url: Option<String>,
+    /// WHOOP's API host for the service, where it is not production (a staging build).
+    pub whoop_base_url: Option<String>,
 }
 
 impl Release {
@@ -21,6 +24,7 @@ impl Release {
         let mut release = Release {
             client_id: baked(option_env!("VITALTRENDS_RELEASE_WHOOP_CLIENT_ID")),
             relay_url: baked(option_env!("VITALTRENDS_RELEASE_RELAY_URL")),
+            whoop_base_url: baked(option_env!("VITALTRENDS_RELEASE_WHOOP_BASE_URL")),
         };
         if cfg!(debug_assertions) {
             let at_run_time =
@@ -31,6 +35,9 @@ impl Release {
             release.relay_url = release
                 .relay_url
                 .or_else(|| at_run_time("VITALTRENDS_RELEASE_RELAY_URL"));
+            release.whoop_base_url = release
+                .whoop_base_url
+                .or_else(|| at_run_time("VITALTRENDS_RELEASE_WHOOP_BASE_URL"));
         }
         release
     }

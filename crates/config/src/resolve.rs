@@ -155,6 +155,7 @@ pub fn resolve(config: &Config, env: &Env, release: &Release) -> Result<Choice, 
             };
             let base = env
                 .get("VITALTRENDS_WHOOP_BASE_URL")
+                .or_else(|| release.whoop_base_url.clone())
                 .unwrap_or_else(|| WHOOP_PRODUCTION.to_string());
             Ok(Choice::Whoop(Box::new(Connection {
                 mode,
@@ -203,6 +204,7 @@ mod tests {
         Release {
             client_id: Some("vt-service".into()),
             relay_url: Some("https://relay.vitaltrends.example".into()),
+            whoop_base_url: None,
         }
     }
 

@@ -103,7 +103,10 @@ async fn without_the_scheme_the_sign_in_comes_back_through_loopback() {
         &desktop,
         &app,
         Consent::PressAuthorize,
-        &[("VITALTRENDS_SIGN_IN_REDIRECT", "loopback".to_string())],
+        &[
+            ("VITALTRENDS_MODE", "demo".to_string()),
+            ("VITALTRENDS_SIGN_IN_REDIRECT", "loopback".to_string()),
+        ],
     );
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
 

@@ -109,7 +109,7 @@ export function forceSyncPhase(status: AppStatus | null): ForceSyncPhase {
 
 /** How each way of connecting is named to a person. */
 export const MODE_LABELS: Record<ModeKey, string> = {
-  service: 'VitalTrends service',
+  service: 'the VitalTrends service',
   'own-app': 'your own WHOOP developer app',
   demo: 'demo data',
 };
