@@ -193,6 +193,21 @@ impl Desktop {
         std::fs::read_to_string(&self.notifications_log).unwrap_or_default()
     }
 
+    /// The `app_icon` argument of every notification so far (the second string of each
+    /// `Notify` call, after the app name), as the notification server received it.
+    pub fn notification_icons(&self) -> Vec<String> {
+        self.notifications()
+            .split("member=Notify")
+            .skip(1)
+            .filter_map(|call| {
+                call.lines()
+                    .filter_map(|l| l.trim().strip_prefix("string \""))
+                    .nth(1)
+                    .map(|s| s.trim_end_matches('"').to_string())
+            })
+            .collect()
+    }
+
     /// Waits until the daemon has received at least `count` notifications containing `text`.
     pub async fn wait_notifications(&self, text: &str, count: usize, limit: Duration) {
         let what = format!("{count} notification(s) saying {text:?}");

@@ -86,8 +86,15 @@ async fn a_newcomer_tries_the_demo_without_a_whoop_account() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     ui.screenshot(&shots.join("demo-2-dashboard.png")).await;
     desktop
-        .wait_notifications("WHOOP import finished", 1, SHORT)
+        .wait_notifications("Demo data · WHOOP import finished", 1, SHORT)
         .await;
+    // The bubble carries the app's icon: a PNG the notification server can load.
+    let icons = desktop.notification_icons();
+    assert!(!icons.is_empty());
+    for icon in icons {
+        let png = std::fs::read(&icon).unwrap_or_else(|e| panic!("icon {icon:?}: {e}"));
+        assert!(png.starts_with(b"\x89PNG"), "{icon} is a PNG");
+    }
     ui.close().await;
 }
 
