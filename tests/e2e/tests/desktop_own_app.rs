@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::desktop::{app_env, shots_dir, Consent, Desktop, WebDriver};
+use e2e::desktop::{app_env, eventually, shots_dir, Consent, Desktop, WebDriver};
 use e2e::{binary, SimProcess};
 use serde_json::Value;
 
@@ -71,10 +71,14 @@ fn ids_of(export: &Value) -> BTreeSet<String> {
 /// The app's environment with nothing VitalTrends-specific in it: the data and settings
 /// locations are the OS defaults under the test's own XDG directories.
 fn plain_env(work: &Path, desktop: &Desktop, app: &Path) -> Vec<(String, String)> {
-    app_env(work, desktop, app, Consent::PressAuthorize, &[])
+    let mut env: Vec<(String, String)> = app_env(work, desktop, app, Consent::PressAuthorize, &[])
         .into_iter()
         .filter(|(k, _)| !k.starts_with("VITALTRENDS_"))
-        .collect()
+        .collect();
+    // The autostart entry goes to ~/.config/autostart whatever XDG_CONFIG_HOME says (the
+    // auto-launch crate's choice), so the test gives the app a home of its own.
+    env.push(("HOME".into(), work.join("home").display().to_string()));
+    env
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -184,6 +188,25 @@ async fn a_member_connects_their_own_whoop_app_from_the_window() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     ui.screenshot(&shots.join("modes-3-settings-general.png"))
         .await;
+    // Start at login registers an XDG autostart entry that starts this binary.
+    let autostart = work.path().join("home/.config/autostart");
+    assert!(!autostart.exists(), "off by default");
+    ui.click("[data-testid=pref-start_at_login]").await;
+    eventually("the autostart entry", SHORT, || async {
+        std::fs::read_dir(&autostart).is_ok_and(|entries| {
+            entries.flatten().any(|e| {
+                std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("vitaltrends-desktop"))
+            })
+        })
+    })
+    .await;
+    ui.click("[data-testid=pref-start_at_login]").await;
+    eventually("the autostart entry removed", SHORT, || async {
+        std::fs::read_dir(&autostart).map_or(true, |mut entries| entries.next().is_none())
+    })
+    .await;
+    let file = std::fs::read_to_string(&settings_file).unwrap();
+    assert!(file.contains("start_at_login = false"), "{file}");
     ui.click("[data-testid=settings-nav-about]").await;
     let mode = ui.text("[data-testid=about-mode]", SHORT).await;
     assert_eq!(mode, "My own WHOOP developer app");
@@ -259,4 +282,18 @@ async fn a_member_connects_their_own_whoop_app_from_the_window() {
     );
     let errors = ui.script("return window.__errs").await;
     assert_eq!(errors, serde_json::json!([]), "script errors: {errors}");
+
+    // With "keep running in the tray" off, closing the window quits VitalTrends.
+    ui.click("[data-testid=settings-nav-general]").await;
+    ui.click("[data-testid=pref-keep_in_tray]").await;
+    eventually("the preference saved", SHORT, || async {
+        std::fs::read_to_string(&settings_file).is_ok_and(|t| t.contains("keep_in_tray = false"))
+    })
+    .await;
+    assert!(!e2e::desktop::process_tree(&app).is_empty());
+    desktop.close_window("VitalTrends").await;
+    eventually("VitalTrends quit", SHORT, || async {
+        e2e::desktop::process_tree(&app).is_empty()
+    })
+    .await;
 }
