@@ -397,6 +397,12 @@ fn update_tray(app: &AppHandle, status: &AppStatus) {
         },
         (None, None) => "Not synced yet".to_string(),
     };
+    // Linux trays show no tooltip (appindicator has none), so the menu's line says it too.
+    let text = if status.demo {
+        format!("Demo data · {text}")
+    } else {
+        text
+    };
     let _ = line.0.set_text(text);
 }
 

@@ -311,6 +311,26 @@ impl Desktop {
     }
 
     /// Clicks a tray menu item by its label, over D-Bus, as a tray host would.
+    /// The tray menu's layout as the tray host reads it (labels included).
+    pub async fn tray_menu(&self) -> String {
+        let (name, path) = self.find_tray_menu().await;
+        self.gdbus(&[
+            "call",
+            "--session",
+            "--dest",
+            &name,
+            "--object-path",
+            &path,
+            "--method",
+            "com.canonical.dbusmenu.GetLayout",
+            "--",
+            "0",
+            "-1",
+            "[]",
+        ])
+        .await
+    }
+
     pub async fn click_tray_item(&self, label: &str) {
         let (name, path) = self.find_tray_menu().await;
         let layout = self

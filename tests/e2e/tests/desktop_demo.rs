@@ -88,6 +88,9 @@ async fn a_newcomer_tries_the_demo_without_a_whoop_account() {
     desktop
         .wait_notifications("Demo data · WHOOP import finished", 1, SHORT)
         .await;
+    // The tray says it too (Linux tray hosts show no tooltip, so its status line does).
+    let menu = desktop.tray_menu().await;
+    assert!(menu.contains("Demo data · "), "{menu}");
     // The bubble carries the app's icon: a PNG the notification server can load.
     let icons = desktop.notification_icons();
     assert!(!icons.is_empty());
