@@ -35,12 +35,7 @@ impl Drop for Desktop {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+use crate::free_port;
 
 /// A desktop session: Xvfb with a window manager, a D-Bus session bus, a notification daemon and
 /// a recorder of the notifications it receives.
@@ -333,22 +328,7 @@ impl Desktop {
 
     pub async fn click_tray_item(&self, label: &str) {
         let (name, path) = self.find_tray_menu().await;
-        let layout = self
-            .gdbus(&[
-                "call",
-                "--session",
-                "--dest",
-                &name,
-                "--object-path",
-                &path,
-                "--method",
-                "com.canonical.dbusmenu.GetLayout",
-                "--",
-                "0",
-                "-1",
-                "[]",
-            ])
-            .await;
+        let layout = self.tray_menu().await;
         let needle = format!("'label': <'{label}'>");
         let at = layout
             .find(&needle)
@@ -717,6 +697,19 @@ impl WebDriver {
                 let _ = std::fs::write(path, png);
             }
         }
+    }
+
+    /// Quits the app (ending the session) and starts it again with the same environment, as a
+    /// person quitting and reopening it does.
+    pub async fn restart(
+        self,
+        app: &Path,
+        env: &[(String, String)],
+        processes: &mut Processes,
+    ) -> WebDriver {
+        self.close().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        WebDriver::start(app, env, processes).await
     }
 
     pub async fn close(&self) {

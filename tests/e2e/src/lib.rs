@@ -310,3 +310,20 @@ pub fn closed_records(v: &serde_json::Value) -> Vec<String> {
     all.sort();
     all
 }
+
+/// A port that was free a moment ago on 127.0.0.1 (for a process that must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Points the simulator's signed webhooks at the relay, as a WHOOP app's dashboard setting does.
+pub async fn send_webhooks_to(sim: &SimProcess, relay: &RelayProcess) {
+    sim.post_json(
+        "/_sim/webhook-url",
+        serde_json::json!({"url": format!("{}/webhooks/whoop", relay.base_url)}),
+    )
+    .await;
+}

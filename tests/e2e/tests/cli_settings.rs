@@ -6,7 +6,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use e2e::{binary, SimProcess};
+use e2e::{binary, free_port, SimProcess};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
 
@@ -60,14 +60,6 @@ impl Person {
     fn settings_file(&self) -> std::path::PathBuf {
         self.home.path().join(".config/vitaltrends/settings.toml")
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Runs `connect --no-browser` with `extra` flags and plays the browser: follows the printed

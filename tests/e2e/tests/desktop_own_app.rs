@@ -11,20 +11,12 @@ use std::path::Path;
 use std::time::Duration;
 
 use e2e::desktop::{app_env, eventually, shots_dir, Consent, Desktop, WebDriver};
-use e2e::{binary, SimProcess};
+use e2e::{binary, free_port, SimProcess};
 use serde_json::Value;
 
 const LONG: Duration = Duration::from_secs(120);
 const SHORT: Duration = Duration::from_secs(20);
 const CLIENT_SECRET: &str = "demo-secret";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Every record id in a store, read through the CLI's export as a person would.
 async fn store_ids(data_dir: &Path) -> BTreeSet<String> {
@@ -217,9 +209,7 @@ async fn a_member_connects_their_own_whoop_app_from_the_window() {
         .await;
 
     // Restart: still connected, same mode, nothing asked again.
-    ui.close().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
+    let ui = ui.restart(&app, &env, &mut desktop.processes).await;
     ui.click("[data-testid=nav-settings]").await;
     let again = ui
         .wait_text("[data-testid=whoop-status]", LONG, |t| {

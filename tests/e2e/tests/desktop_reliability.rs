@@ -34,11 +34,7 @@ async fn the_card_tells_the_truth_when_whoop_or_the_service_misbehaves() {
     ])
     .await;
     let relay = RelayProcess::start(&sim, &work.path().join("relay.db")).await;
-    sim.post_json(
-        "/_sim/webhook-url",
-        json!({"url": format!("{}/webhooks/whoop", relay.base_url)}),
-    )
-    .await;
+    e2e::send_webhooks_to(&sim, &relay).await;
 
     let mut desktop = Desktop::start(work.path()).await;
     let env = app_env(

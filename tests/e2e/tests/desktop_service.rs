@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use e2e::desktop::{app_env, Consent, Desktop, WebDriver};
-use e2e::{binary, RelayProcess, SimProcess};
+use e2e::{binary, send_webhooks_to, RelayProcess, SimProcess};
 use serde_json::json;
 
 const LONG: Duration = Duration::from_secs(120);
@@ -20,11 +20,7 @@ async fn a_service_build_connects_through_the_relay_with_nothing_configured() {
     let app = binary("vitaltrends-desktop");
     let sim = SimProcess::start(&["--days", "40", "--seed", "31", "--auto-approve"]).await;
     let relay = RelayProcess::start(&sim, &work.path().join("relay.db")).await;
-    sim.post_json(
-        "/_sim/webhook-url",
-        json!({"url": format!("{}/webhooks/whoop", relay.base_url)}),
-    )
-    .await;
+    send_webhooks_to(&sim, &relay).await;
 
     let mut desktop = Desktop::start(work.path()).await;
     desktop.start_keyring(work.path()).await;
@@ -85,9 +81,7 @@ async fn a_service_build_connects_through_the_relay_with_nothing_configured() {
         "the service's records live in their own directory"
     );
 
-    ui.close().await;
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
+    let ui = ui.restart(&app, &env, &mut desktop.processes).await;
     ui.click("[data-testid=nav-settings]").await;
     let again = ui
         .wait_text("[data-testid=whoop-status]", LONG, |t| {
