@@ -8,16 +8,17 @@
 //! custom URL scheme as a redirect URI.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{to_bytes, Body, Bytes};
-use axum::extract::{ConnectInfo, RawQuery, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde::Deserialize;
 
+use crate::client_ip::ClientIp;
 use crate::device::{credential_hash, new_credential};
 use crate::error::json_error;
 use crate::metrics::bump;
@@ -56,12 +57,11 @@ fn form(body: &Bytes) -> HashMap<String, String> {
     map
 }
 
-/// Reads a form body, or says why not (413 for too large, 400 for none).
-async fn read_form(body: Body) -> Result<HashMap<String, String>, Response> {
-    match to_bytes(body, MAX_FORM).await {
-        Ok(bytes) => Ok(form(&bytes)),
-        Err(_) => Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large")),
-    }
+/// Reads a form body, or says why not (413 for too large, 408 for too slow).
+async fn read_form(app: &AppState, body: Body) -> Result<HashMap<String, String>, Response> {
+    crate::server::read_body(app, body, MAX_FORM)
+        .await
+        .map(|bytes| form(&bytes))
 }
 
 fn required<'a>(form: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
@@ -178,13 +178,13 @@ async fn token_request(app: &AppState, fields: &[(&str, &str)]) -> Result<Upstre
 /// `POST /oauth/whoop/token` (form: `code`, `redirect_uri`, `code_verifier`).
 pub async fn exchange(
     State(app): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     body: Body,
 ) -> Response {
-    if !app.broker_limiter.admit(peer.ip()) {
+    if !app.broker_limiter.admit(ip) {
         return json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     }
-    let form = match read_form(body).await {
+    let form = match read_form(&app, body).await {
         Ok(f) => f,
         Err(resp) => return resp,
     };
@@ -193,14 +193,17 @@ pub async fn exchange(
     else {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request");
     };
-    let mut fields = vec![
+    // PKCE is what ties a code to the app that started the sign-in: without it, anyone who saw
+    // a code (the callback page, a browser history) could trade it here for tokens.
+    let Some(verifier) = required(&form, "code_verifier") else {
+        return json_error(StatusCode::BAD_REQUEST, "code_verifier_required");
+    };
+    let fields = vec![
         ("grant_type", "authorization_code"),
         ("code", code),
         ("redirect_uri", redirect_uri),
+        ("code_verifier", verifier),
     ];
-    if let Some(verifier) = required(&form, "code_verifier") {
-        fields.push(("code_verifier", verifier));
-    }
     let upstream = match token_request(&app, &fields).await {
         Ok(u) => u,
         Err(resp) => return resp,
@@ -318,16 +321,23 @@ async fn profile_user_id(app: &AppState, access_token: &str) -> Option<i64> {
     None
 }
 
-/// `POST /oauth/whoop/refresh` (form: `refresh_token`).
+/// `POST /oauth/whoop/refresh` (form: `refresh_token`), with the device credential the code
+/// exchange handed out as `Authorization: Bearer`. Without that the broker would refresh any
+/// WHOOP refresh token for anyone with the relay's client secret: an open proxy for WHOOP's
+/// token endpoint. A refused credential gets the same 401 as on the event stream.
 pub async fn refresh(
     State(app): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
     body: Body,
 ) -> Response {
-    if !app.broker_limiter.admit(peer.ip()) {
+    if !app.broker_limiter.admit(ip) {
         return json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     }
-    let form = match read_form(body).await {
+    if let Err(resp) = crate::device::authenticate(&app, ip, &headers).await {
+        return no_store(resp);
+    }
+    let form = match read_form(&app, body).await {
         Ok(f) => f,
         Err(resp) => return resp,
     };

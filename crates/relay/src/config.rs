@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -43,6 +44,48 @@ pub struct RelayConfig {
     /// LISTEN connection is re-established; the backstop only covers a NOTIFY lost without the
     /// connection dropping. Each read costs a query per open stream, so it is kept long.
     pub poll_backstop: Duration,
+    /// Reverse proxies whose `X-Forwarded-For` is believed (see `client_ip`); empty: the TCP
+    /// peer is the client.
+    pub trusted_proxies: Vec<IpNet>,
+    /// A connection must finish a request's headers within this (also when idle between
+    /// kept-alive requests), or it is closed.
+    pub header_read_timeout: Duration,
+    /// A request body must arrive within this.
+    pub body_read_timeout: Duration,
+    /// Open client connections per listener; `None` sizes it from the open-file limit
+    /// (`listen::default_max_connections`). Past it, new connections wait in the backlog.
+    pub max_connections: Option<usize>,
+    /// Event reads (streams and long polls) one device may have open at once.
+    pub max_streams_per_device: usize,
+    /// Failed device authentications per client IP per minute before it gets 429s.
+    pub auth_failures_per_minute: u32,
+    /// Who may read `/metrics` on the main listener.
+    pub metrics: MetricsAccess,
+    /// A second listener serving only `/metrics` and `/healthz`, without a token (for a
+    /// loopback or private address the scraper reaches).
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Who may read `/metrics` on the main (public) listener.
+#[derive(Clone, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// Anyone: the library's default, for relays run in-process on loopback (tests, benches, the
+    /// desktop's demo). The binary never chooses it by itself.
+    Open,
+    /// Only with `Authorization: Bearer <token>`.
+    Token(String),
+    /// Not served there (404), as if the route did not exist: the binary's default.
+    Off,
+}
+
+impl std::fmt::Debug for MetricsAccess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            MetricsAccess::Open => "Open",
+            MetricsAccess::Token(_) => "Token(..)",
+            MetricsAccess::Off => "Off",
+        })
+    }
 }
 
 impl Default for RelayConfig {
@@ -60,6 +103,14 @@ impl Default for RelayConfig {
             per_ip_per_minute: 600,
             global_per_second: 200,
             poll_backstop: Duration::from_secs(15),
+            trusted_proxies: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(10),
+            max_connections: None,
+            max_streams_per_device: 4,
+            auth_failures_per_minute: 30,
+            metrics: MetricsAccess::Open,
+            metrics_listen: None,
         }
     }
 }
@@ -79,6 +130,14 @@ impl std::fmt::Debug for RelayConfig {
             .field("per_ip_per_minute", &self.per_ip_per_minute)
             .field("global_per_second", &self.global_per_second)
             .field("poll_backstop", &self.poll_backstop)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("header_read_timeout", &self.header_read_timeout)
+            .field("body_read_timeout", &self.body_read_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("max_streams_per_device", &self.max_streams_per_device)
+            .field("auth_failures_per_minute", &self.auth_failures_per_minute)
+            .field("metrics", &self.metrics)
+            .field("metrics_listen", &self.metrics_listen)
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +164,17 @@ impl RelayConfig {
         }
         if self.max_body == 0 || self.per_ip_per_minute == 0 || self.global_per_second == 0 {
             return bad("max body and rate limits must be positive");
+        }
+        if self.header_read_timeout.is_zero()
+            || self.body_read_timeout.is_zero()
+            || self.max_connections == Some(0)
+            || self.max_streams_per_device == 0
+            || self.auth_failures_per_minute == 0
+        {
+            return bad("timeouts, connection, stream and authentication limits must be positive");
+        }
+        if matches!(&self.metrics, MetricsAccess::Token(t) if t.trim().len() < 16) {
+            return bad("the metrics token must be at least 16 characters");
         }
         Ok(())
     }
@@ -143,9 +213,18 @@ mod tests {
             "{:?}",
             RelayConfig {
                 client_secrets: vec!["very-secret".into()],
+                metrics: MetricsAccess::Token("metrics-token-0123456789".into()),
                 ..ok
             }
         );
         assert!(!debug.contains("very-secret"));
+        assert!(!debug.contains("metrics-token"));
+        let short_token = RelayConfig {
+            client_id: "id".into(),
+            client_secrets: vec!["s".into()],
+            metrics: MetricsAccess::Token("short".into()),
+            ..RelayConfig::default()
+        };
+        assert!(short_token.validate().is_err());
     }
 }

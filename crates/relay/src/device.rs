@@ -2,6 +2,7 @@
 //! is 256 random bits handed out once by the token broker; the relay keeps only its SHA-256, so a
 //! leaked database cannot be replayed against the stream.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,7 @@ use base64::Engine as _;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use crate::error::unavailable;
+use crate::error::{json_error, unavailable};
 use crate::server::{now_ms, AppState};
 use crate::storage::Device;
 
@@ -59,9 +60,20 @@ pub fn touch_interval(retention: Duration) -> Duration {
 }
 
 /// The calling device, or the response to send instead (401, or 503 if the database is down).
-pub async fn authenticate(app: &Arc<AppState>, headers: &HeaderMap) -> Result<Device, Response> {
+/// A client IP with too many failed attempts this minute gets 429 before anything is looked up,
+/// so credentials cannot be guessed at the speed of the database.
+pub async fn authenticate(
+    app: &Arc<AppState>,
+    ip: IpAddr,
+    headers: &HeaderMap,
+) -> Result<Device, Response> {
+    if app.auth_failures.exhausted(ip) {
+        crate::metrics::bump(&app.metrics.device_auth_throttled);
+        return Err(json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited"));
+    }
     let refused = || {
         crate::metrics::bump(&app.metrics.device_unauthorized);
+        app.auth_failures.admit(ip);
         unauthorized()
     };
     let Some(credential) = bearer(headers) else {

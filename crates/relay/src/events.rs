@@ -8,11 +8,12 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::{to_bytes, Body};
+use axum::body::Body;
 use axum::extract::{RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use axum::Json;
 use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
@@ -20,6 +21,7 @@ use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior};
 
+use crate::client_ip::ClientIp;
 use crate::cursor::Cursor;
 use crate::device::{authenticate, touch_interval};
 use crate::error::{json_error, unavailable, Result};
@@ -33,6 +35,55 @@ const BATCH: i64 = 200;
 const MAX_WAIT_SECS: u64 = 30;
 const DEFAULT_WAIT_SECS: u64 = 25;
 const MAX_ACK_BODY: usize = 1024;
+
+/// How many event reads (streams and long polls) each device has open, so one leaked or stolen
+/// credential cannot hold an unbounded number of connections and tasks.
+#[derive(Debug, Default)]
+pub struct StreamSlots {
+    open: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+}
+
+/// One open read; frees its slot when dropped (the stream ended or the client went away).
+pub struct StreamSlot {
+    app: Arc<AppState>,
+    device_id: String,
+}
+
+impl StreamSlots {
+    pub fn take(app: &Arc<AppState>, device_id: &str) -> Option<StreamSlot> {
+        let mut open = app
+            .stream_slots
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let n = open.entry(device_id.to_string()).or_insert(0);
+        if *n >= app.config.max_streams_per_device {
+            return None;
+        }
+        *n += 1;
+        Some(StreamSlot {
+            app: Arc::clone(app),
+            device_id: device_id.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = self
+            .app
+            .stream_slots
+            .open
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open.get_mut(&self.device_id) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                open.remove(&self.device_id);
+            }
+        }
+    }
+}
 
 /// Why a device must catch up instead of trusting its cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -140,10 +191,11 @@ fn event_json<'a>(ev: &'a StoredEvent, cursor: Option<String>) -> EventJson<'a> 
 /// `GET /v1/events`: SSE by default, long poll with `mode=poll`.
 pub async fn read(
     State(app): State<Arc<AppState>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let device = match authenticate(&app, &headers).await {
+    let device = match authenticate(&app, ip, &headers).await {
         Ok(d) => d,
         Err(resp) => return resp,
     };
@@ -172,10 +224,15 @@ pub async fn read(
         Ok(s) => s,
         Err(err) => return unavailable(&err),
     };
+    let Some(slot) = StreamSlots::take(&app, &device.id) else {
+        return json_error(StatusCode::TOO_MANY_REQUESTS, "too_many_streams");
+    };
     if poll {
-        long_poll(app, device, start, wakes, Duration::from_secs(wait)).await
+        let resp = long_poll(app, device, start, wakes, Duration::from_secs(wait)).await;
+        drop(slot);
+        resp
     } else {
-        sse(app, device, start, wakes)
+        sse(app, device, start, wakes, slot)
     }
 }
 
@@ -259,6 +316,7 @@ struct StreamState {
     shutdown: tokio::sync::watch::Receiver<bool>,
     last_touch: Instant,
     _open: OpenStream,
+    _slot: StreamSlot,
 }
 
 enum Step {
@@ -348,6 +406,7 @@ fn sse(
     device: Device,
     start: Start,
     wakes: tokio::sync::broadcast::Receiver<Wake>,
+    slot: StreamSlot,
 ) -> Response {
     let mut pending = VecDeque::new();
     if let Some(reason) = start.gap {
@@ -365,6 +424,7 @@ fn sse(
     backstop.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = StreamState {
         _open: OpenStream::new(&app.metrics),
+        _slot: slot,
         shutdown: app.shutdown.clone(),
         app,
         device,
@@ -403,13 +463,19 @@ struct AckBody {
 }
 
 /// `POST /v1/events/ack {"cursor"}`: how far the device has durably applied.
-pub async fn ack(State(app): State<Arc<AppState>>, headers: HeaderMap, body: Body) -> Response {
-    let device = match authenticate(&app, &headers).await {
+pub async fn ack(
+    State(app): State<Arc<AppState>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let device = match authenticate(&app, ip, &headers).await {
         Ok(d) => d,
         Err(resp) => return resp,
     };
-    let Ok(bytes) = to_bytes(body, MAX_ACK_BODY).await else {
-        return json_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    let bytes = match crate::server::read_body(&app, body, MAX_ACK_BODY).await {
+        Ok(b) => b,
+        Err(resp) => return resp,
     };
     let Ok(parsed) = serde_json::from_slice::<AckBody>(&bytes) else {
         return json_error(StatusCode::BAD_REQUEST, "invalid_body");
@@ -446,8 +512,12 @@ async fn owns_position(app: &AppState, user_id: i64, seq: i64) -> Result<bool> {
 }
 
 /// `DELETE /v1/devices/self`: the app disconnects; its credential stops working at once.
-pub async fn revoke_self(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Response {
-    let device = match authenticate(&app, &headers).await {
+pub async fn revoke_self(
+    State(app): State<Arc<AppState>>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
+    headers: HeaderMap,
+) -> Response {
+    let device = match authenticate(&app, ip, &headers).await {
         Ok(d) => d,
         Err(resp) => return resp,
     };

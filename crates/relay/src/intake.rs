@@ -4,24 +4,22 @@
 //! only goes to metrics. A notice is committed to the log before the 2xx, so an acknowledged
 //! event is never lost, and a database failure is a 503 so WHOOP retries.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use axum::body::{to_bytes, Body};
-use axum::extract::{ConnectInfo, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use whoop::webhook::{verify, WebhookEvent, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
+use crate::client_ip::ClientIp;
 use crate::error::{json_error, unavailable};
 use crate::metrics::bump;
 use crate::server::{now_ms, AppState};
 use crate::storage::NewEvent;
 use crate::wake::Wake;
-
-/// A client that trickles its body does not get to hold a connection and a task for long.
-const BODY_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn rejected_signature() -> Response {
     // Identical for every reason: status, headers and body.
@@ -34,13 +32,13 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 pub async fn receive(
     State(app): State<Arc<AppState>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(ClientIp(ip)): Extension<ClientIp>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
     let metrics = &app.metrics;
     bump(&metrics.webhooks_received);
-    if !app.webhook_limiter.admit(peer.ip()) {
+    if !app.webhook_limiter.admit(ip) {
         metrics.reject("rate_limited");
         return json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     }
@@ -52,12 +50,13 @@ pub async fn receive(
         return json_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
     }
     // The cap also holds for chunked bodies and for a Content-Length that lies.
-    let raw = match tokio::time::timeout(BODY_TIMEOUT, to_bytes(body, max)).await {
+    let raw = match tokio::time::timeout(app.config.body_read_timeout, to_bytes(body, max)).await {
         Ok(Ok(bytes)) => bytes,
         Ok(Err(_)) => {
             metrics.reject("too_large");
             return json_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
         }
+        // A client that trickles its body does not get to hold a connection and a task for long.
         Err(_) => return json_error(StatusCode::REQUEST_TIMEOUT, "timeout"),
     };
 

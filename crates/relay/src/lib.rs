@@ -19,12 +19,14 @@
 //! ```
 
 mod broker;
+mod client_ip;
 mod config;
 mod cursor;
 mod device;
 mod error;
 mod events;
 mod intake;
+mod listen;
 mod metrics;
 mod ratelimit;
 mod retention;
@@ -32,7 +34,9 @@ mod server;
 mod storage;
 mod wake;
 
-pub use config::{RelayConfig, WHOOP_PRODUCTION};
+pub use client_ip::{client_ip, parse_cidr};
+pub use config::{MetricsAccess, RelayConfig, WHOOP_PRODUCTION};
 pub use cursor::Cursor;
 pub use error::{Error, Result};
+pub use listen::{default_max_connections, open_files_limit};
 pub use server::{start, RelayHandle};

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use relay::{RelayConfig, WHOOP_PRODUCTION};
+use relay::{MetricsAccess, RelayConfig, WHOOP_PRODUCTION};
 use url::Url;
 
 #[derive(Debug, Parser)]
@@ -58,6 +58,38 @@ struct Cli {
     /// Webhook and token-broker requests per second overall.
     #[arg(long, default_value_t = 200)]
     global_per_second: u32,
+    /// A reverse proxy (address or CIDR range) whose X-Forwarded-For is believed for rate limits
+    /// and logs; repeatable. Without one the TCP peer is the client.
+    #[arg(
+        long = "trusted-proxy",
+        value_name = "CIDR",
+        env = "VITALTRENDS_RELAY_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    trusted_proxies: Vec<String>,
+    /// Seconds a connection gets to send a request's headers (also idle between requests).
+    #[arg(long, default_value_t = 10)]
+    header_timeout_secs: u64,
+    /// Seconds a request body gets to arrive.
+    #[arg(long, default_value_t = 10)]
+    body_timeout_secs: u64,
+    /// Open connections at most (default: the open-file limit minus 128).
+    #[arg(long, env = "VITALTRENDS_RELAY_MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// Event streams and long polls one device may have open at once.
+    #[arg(long, default_value_t = 4)]
+    max_streams_per_device: usize,
+    /// Failed device authentications per client IP per minute before 429s.
+    #[arg(long, default_value_t = 30)]
+    auth_failures_per_minute: u32,
+    /// Serve /metrics (and /healthz) on this separate address, without a token; e.g.
+    /// 127.0.0.1:9464 for a scraper on the same host.
+    #[arg(long, env = "VITALTRENDS_RELAY_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
+    /// Serve /metrics on the main listener to requests bearing the token in this file
+    /// (`Authorization: Bearer …`). Without this or --metrics-listen, /metrics is not served.
+    #[arg(long, env = "VITALTRENDS_RELAY_METRICS_TOKEN_FILE")]
+    metrics_token_file: Option<PathBuf>,
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -96,6 +128,17 @@ fn client_secrets() -> Result<Vec<String>, String> {
     Ok(secrets)
 }
 
+/// A secret read from a file (systemd's LoadCredential, a mounted secret), trimmed.
+fn read_secret_file(what: &str, path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("{what}: cannot read {}: {e}", path.display()))?;
+    let secret = text.trim().to_string();
+    if secret.is_empty() {
+        return Err(format!("{what}: {} is empty", path.display()));
+    }
+    Ok(secret)
+}
+
 fn config(cli: &Cli) -> Result<RelayConfig, String> {
     let base = env_nonempty("VITALTRENDS_WHOOP_BASE_URL").unwrap_or(WHOOP_PRODUCTION.to_string());
     let whoop_base_url =
@@ -114,6 +157,23 @@ fn config(cli: &Cli) -> Result<RelayConfig, String> {
         poll_backstop: Duration::from_millis(cli.poll_backstop_ms),
         per_ip_per_minute: cli.per_ip_per_minute,
         global_per_second: cli.global_per_second,
+        trusted_proxies: cli
+            .trusted_proxies
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| relay::parse_cidr(s).map_err(|e| format!("--trusted-proxy: {e}")))
+            .collect::<Result<_, _>>()?,
+        header_read_timeout: Duration::from_secs(cli.header_timeout_secs),
+        body_read_timeout: Duration::from_secs(cli.body_timeout_secs),
+        max_connections: cli.max_connections,
+        max_streams_per_device: cli.max_streams_per_device,
+        auth_failures_per_minute: cli.auth_failures_per_minute,
+        // A public relay does not hand its counters to anyone who asks.
+        metrics: match &cli.metrics_token_file {
+            Some(path) => MetricsAccess::Token(read_secret_file("--metrics-token-file", path)?),
+            None => MetricsAccess::Off,
+        },
+        metrics_listen: cli.metrics_listen,
         ..RelayConfig::default()
     })
 }
@@ -159,7 +219,11 @@ async fn main() -> ExitCode {
     };
     println!(
         "{}",
-        serde_json::json!({"base_url": relay.base_url, "database": relay.database})
+        serde_json::json!({
+            "base_url": relay.base_url,
+            "database": relay.database,
+            "metrics_url": relay.metrics_url,
+        })
     );
     stop_signal().await;
     tracing::info!("stopping");

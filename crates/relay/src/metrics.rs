@@ -37,6 +37,8 @@ pub struct Metrics {
     pub device_binding_failed: AtomicU64,
     /// Device requests refused for an unknown, pruned or revoked credential.
     pub device_unauthorized: AtomicU64,
+    /// Device requests refused unchecked because their IP failed too often this minute.
+    pub device_auth_throttled: AtomicU64,
     latency_buckets: [AtomicU64; LATENCY_BUCKETS.len()],
     latency_count: AtomicU64,
     latency_sum_micros: AtomicU64,
@@ -120,6 +122,11 @@ impl Metrics {
             "relay_device_unauthorized_total",
             "Device requests refused: credential unknown, pruned or revoked.",
             load(&self.device_unauthorized),
+        );
+        counter(
+            "relay_device_auth_throttled_total",
+            "Device requests refused unchecked after too many failed authentications from their IP.",
+            load(&self.device_auth_throttled),
         );
         let _ = writeln!(
             out,

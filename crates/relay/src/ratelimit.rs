@@ -1,6 +1,12 @@
 //! Cheap flood protection in front of anything that costs work (an HMAC, a database write, a call
 //! to WHOOP): fixed windows per client IP per minute and overall per second. A refused webhook gets
-//! 429, which WHOOP treats like any failure and retries later.
+//! 429, which WHOOP treats like any failure and retries later. The same windows count failed
+//! device authentications per IP (`exhausted` looks without counting, `admit` counts one), so
+//! guessing credentials is throttled without slowing down devices that authenticate.
+//!
+//! Own code rather than `governor`: a fixed window per key is all these limits need, the sweep
+//! bounds memory the same way, and `governor`'s keyed limiters cannot look at a key's budget
+//! without spending from it, which counting only failures requires.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -64,6 +70,22 @@ impl RateLimiter {
         self.admit_at(ip, Instant::now())
     }
 
+    /// Whether `ip` has used up its minute (without counting anything).
+    pub fn exhausted(&self, ip: IpAddr) -> bool {
+        self.exhausted_at(ip, Instant::now())
+    }
+
+    fn exhausted_at(&self, ip: IpAddr, now: Instant) -> bool {
+        let mut w = self
+            .windows
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match w.per_ip.get_mut(&ip) {
+            Some(mine) => !mine.has_room(now, MINUTE, self.per_ip_per_minute),
+            None => false,
+        }
+    }
+
     fn admit_at(&self, ip: IpAddr, now: Instant) -> bool {
         // Every critical section leaves the counters consistent, so a poisoned lock is usable.
         let mut w = self
@@ -111,5 +133,19 @@ mod tests {
         assert!(limiter.admit_at(b, t1), "a new second");
         assert!(!limiter.admit_at(a, t1), "still a's minute");
         assert!(limiter.admit_at(a, t0 + Duration::from_secs(61)));
+    }
+
+    #[test]
+    fn exhausted_looks_without_counting() {
+        let a: IpAddr = "192.0.2.1".parse().expect("literal");
+        let limiter = RateLimiter::new(2, u32::MAX);
+        let t0 = Instant::now();
+        assert!(!limiter.exhausted_at(a, t0));
+        assert!(!limiter.exhausted_at(a, t0));
+        assert!(limiter.admit_at(a, t0));
+        assert!(!limiter.exhausted_at(a, t0));
+        assert!(limiter.admit_at(a, t0));
+        assert!(limiter.exhausted_at(a, t0));
+        assert!(!limiter.exhausted_at(a, t0 + Duration::from_secs(61)));
     }
 }

@@ -11,11 +11,15 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use subtle::ConstantTimeEq as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::config::RelayConfig;
+use crate::client_ip::{self, ClientIp};
+use crate::config::{MetricsAccess, RelayConfig};
 use crate::error::{json_error, Error, Result};
+use crate::events::StreamSlots;
+use crate::listen::{self, ConnLimits};
 use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Storage;
@@ -34,6 +38,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     pub webhook_limiter: RateLimiter,
     pub broker_limiter: RateLimiter,
+    /// Failed device authentications per client IP.
+    pub auth_failures: RateLimiter,
+    pub stream_slots: StreamSlots,
     /// For the token broker's calls to WHOOP.
     pub http: reqwest::Client,
     /// Flips to `true` when the relay stops; open streams end on it.
@@ -54,6 +61,8 @@ pub struct RelayHandle {
     pub addr: SocketAddr,
     /// `"sqlite"` or `"postgres"`.
     pub database: &'static str,
+    /// The metrics listener's URL (`http://addr`), when `metrics_listen` was set.
+    pub metrics_url: Option<String>,
     stop: watch::Sender<bool>,
     server: Option<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
@@ -104,13 +113,21 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle> {
     let storage = Storage::connect(&config.database_url).await?;
     let epoch = storage.log_epoch().await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
-    let mut local = listener.local_addr()?;
-    if local.ip().is_unspecified() {
-        local.set_ip(match local.ip() {
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        });
-    }
+    let local = reachable(listener.local_addr()?);
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await?),
+        None => None,
+    };
+    let metrics_url = match &metrics_listener {
+        Some(l) => Some(format!("http://{}", reachable(l.local_addr()?))),
+        None => None,
+    };
+    let limits = ConnLimits {
+        max_connections: config
+            .max_connections
+            .unwrap_or_else(listen::default_max_connections),
+        header_read_timeout: config.header_read_timeout,
+    };
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(20))
         .connect_timeout(Duration::from_secs(10))
@@ -123,6 +140,8 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle> {
     let state = Arc::new(AppState {
         webhook_limiter: RateLimiter::new(config.per_ip_per_minute, config.global_per_second),
         broker_limiter: RateLimiter::new(config.per_ip_per_minute, config.global_per_second),
+        auth_failures: RateLimiter::new(config.auth_failures_per_minute, u32::MAX),
+        stream_slots: StreamSlots::default(),
         config,
         storage,
         epoch,
@@ -141,44 +160,79 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle> {
     }
 
     let app = router(Arc::clone(&state));
+    if let Some(l) = metrics_listener {
+        // Few connections: only a scraper and health checks are expected there.
+        let small = ConnLimits {
+            max_connections: 64,
+            ..limits
+        };
+        background.push(tokio::spawn(listen::serve(
+            l,
+            metrics_router(Arc::clone(&state)),
+            small,
+            stopped.clone(),
+            DRAIN,
+        )));
+    }
     let server_state = Arc::clone(&state);
     let server = tokio::spawn(async move {
-        let mut graceful_stop = stopped.clone();
-        let mut hard_stop = stopped;
-        let serve = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
-            let _ = graceful_stop.wait_for(|stop| *stop).await;
-        });
-        tokio::select! {
-            result = serve => {
-                if let Err(err) = result {
-                    tracing::error!(error = %err, "relay server stopped");
-                }
-            }
-            // A client that keeps a request open past the drain does not keep the relay alive.
-            _ = async {
-                let _ = hard_stop.wait_for(|stop| *stop).await;
-                tokio::time::sleep(DRAIN).await;
-            } => {}
-        }
+        // Returns once stopped and drained (open requests get `DRAIN` to finish; a client that
+        // keeps one open past it does not keep the relay alive).
+        listen::serve(listener, app, limits, stopped, DRAIN).await;
         server_state.storage.close().await;
         tracing::info!("relay stopped");
     });
 
     let base_url = format!("http://{local}");
-    tracing::info!(%base_url, database, "relay listening");
+    tracing::info!(
+        %base_url,
+        database,
+        max_connections = limits.max_connections,
+        trusted_proxies = state.config.trusted_proxies.len(),
+        metrics_listener = metrics_url.as_deref().unwrap_or("none"),
+        "relay listening"
+    );
     Ok(RelayHandle {
         base_url,
         addr: local,
         database,
+        metrics_url,
         stop,
         server: Some(server),
         background,
         state,
     })
+}
+
+/// A wildcard bind address is reported as loopback, the address a local client can reach.
+fn reachable(mut addr: SocketAddr) -> SocketAddr {
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr.ip() {
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        });
+    }
+    addr
+}
+
+/// Reads a whole (small) request body within the body-read timeout: 413 `too_large` past `max`,
+/// 408 `body_timeout` when it trickles in too slowly, so a slow sender cannot hold a connection
+/// and a task for long.
+pub async fn read_body(
+    app: &AppState,
+    body: axum::body::Body,
+    max: usize,
+) -> std::result::Result<axum::body::Bytes, Response> {
+    match tokio::time::timeout(
+        app.config.body_read_timeout,
+        axum::body::to_bytes(body, max),
+    )
+    .await
+    {
+        Ok(Ok(bytes)) => Ok(bytes),
+        Ok(Err(_)) => Err(json_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large")),
+        Err(_) => Err(json_error(StatusCode::REQUEST_TIMEOUT, "body_timeout")),
+    }
 }
 
 /// Logs method, path and status only: query strings carry OAuth codes and cursors, headers carry
@@ -187,11 +241,17 @@ async fn log_request(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     // The path alone: no route here has parameters in its path, and the query is never logged.
     let path = req.uri().path().to_string();
+    let client = req
+        .extensions()
+        .get::<ClientIp>()
+        .map(|ClientIp(ip)| ip.to_string())
+        .unwrap_or_default();
     let started = Instant::now();
     let resp = next.run(req).await;
     tracing::debug!(
         %method,
         %path,
+        %client,
         status = resp.status().as_u16(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "request"
@@ -216,7 +276,7 @@ async fn healthz(State(app): State<Arc<AppState>>) -> Response {
     }
 }
 
-async fn metrics(State(app): State<Arc<AppState>>) -> Response {
+fn render_metrics(app: &AppState) -> Response {
     (
         StatusCode::OK,
         [(
@@ -226,6 +286,37 @@ async fn metrics(State(app): State<Arc<AppState>>) -> Response {
         app.metrics.render(),
     )
         .into_response()
+}
+
+/// `/metrics` on the main listener, as `config.metrics` allows: open, behind a bearer token
+/// (compared in constant time), or not there at all.
+async fn metrics(State(app): State<Arc<AppState>>, headers: axum::http::HeaderMap) -> Response {
+    match &app.config.metrics {
+        MetricsAccess::Open => render_metrics(&app),
+        MetricsAccess::Off => not_found().await,
+        MetricsAccess::Token(token) => {
+            let presented = headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            if bool::from(presented.as_bytes().ct_eq(token.trim().as_bytes())) {
+                render_metrics(&app)
+            } else {
+                let mut resp = json_error(StatusCode::UNAUTHORIZED, "unauthorized");
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    axum::http::HeaderValue::from_static("Bearer"),
+                );
+                resp
+            }
+        }
+    }
+}
+
+/// `/metrics` on the metrics listener: reachable only where the operator bound it.
+async fn metrics_unguarded(State(app): State<Arc<AppState>>) -> Response {
+    render_metrics(&app)
 }
 
 async fn not_found() -> Response {
@@ -245,5 +336,18 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(
+            Arc::clone(&app),
+            client_ip::resolve,
+        ))
+        .with_state(app)
+}
+
+/// The metrics listener's routes.
+fn metrics_router(app: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_unguarded))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
         .with_state(app)
 }

@@ -187,6 +187,7 @@ async fn full_run_logs_no_secrets(db: &Db) {
     }
     let resp = http()
         .post(format!("{base}/oauth/whoop/refresh"))
+        .bearer_auth(&credential)
         .form(&[("refresh_token", refresh.as_str())])
         .send()
         .await

@@ -12,6 +12,7 @@ use crate::on_both_backends;
 on_both_backends!(
     code_exchange_returns_tokens_and_a_bound_device,
     refresh_through_the_broker_rotates,
+    the_broker_is_not_an_open_proxy,
     a_lost_answer_and_an_unreachable_whoop_are_told_apart,
 );
 
@@ -135,9 +136,11 @@ async fn refresh_through_the_broker_rotates(db: &Db) {
     let first = connect(&sim, &relay.base_url).await;
     let refresh = |token: String| {
         let url = format!("{}/oauth/whoop/refresh", relay.base_url);
+        let credential = first.credential.clone();
         async move {
             let resp = http()
                 .post(url)
+                .bearer_auth(credential)
                 .form(&[
                     ("grant_type", "refresh_token"),
                     ("refresh_token", token.as_str()),
@@ -231,15 +234,91 @@ async fn callback_page_hands_the_code_to_the_app() {
     );
 }
 
-async fn broker_refresh(base_url: &str, token: &str) -> (StatusCode, serde_json::Value) {
-    let resp = http()
-        .post(format!("{base_url}/oauth/whoop/refresh"))
+async fn broker_refresh(
+    base_url: &str,
+    credential: Option<&str>,
+    token: &str,
+) -> (StatusCode, serde_json::Value) {
+    let mut req = http().post(format!("{base_url}/oauth/whoop/refresh"));
+    if let Some(credential) = credential {
+        req = req.bearer_auth(credential);
+    }
+    let resp = req
         .form(&[("refresh_token", token)])
         .send()
         .await
         .expect("refresh");
     let status = resp.status();
     (status, resp.json().await.expect("JSON"))
+}
+
+/// Refreshes need the device credential the code exchange handed out, and a code exchange needs
+/// PKCE: otherwise anyone could use the relay's client secret to refresh WHOOP tokens or trade
+/// codes they saw. Neither refusal reaches WHOOP.
+async fn the_broker_is_not_an_open_proxy(db: &Db) {
+    let sim = sim(14, SECRET).await;
+    let relay = relay(config(db, &sim)).await;
+    let tokens = connect(&sim, &relay.base_url).await;
+    let other = connect(&sim, &relay.base_url).await;
+    let resp = http()
+        .delete(format!("{}/v1/devices/self", relay.base_url))
+        .bearer_auth(&other.credential)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+    let (code, _verifier) = authorize(&sim).await;
+    http()
+        .post(format!("{}/_sim/reset-stats", sim.base_url))
+        .send()
+        .await
+        .expect("reset");
+    for credential in [None, Some("not-a-device-credential")] {
+        let (status, json) =
+            broker_refresh(&relay.base_url, credential, &tokens.refresh_token).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{credential:?}");
+        assert_eq!(json["error"], "unauthorized");
+    }
+    // A revoked device cannot refresh either.
+    let (status, _) = broker_refresh(
+        &relay.base_url,
+        Some(&other.credential),
+        &other.refresh_token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let resp = http()
+        .post(format!("{}/oauth/whoop/token", relay.base_url))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+        ])
+        .send()
+        .await
+        .expect("exchange");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let json: serde_json::Value = resp.json().await.expect("JSON");
+    assert_eq!(json["error"], "code_verifier_required");
+    let stats: serde_json::Value = http()
+        .get(format!("{}/_sim/stats", sim.base_url))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats JSON");
+    assert_eq!(stats["requests"]["token"], 0, "nothing was sent to WHOOP");
+
+    // With the credential the same refresh token works (nothing above spent it).
+    let (status, json) = broker_refresh(
+        &relay.base_url,
+        Some(&tokens.credential),
+        &tokens.refresh_token,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json}");
 }
 
 /// WHOOP failing after it rotated (or cutting the answer) is 502 `whoop_outcome_unknown`, sent
@@ -260,7 +339,12 @@ async fn a_lost_answer_and_an_unreachable_whoop_are_told_apart(db: &Db) {
             .send()
             .await
             .expect("reset");
-        let (status, json) = broker_refresh(&relay.base_url, &tokens.refresh_token).await;
+        let (status, json) = broker_refresh(
+            &relay.base_url,
+            Some(&tokens.credential),
+            &tokens.refresh_token,
+        )
+        .await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{fault}");
         assert_eq!(json["error"], "whoop_outcome_unknown", "{fault}");
         let stats: serde_json::Value = http()
@@ -283,13 +367,20 @@ async fn a_lost_answer_and_an_unreachable_whoop_are_told_apart(db: &Db) {
         .local_addr()
         .expect("addr")
         .port();
+    let device = connect(&sim, &relay.base_url).await;
+    // Same database, so the device bound above is known there.
     let unreachable = relay::start(relay::RelayConfig {
         whoop_base_url: format!("http://127.0.0.1:{closed}").parse().expect("URL"),
         ..config(db, &sim)
     })
     .await
     .expect("relay");
-    let (status, json) = broker_refresh(&unreachable.base_url, "ory_rt_anything").await;
+    let (status, json) = broker_refresh(
+        &unreachable.base_url,
+        Some(&device.credential),
+        "ory_rt_anything",
+    )
+    .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(json["error"], "whoop_unreachable");
 }

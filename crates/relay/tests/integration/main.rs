@@ -5,6 +5,7 @@
 mod common;
 
 mod broker;
+mod hardening;
 mod intake;
 mod lifecycle;
 mod stream;
