@@ -20,7 +20,9 @@ use url::Url;
     after_help = "The WHOOP app comes from the environment: VITALTRENDS_WHOOP_BASE_URL (default \
                   https://api.prod.whoop.com), VITALTRENDS_WHOOP_CLIENT_ID, \
                   VITALTRENDS_WHOOP_CLIENT_SECRET or VITALTRENDS_WHOOP_CLIENT_SECRET_FILE, and \
-                  during a secret rotation VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS. \
+                  during a secret rotation VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS (or \
+                  _PREVIOUS_FILE). /metrics is served only with --metrics-token-file or \
+                  --metrics-listen. \
                   RUST_LOG sets the log filter (default info)."
 )]
 struct Cli {
@@ -122,8 +124,21 @@ fn client_secrets() -> Result<Vec<String>, String> {
         return Err("the WHOOP client secret is empty".into());
     }
     let mut secrets = vec![current];
-    if let Some(previous) = env_nonempty("VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS") {
-        secrets.push(previous);
+    let previous = env_nonempty("VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS");
+    let previous_file = env_nonempty("VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS_FILE");
+    match (previous, previous_file) {
+        (Some(_), Some(_)) => {
+            return Err("set VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS or \
+                        VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS_FILE, not both"
+                .into())
+        }
+        (Some(previous), None) => secrets.push(previous),
+        // The rotation's old secret, as a file like the current one (a systemd credential).
+        (None, Some(path)) => secrets.push(read_secret_file(
+            "VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS_FILE",
+            std::path::Path::new(&path),
+        )?),
+        (None, None) => {}
     }
     Ok(secrets)
 }

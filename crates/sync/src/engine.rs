@@ -251,6 +251,7 @@ impl Engine {
         secrets: Arc<dyn SecretStore>,
         options: EngineOptions,
     ) -> Result<Arc<Self>> {
+        settings.validate()?;
         let store = Store::open(&settings.database_path()).await?;
         let client = Client::new(ClientConfig::new(settings.whoop_base_url.clone()))?;
         let token_client = settings
@@ -453,6 +454,16 @@ impl Engine {
             .token_client()?
             .exchange_code(code, &request.redirect_uri, &request.pkce_verifier)
             .await?;
+        if matches!(
+            self.tokens.token_client()?.endpoint(),
+            whoop::oauth::TokenEndpoint::Broker { .. }
+        ) && tokens.device_credential.is_none()
+        {
+            // The relay refreshes only for devices it bound, so these tokens would die within
+            // the hour with no way to renew them. Withdrawn at WHOOP rather than kept: a new
+            // sign-in gets a working pair.
+            return Err(self.refuse_unbound_tokens(&tokens).await);
+        }
         // Whose grant is this? Asked with the new token before anything is stored, so signing
         // in as someone else cannot touch the current connection.
         let profile = self.client.profile(tokens.access_token.expose()).await?;
@@ -490,6 +501,20 @@ impl Engine {
             self.request_job(JobKind::Import);
         }
         Ok(profile.record)
+    }
+
+    /// The relay's code exchange returned tokens without a device credential (it could not
+    /// bind the device in time): the grant is withdrawn at WHOOP and nothing is stored.
+    async fn refuse_unbound_tokens(&self, tokens: &whoop::oauth::TokenResponse) -> Error {
+        tracing::warn!("the relay returned tokens without binding this device; withdrawing them");
+        let revoked = match self.client.revoke(tokens.access_token.expose()).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not withdraw the unbound grant at WHOOP");
+                false
+            }
+        };
+        Error::RelayDeviceNotBound { revoked }
     }
 
     /// A sign-in as a different WHOOP member than the one this data directory belongs to: the

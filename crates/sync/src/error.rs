@@ -49,6 +49,15 @@ pub enum Error {
          will retry the revoke, or run disconnect again"
     )]
     RevokePending(String),
+    #[error(
+        "the VitalTrends service could not register this device, so the access WHOOP just \
+         granted could not be renewed later{}; nothing was changed. Try connecting again",
+        if *revoked { " and was withdrawn" } else { "" }
+    )]
+    RelayDeviceNotBound {
+        /// Whether the unusable grant was revoked at WHOOP.
+        revoked: bool,
+    },
 }
 
 impl Error {
@@ -69,6 +78,7 @@ impl Error {
             Error::OtherMember { .. } => "other_member",
             Error::ScopeRefused { .. } => "invalid_scope",
             Error::SignInRefused { .. } => "sign_in_refused",
+            Error::RelayDeviceNotBound { .. } => "relay_device_not_bound",
         }
     }
 }

@@ -49,6 +49,10 @@ const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The grant is dead at WHOOP: further refreshes would only be more refused requests.
 pub const DEAD_GRANT: &str = "WHOOP access was revoked or expired";
 
+/// The relay refused to refresh for this device (pruned after a long absence, revoked, or never
+/// bound): only a new sign-in gets a credential it knows.
+pub const RELAY_DEVICE_UNKNOWN: &str = "the VitalTrends service no longer knows this device";
+
 /// A refresh was sent but WHOOP's answer never arrived intact: it may have rotated the refresh
 /// token. Sending it again could be a replay, which makes WHOOP revoke the whole grant.
 pub const OUTCOME_UNKNOWN: &str = "WHOOP did not confirm renewing access, and to keep your \
@@ -332,12 +336,25 @@ impl TokenManager {
         };
         self.refreshes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let response = match self.token_client()?.refresh(refresh_token).await {
+        // Through the relay, the refresh carries the device credential its broker handed out at
+        // sign-in (it refreshes only for devices it bound); WHOOP directly ignores it.
+        let credential = self.device_credential().await?;
+        let response = match self
+            .token_client()?
+            .refresh(refresh_token, credential.as_ref())
+            .await
+        {
             Ok(response) => response,
             Err(whoop::Error::InvalidGrant { .. }) => {
                 return Err(Error::ReconnectNeeded {
                     reason: DEAD_GRANT.into(),
                 })
+            }
+            Err(whoop::Error::DeviceUnknown) => {
+                // Nothing reached WHOOP, but only a new sign-in gets a credential the relay knows.
+                return Err(Error::ReconnectNeeded {
+                    reason: RELAY_DEVICE_UNKNOWN.into(),
+                });
             }
             Err(e) => return Err(e.into()),
         };
@@ -396,6 +413,12 @@ impl TokenManager {
             return false;
         }
         false
+    }
+
+    /// The relay's device credential, stored beside the tokens (`stream::DEVICE_SECRET`).
+    async fn device_credential(&self) -> Result<Option<Secret>> {
+        let secrets = self.secrets.clone();
+        blocking(move || secrets.get(crate::stream::DEVICE_SECRET)).await
     }
 
     async fn persist(&self, set: &TokenSet) -> Result<()> {

@@ -298,15 +298,48 @@ async fn a_refresh_that_could_not_connect_is_retried_directly_and_through_the_br
         client_secret: Secret::new("demo-secret"),
     })
     .unwrap();
-    let answer = direct
-        .refresh(&refresh)
+    direct
+        .refresh(&refresh, None)
         .await
         .expect("retried until it connected");
-    refresh = answer.refresh_token.unwrap();
 
-    // Through the broker: the relay cannot reach WHOOP at first (503 whoop_unreachable).
-    let port = free_port();
+    // Through the broker: a device signs in through a relay that reaches WHOOP, then the relay
+    // on the same database cannot reach WHOOP at first (503 whoop_unreachable).
     let relay_dir = tempfile::tempdir().unwrap();
+    let reachable = relay_for(&host.sim, &relay_dir).await;
+    let base = Url::parse(&host.sim.base_url).unwrap();
+    let request = whoop::oauth::authorization_request(
+        &whoop::oauth::authorize_url(&base).unwrap(),
+        "vitaltrends-demo",
+        "vitaltrends://oauth/whoop/callback",
+    )
+    .unwrap();
+    let consent = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(request.url.clone())
+        .send()
+        .await
+        .unwrap();
+    let callback = Url::parse(consent.headers()["location"].to_str().unwrap()).unwrap();
+    let code = callback
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let signed_in = whoop::oauth::TokenClient::new(whoop::oauth::TokenEndpoint::Broker {
+        base_url: Url::parse(&reachable.base_url).unwrap(),
+    })
+    .unwrap()
+    .exchange_code(&code, &request.redirect_uri, &request.pkce_verifier)
+    .await
+    .unwrap();
+    reachable.shutdown().await;
+    refresh = signed_in.refresh_token.unwrap();
+    let credential = signed_in.device_credential.unwrap();
+    host.reset_stats().await;
+    let port = free_port();
     let relay = relay_to(
         Url::parse(&format!("http://127.0.0.1:{port}")).unwrap(),
         &relay_dir,
@@ -317,13 +350,20 @@ async fn a_refresh_that_could_not_connect_is_retried_directly_and_through_the_br
         base_url: Url::parse(&relay.base_url).unwrap(),
     })
     .unwrap();
+    assert!(
+        matches!(
+            brokered.refresh(&refresh, None).await,
+            Err(whoop::Error::DeviceUnknown)
+        ),
+        "no credential, nothing sent"
+    );
     brokered
-        .refresh(&refresh)
+        .refresh(&refresh, Some(&credential))
         .await
         .expect("retried until the broker reached WHOOP");
 
     let stats = host.stats().await;
-    assert_eq!(stats["refreshes"], 2);
+    assert_eq!(stats["refreshes"], 1);
     assert_eq!(stats["refresh_replays"], 0);
 }
 
@@ -483,4 +523,51 @@ async fn an_app_registered_with_fewer_scopes_gets_a_clear_message() {
         host.engine.connection_state().await.unwrap().name(),
         "not_connected"
     );
+}
+
+/// The relay returned tokens but could not bind the device (here: its database is gone). It
+/// refreshes only for bound devices, so those tokens would die within the hour: the engine
+/// withdraws the grant at WHOOP, stores nothing and says to connect again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_the_relay_could_not_bind_are_withdrawn_not_kept() {
+    let (host, relay, _relay_dir) = brokered_host(2, 81).await;
+    relay.close_database().await;
+    let err = sign_in(&host.engine).await.unwrap_err();
+    assert_eq!(err.code(), "relay_device_not_bound", "{err}");
+    assert!(
+        matches!(err, Error::RelayDeviceNotBound { revoked: true }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("Try connecting again"), "{err}");
+    let secrets: &dyn SecretStore = host.secrets.as_ref();
+    assert!(stored(secrets, "whoop-tokens").is_none());
+    assert!(stored(secrets, sync::DEVICE_SECRET).is_none());
+    assert!(!matches!(
+        host.engine.connection_state().await.unwrap(),
+        ConnectionState::Connected { .. }
+    ));
+    let grants = host.get("/_sim/grants").await;
+    let grants = grants.as_array().unwrap();
+    assert_eq!(grants.len(), 1, "{grants:?}");
+    assert_eq!(
+        grants[0]["revoked"], true,
+        "the unusable grant is still alive"
+    );
+}
+
+/// A stored pair without a relay device credential (bound before the broker required one, or
+/// the device was forgotten) cannot be refreshed through the relay: reconnect, with the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_without_a_device_credential_asks_to_reconnect() {
+    let (host, _relay, _relay_dir) = brokered_host(2, 82).await;
+    sign_in(&host.engine).await.unwrap();
+    host.secrets.delete(sync::DEVICE_SECRET).unwrap();
+    host.post("/_sim/expire-tokens", json!({})).await;
+    let err = host.engine.sync_now().await.unwrap_err();
+    assert_eq!(err.code(), "reconnect_needed", "{err}");
+    assert!(
+        err.to_string().contains("no longer knows this device"),
+        "{err}"
+    );
+    assert_eq!(host.stats().await["refreshes"], 0, "nothing reached WHOOP");
 }

@@ -48,6 +48,12 @@ pub enum Error {
 
     #[error("invalid configuration: {0}")]
     Config(String),
+
+    /// The token broker refused this device's credential (unknown, pruned or revoked), or there
+    /// is none to send: the broker only refreshes for devices it bound at a code exchange, so
+    /// the person has to sign in again. Nothing reached WHOOP, so no token was spent.
+    #[error("the VitalTrends service does not know this device; sign in again")]
+    DeviceUnknown,
 }
 
 impl Error {
@@ -56,6 +62,7 @@ impl Error {
         match self {
             Error::Unauthorized => "unauthorized",
             Error::InvalidGrant { .. } => "invalid_grant",
+            Error::DeviceUnknown => "relay_device_unknown",
             Error::OAuth { .. } => "oauth_error",
             Error::RateLimited { .. } => "rate_limited",
             Error::Unavailable { .. } => "whoop_unavailable",

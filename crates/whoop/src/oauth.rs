@@ -169,19 +169,31 @@ impl TokenClient {
             ("code_verifier", pkce_verifier.expose().to_string()),
         ];
         let url = self.target(&mut form, "/oauth/whoop/token")?;
-        self.post(url, &form, false).await
+        self.post(url, &form, false, None).await
     }
 
     /// Refreshes with `scope=offline`, as WHOOP documents. The answer carries a new refresh token:
     /// the one sent is spent from now on, so the caller must store the new one before using it.
-    pub async fn refresh(&self, refresh_token: &Secret) -> Result<TokenResponse> {
+    ///
+    /// Through a broker, `device_credential` (what the broker handed out at the code exchange)
+    /// goes along as `Authorization: Bearer`: the broker refreshes only for devices it bound.
+    /// Without one nothing is sent and the answer is `DeviceUnknown`.
+    pub async fn refresh(
+        &self,
+        refresh_token: &Secret,
+        device_credential: Option<&Secret>,
+    ) -> Result<TokenResponse> {
         let mut form = vec![
             ("grant_type", "refresh_token".to_string()),
             ("refresh_token", refresh_token.expose().to_string()),
             ("scope", "offline".to_string()),
         ];
         let url = self.target(&mut form, "/oauth/whoop/refresh")?;
-        self.post(url, &form, true).await
+        let bearer = match &self.endpoint {
+            TokenEndpoint::Direct { .. } => None,
+            TokenEndpoint::Broker { .. } => Some(device_credential.ok_or(Error::DeviceUnknown)?),
+        };
+        self.post(url, &form, true, bearer).await
     }
 
     /// Where a token request goes: WHOOP itself, with the client credentials added to the form,
@@ -212,10 +224,15 @@ impl TokenClient {
         url: Url,
         form: &[(&str, String)],
         is_refresh: bool,
+        bearer: Option<&Secret>,
     ) -> Result<TokenResponse> {
         let mut attempt = 1;
         loop {
-            let not_sent = match self.http.post(url.clone()).form(form).send().await {
+            let mut request = self.http.post(url.clone()).form(form);
+            if let Some(credential) = bearer {
+                request = request.bearer_auth(credential.expose());
+            }
+            let not_sent = match request.send().await {
                 Err(err) if err.is_connect() => "could not reach the token endpoint".to_string(),
                 Err(err) => {
                     return Err(Error::TokenOutcomeUnknown {
@@ -248,6 +265,12 @@ impl TokenClient {
                                 })
                             }
                         }
+                    } else if bearer.is_some()
+                        && status.as_u16() == 401
+                        && broker_error(&body).as_deref() == Some(BROKER_UNAUTHORIZED)
+                    {
+                        // The broker refused the device before asking WHOOP anything.
+                        return Err(Error::DeviceUnknown);
                     } else {
                         return Err(classify_oauth_error(status.as_u16(), &body, is_refresh));
                     }
@@ -273,6 +296,9 @@ impl TokenClient {
 /// The broker's answer when it could not open a connection to WHOOP: nothing was sent, so the
 /// request may be repeated. (`whoop_outcome_unknown`, 502, is the broker's unknown outcome.)
 pub const BROKER_WHOOP_UNREACHABLE: &str = "whoop_unreachable";
+
+/// The broker's 401 for a device credential it does not know (or none).
+pub const BROKER_UNAUTHORIZED: &str = "unauthorized";
 
 /// The broker's answer when WHOOP may have received the request but its answer was lost.
 pub const BROKER_WHOOP_OUTCOME_UNKNOWN: &str = "whoop_outcome_unknown";

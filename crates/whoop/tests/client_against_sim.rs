@@ -333,15 +333,15 @@ async fn expired_tokens_are_401_and_refresh_rotates() {
     let err = client.profile(token.expose()).await.unwrap_err();
     assert!(matches!(err, Error::Unauthorized), "{err:?}");
 
-    let fresh = tokens.refresh(&refresh).await.unwrap();
+    let fresh = tokens.refresh(&refresh, None).await.unwrap();
     let new_refresh = fresh.refresh_token.clone().unwrap();
     assert_ne!(new_refresh, refresh, "refresh tokens rotate");
     client.profile(fresh.access_token.expose()).await.unwrap();
 
     // Replaying the spent refresh token is invalid_grant, and it kills the newer pair too.
-    let replay = tokens.refresh(&refresh).await.unwrap_err();
+    let replay = tokens.refresh(&refresh, None).await.unwrap_err();
     assert!(matches!(replay, Error::InvalidGrant { .. }), "{replay:?}");
-    let after = tokens.refresh(&new_refresh).await.unwrap_err();
+    let after = tokens.refresh(&new_refresh, None).await.unwrap_err();
     assert!(matches!(after, Error::InvalidGrant { .. }), "{after:?}");
     assert!(matches!(
         client.profile(fresh.access_token.expose()).await,
@@ -359,7 +359,10 @@ async fn revoke_ends_access() {
         client.profile(token.expose()).await,
         Err(Error::Unauthorized)
     ));
-    let err = token_client(&sim).refresh(&refresh).await.unwrap_err();
+    let err = token_client(&sim)
+        .refresh(&refresh, None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::InvalidGrant { .. }), "{err:?}");
 }
 
@@ -373,7 +376,7 @@ async fn a_wrong_client_secret_is_not_mistaken_for_a_dead_grant() {
         client_secret: Secret::new("not-the-secret"),
     })
     .unwrap();
-    let err = wrong.refresh(&refresh).await.unwrap_err();
+    let err = wrong.refresh(&refresh, None).await.unwrap_err();
     assert!(
         matches!(err, Error::OAuth { ref error, .. } if error == "invalid_client"),
         "{err:?}"

@@ -45,6 +45,8 @@ pub struct ServeArgs {
     per_ip_per_minute: u32,
     #[arg(long, default_value_t = 200)]
     global_per_second: u32,
+    #[arg(long)]
+    metrics_listen: Option<SocketAddr>,
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -71,12 +73,19 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .context("VITALTRENDS_WHOOP_CLIENT_SECRET is not set")?],
         per_ip_per_minute: args.per_ip_per_minute,
         global_per_second: args.global_per_second,
+        // As the binary: /metrics only where --metrics-listen puts it.
+        metrics: relay::MetricsAccess::Off,
+        metrics_listen: args.metrics_listen,
         ..RelayConfig::default()
     })
     .await?;
     println!(
         "{}",
-        serde_json::json!({"base_url": relay.base_url, "database": relay.database})
+        serde_json::json!({
+            "base_url": relay.base_url,
+            "database": relay.database,
+            "metrics_url": relay.metrics_url,
+        })
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     tokio::select! {
@@ -135,6 +144,8 @@ pub struct RelayChild {
     child: Child,
     pub pid: u32,
     pub base_url: String,
+    /// Where `/metrics` is served (`--metrics-listen` on loopback).
+    pub metrics_url: String,
     pub addr: SocketAddr,
     stderr: Arc<Mutex<String>>,
     stderr_lines: Arc<AtomicUsize>,
@@ -166,6 +177,8 @@ impl RelayChild {
                 &limit,
                 "--global-per-second",
                 &limit,
+                "--metrics-listen",
+                "127.0.0.1:0",
             ])
             .env("VITALTRENDS_WHOOP_BASE_URL", whoop_base_url)
             .env("VITALTRENDS_WHOOP_CLIENT_ID", client_id)
@@ -230,10 +243,15 @@ impl RelayChild {
             .trim_start_matches("http://")
             .parse()
             .context("the relay child's base_url is not host:port")?;
+        let metrics_url = ready["metrics_url"]
+            .as_str()
+            .context("the ready line has no metrics_url")?
+            .to_string();
         Ok(RelayChild {
             child,
             pid,
             base_url,
+            metrics_url,
             addr,
             stderr,
             stderr_lines,

@@ -175,7 +175,7 @@ pub async fn run(wanted: usize, relay_bin: Option<&Path>) -> anyhow::Result<Stre
     let rss_after_kib = relay.status_kib("VmRSS")?;
     let rss_peak_kib = relay.status_kib("VmHWM")?;
     let metrics = reqwest::Client::new()
-        .get(format!("{}/metrics", relay.base_url))
+        .get(format!("{}/metrics", relay.metrics_url))
         .timeout(PER_REQUEST_TIMEOUT)
         .send()
         .await?
