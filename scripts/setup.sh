@@ -6,13 +6,15 @@ cd "$(dirname "$0")/.."
 
 # Build: C libraries the crates link against (D-Bus for the keychain; WebKitGTK, the tray's
 # AppIndicator and librsvg for the Tauri app). Test: a virtual display, the WebKit WebDriver, a
-# session bus with a notification daemon and a keychain, screenshots.
+# session bus with a notification daemon and a keychain, screenshots; Caddy and systemd-analyze
+# for the relay's deployment files and its HTTPS suite.
 packages=(
   build-essential pkg-config curl ca-certificates libdbus-1-dev libssl-dev
   libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev
   xvfb webkit2gtk-driver dbus-x11 xdg-utils desktop-file-utils notification-daemon
   gnome-keyring libsecret-tools imagemagick xdotool libglib2.0-bin dbus-bin dbus-daemon
   openbox wmctrl
+  caddy systemd
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
@@ -27,6 +29,10 @@ if ((${#missing[@]})); then
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Debian's caddy package enables a system-wide Caddy on ports 80/443; the tests run their own.
+  if [[ " ${missing[*]} " == *" caddy "* ]] && [ -d /run/systemd/system ]; then
+    $sudo systemctl disable --now caddy.service >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
