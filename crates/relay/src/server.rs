@@ -110,7 +110,7 @@ impl Drop for RelayHandle {
 /// Binds `config.listen`, opens and migrates the database, and serves in spawned tasks.
 pub async fn start(config: RelayConfig) -> Result<RelayHandle> {
     config.validate()?;
-    let storage = Storage::connect(&config.database_url).await?;
+    let storage = connect_storage(&config.database_url).await?;
     let epoch = storage.log_epoch().await?;
     let listener = tokio::net::TcpListener::bind(config.listen).await?;
     let local = reachable(listener.local_addr()?);
@@ -202,6 +202,23 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle> {
         background,
         state,
     })
+}
+
+/// Opens the database. A pool timeout while opening means the machine is too busy to finish
+/// the first connection and migrations within the pool's 3 s (seen on a loaded CI host), not
+/// that the database is gone, so it is tried twice more before the relay gives up.
+async fn connect_storage(url: &str) -> Result<Storage> {
+    let mut attempt = 1;
+    loop {
+        match Storage::connect(url).await {
+            Err(Error::Database(sqlx::Error::PoolTimedOut)) if attempt < 3 => {
+                tracing::warn!(attempt, "opening the database timed out; trying again");
+                attempt += 1;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// A wildcard bind address is reported as loopback, the address a local client can reach.
