@@ -41,9 +41,16 @@ pub struct SimProcess {
 impl SimProcess {
     /// Starts `whoop-sim --port 0 <args>` and waits for its ready line.
     pub async fn start(args: &[&str]) -> SimProcess {
+        Self::start_with_env(args, &[]).await
+    }
+
+    /// Like `start`, with extra environment variables (e.g. `SSL_CERT_FILE`, so its webhooks
+    /// trust a relay behind a private CA).
+    pub async fn start_with_env(args: &[&str], envs: &[(&str, &str)]) -> SimProcess {
         let mut child = Command::new(binary("whoop-sim"))
             .args(["--port", "0"])
             .args(args)
+            .envs(envs.iter().copied())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -108,6 +115,8 @@ pub struct Cli {
     client_id: String,
     /// When set, tokens go through this relay's broker and events come from its stream.
     pub relay_url: Option<String>,
+    /// More environment for every command (e.g. `SSL_CERT_FILE`).
+    pub extra_env: Vec<(String, String)>,
 }
 
 pub struct Output {
@@ -126,6 +135,7 @@ impl Cli {
                 .unwrap_or("vitaltrends-demo")
                 .to_string(),
             relay_url: None,
+            extra_env: Vec::new(),
         }
     }
 
@@ -145,6 +155,7 @@ impl Cli {
             )
             // Any free port: the simulator accepts any loopback redirect unless told otherwise.
             .env("VITALTRENDS_LOOPBACK_PORT", "0")
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .kill_on_drop(true);
         if let Some(relay) = &self.relay_url {
             // With a relay the app holds no client secret: the broker adds it.
@@ -263,9 +274,20 @@ impl RelayProcess {
     /// Starts the relay on `listen` (a fixed port lets a test restart it where the app expects
     /// it).
     pub async fn start_on(sim: &SimProcess, database: &Path, listen: &str) -> RelayProcess {
+        Self::start_with(sim, database, listen, &[]).await
+    }
+
+    /// Like `start_on`, with more flags (`--trusted-proxy`, rate limits).
+    pub async fn start_with(
+        sim: &SimProcess,
+        database: &Path,
+        listen: &str,
+        args: &[&str],
+    ) -> RelayProcess {
         let mut child = Command::new(binary("vitaltrends-relay"))
             .args(["--listen", listen, "--database-url"])
             .arg(format!("sqlite://{}", database.display()))
+            .args(args)
             .env("VITALTRENDS_WHOOP_BASE_URL", &sim.base_url)
             .env("VITALTRENDS_WHOOP_CLIENT_ID", "vitaltrends-demo")
             .env("VITALTRENDS_WHOOP_CLIENT_SECRET", "demo-secret")
