@@ -232,14 +232,11 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    println!(
-        "{}",
-        serde_json::json!({
-            "base_url": relay.base_url,
-            "database": relay.database,
-            "metrics_url": relay.metrics_url,
-        })
-    );
+    let mut ready = serde_json::json!({"base_url": relay.base_url, "database": relay.database});
+    if let Some(url) = &relay.metrics_url {
+        ready["metrics_url"] = serde_json::json!(url);
+    }
+    println!("{ready}");
     stop_signal().await;
     tracing::info!("stopping");
     relay.shutdown().await;

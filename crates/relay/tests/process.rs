@@ -18,8 +18,13 @@ use whoop_sim::SimHandle;
 const BINARY: &str = env!("CARGO_BIN_EXE_vitaltrends-relay");
 
 /// Environment the relay reads; cleared so the caller's shell cannot leak into a test.
-const RELAY_ENV: [&str; 8] = [
+const RELAY_ENV: [&str; 13] = [
     "VITALTRENDS_RELAY_LISTEN",
+    "VITALTRENDS_RELAY_TRUSTED_PROXIES",
+    "VITALTRENDS_RELAY_MAX_CONNECTIONS",
+    "VITALTRENDS_RELAY_METRICS_LISTEN",
+    "VITALTRENDS_RELAY_METRICS_TOKEN_FILE",
+    "VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS_FILE",
     "VITALTRENDS_RELAY_DATABASE_URL",
     "VITALTRENDS_WHOOP_BASE_URL",
     "VITALTRENDS_WHOOP_CLIENT_ID",
@@ -32,6 +37,7 @@ const RELAY_ENV: [&str; 8] = [
 struct RelayProcess {
     child: Child,
     base_url: String,
+    metrics_url: Option<String>,
     database: String,
     stderr: Arc<Mutex<String>>,
     stderr_done: tokio::task::JoinHandle<()>,
@@ -87,8 +93,13 @@ async fn spawn_relay(envs: &[(&str, &str)], args: &[&str]) -> RelayProcess {
         });
     let ready: serde_json::Value = serde_json::from_str(&line).expect("ready line is JSON");
     let obj = ready.as_object().expect("object");
-    assert_eq!(obj.len(), 2, "{line}");
+    assert!(
+        obj.keys()
+            .all(|k| ["base_url", "database", "metrics_url"].contains(&k.as_str())),
+        "{line}"
+    );
     RelayProcess {
+        metrics_url: ready["metrics_url"].as_str().map(str::to_string),
         child,
         base_url: ready["base_url"].as_str().expect("base_url").to_string(),
         database: ready["database"].as_str().expect("database").to_string(),
@@ -381,4 +392,74 @@ async fn two_nodes(db: &Db) {
     }
     let (clean_exit, log) = intake.stop().await;
     assert!(clean_exit, "{log}");
+}
+
+/// `/metrics` is not public unless asked for: absent by default, behind the token from
+/// `--metrics-token-file`, or open on the `--metrics-listen` address; `/healthz` always answers.
+#[tokio::test]
+async fn metrics_are_served_only_where_configured() {
+    let sim = sim(43, SECRET).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let secret_file = dir.path().join("client-secret");
+    std::fs::write(&secret_file, SECRET).expect("write secret file");
+    let secret_file = secret_file.display().to_string();
+    let token = "metrics-token-7d1e0c9b2a";
+    let token_file = dir.path().join("metrics-token");
+    std::fs::write(&token_file, format!("{token}\n")).expect("write token file");
+    let db = format!("sqlite://{}", dir.path().join("relay.db").display());
+    let envs = sim_env(&sim, &secret_file);
+    let status = |url: String, bearer: Option<&'static str>| async move {
+        let mut req = http().get(url);
+        if let Some(b) = bearer {
+            req = req.bearer_auth(b);
+        }
+        req.send().await.expect("request").status()
+    };
+
+    let plain = spawn_relay(&envs, &["--listen", "127.0.0.1:0", "--database-url", &db]).await;
+    assert!(plain.metrics_url.is_none());
+    assert_eq!(
+        status(format!("{}/metrics", plain.base_url), None).await,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        status(format!("{}/healthz", plain.base_url), None).await,
+        StatusCode::OK
+    );
+    let (ok, _) = plain.stop().await;
+    assert!(ok);
+
+    let token_path = token_file.display().to_string();
+    let configured = spawn_relay(
+        &envs,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            &db,
+            "--metrics-token-file",
+            &token_path,
+            "--metrics-listen",
+            "127.0.0.1:0",
+        ],
+    )
+    .await;
+    let public = format!("{}/metrics", configured.base_url);
+    assert_eq!(status(public.clone(), None).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        status(public.clone(), Some("not-the-token-at-all")).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(status(public, Some(token)).await, StatusCode::OK);
+    let private = configured
+        .metrics_url
+        .clone()
+        .expect("metrics_url in the ready line");
+    assert_eq!(
+        status(format!("{private}/metrics"), None).await,
+        StatusCode::OK
+    );
+    let (ok, stderr) = configured.stop().await;
+    assert!(ok);
+    assert!(!stderr.contains(token), "the metrics token was logged");
 }
