@@ -31,10 +31,18 @@ fn systemd_unit_verifies() {
     // /usr/bin/vitaltrends-relay, here the one this build produced stands in. Nothing else in
     // the unit changes.
     const SHIPPED: &str = "ExecStart=/usr/bin/vitaltrends-relay\n";
-    assert_eq!(unit.matches(SHIPPED).count(), 1, "one ExecStart, at /usr/bin");
+    assert_eq!(
+        unit.matches(SHIPPED).count(),
+        1,
+        "one ExecStart, at /usr/bin"
+    );
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("vitaltrends-relay.service");
-    std::fs::write(&path, unit.replace(SHIPPED, &format!("ExecStart={BINARY}\n"))).expect("write");
+    std::fs::write(
+        &path,
+        unit.replace(SHIPPED, &format!("ExecStart={BINARY}\n")),
+    )
+    .expect("write");
     let (ok, text) = run(
         Command::new("systemd-analyze").arg("verify").arg(&path),
         "systemd-analyze",
@@ -79,6 +87,61 @@ fn caddyfile_validates() {
     );
     assert!(ok, "caddy validate failed:\n{text}");
     let text = std::fs::read_to_string(&caddyfile).expect("Caddyfile");
-    assert!(text.contains("flush_interval -1"), "SSE must not be buffered");
-    assert!(text.contains("reverse_proxy 127.0.0.1:8080"));
+    assert!(
+        text.contains("flush_interval -1"),
+        "SSE must not be buffered"
+    );
+    assert!(text.contains("reverse_proxy {$RELAY_UPSTREAM:127.0.0.1:8080}"));
+}
+
+#[test]
+fn debian_package_holds_the_binary_unit_and_settings() {
+    let out = tempfile::tempdir().expect("tempdir");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/package-relay.sh");
+    let (ok, text) = run(
+        Command::new("bash")
+            .arg(&script)
+            .args(["--fast", "--binary", BINARY, "--out"])
+            .arg(out.path()),
+        "scripts/package-relay.sh",
+    );
+    assert!(ok, "packaging failed:\n{text}");
+    let deb = PathBuf::from(text.trim().lines().last().expect("the package path"));
+    assert!(deb.exists(), "{}", deb.display());
+    let (ok, contents) = run(
+        Command::new("dpkg-deb").arg("--contents").arg(&deb),
+        "dpkg-deb",
+    );
+    assert!(ok, "{contents}");
+    for path in [
+        "./usr/bin/vitaltrends-relay",
+        "./lib/systemd/system/vitaltrends-relay.service",
+        "./etc/vitaltrends/relay.env",
+        "./usr/share/doc/vitaltrends-relay/DEPLOY.md",
+        "./usr/share/doc/vitaltrends-relay/Caddyfile",
+    ] {
+        assert!(contents.contains(path), "{path} missing:\n{contents}");
+    }
+    assert!(
+        contents.contains("root/root"),
+        "files owned by root:\n{contents}"
+    );
+    let (ok, conffiles) = run(
+        Command::new("dpkg-deb").args(["--ctrl-tarfile"]).arg(&deb),
+        "dpkg-deb",
+    );
+    assert!(ok);
+    assert!(
+        conffiles.contains("conffiles"),
+        "no conffiles in the control archive"
+    );
+    let (ok, package) = run(
+        Command::new("dpkg-deb")
+            .args(["--field"])
+            .arg(&deb)
+            .arg("Package"),
+        "dpkg-deb",
+    );
+    assert!(ok);
+    assert_eq!(package.trim(), "vitaltrends-relay");
 }
