@@ -86,7 +86,18 @@ async fn webhooks_reach_the_store_through_the_relay_within_seconds() {
     let applied_in = started.elapsed();
     eprintln!("{announced} webhook events applied through the relay in {applied_in:?}");
 
-    let stats = sim.get_json("/_sim/stats").await;
+    // The simulator counts a webhook as sent when the relay's 204 reaches it; the relay commits
+    // and wakes the stream before answering, so the store can match WHOOP a moment earlier.
+    let counted = Instant::now();
+    let stats = loop {
+        let stats = sim.get_json("/_sim/stats").await;
+        if stats["webhooks_sent"].as_u64().unwrap() >= announced as u64
+            || counted.elapsed() > Duration::from_secs(5)
+        {
+            break stats;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     assert!(stats["webhooks_sent"].as_u64().unwrap() >= announced as u64);
     // No catch-up ran: no sync run after the import, and no collection listing besides the
     // cycle lookups the applier makes for a workout whose cycle it has not seen yet.
