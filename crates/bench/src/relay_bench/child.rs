@@ -19,8 +19,13 @@ use tokio::process::{Child, Command};
 use url::Url;
 
 /// Environment the relay binary reads; cleared so the caller's shell cannot leak in.
-const RELAY_ENV: [&str; 8] = [
+const RELAY_ENV: [&str; 13] = [
     "VITALTRENDS_RELAY_LISTEN",
+    "VITALTRENDS_RELAY_TRUSTED_PROXIES",
+    "VITALTRENDS_RELAY_MAX_CONNECTIONS",
+    "VITALTRENDS_RELAY_METRICS_LISTEN",
+    "VITALTRENDS_RELAY_METRICS_TOKEN_FILE",
+    "VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS_FILE",
     "VITALTRENDS_RELAY_DATABASE_URL",
     "VITALTRENDS_WHOOP_BASE_URL",
     "VITALTRENDS_WHOOP_CLIENT_ID",
