@@ -2,7 +2,9 @@
 //! connections that send half a request's headers and then nothing must not take the relay down.
 //! `/healthz` answers again within 15 s of the attack starting (the header-read timeout frees the
 //! held connections; the connection cap kept descriptors back for everything else), and the
-//! relay's memory stays bounded. Figures are printed for the notes.
+//! relay's memory stays bounded. Then once more with the connection cap set above the descriptor
+//! limit, so accepting runs into EMFILE: the relay pauses accepting instead of failing and
+//! recovers the same way. Figures are printed for the notes.
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -73,12 +75,29 @@ async fn healthz(addr: &str, within: Duration) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn half_open_connections_do_not_take_the_relay_down() {
     raise_own_fd_limit(4096);
-    tokio::time::timeout(TEST_BUDGET, attack())
-        .await
-        .expect("the slowloris test did not finish in time");
+    tokio::time::timeout(TEST_BUDGET, async {
+        // The default cap: the open-file limit minus the relay's reserve.
+        let stderr = attack("default cap", &[], false).await;
+        assert!(!stderr.contains("out of file descriptors"), "{stderr}");
+        // A cap the descriptors cannot honour: accept fails with EMFILE and must not stop.
+        let stderr = attack(
+            "cap above the fd limit",
+            &["--max-connections", "4000"],
+            true,
+        )
+        .await;
+        assert!(
+            stderr.contains("out of file descriptors; pausing accept"),
+            "accept never ran out of descriptors:\n{stderr}"
+        );
+    })
+    .await
+    .expect("the slowloris test did not finish in time");
 }
 
-async fn attack() {
+/// Attacks a fresh relay started with `args`; returns its stderr. With `expect_emfile`, the
+/// recovery is measured only once the relay has logged running out of descriptors.
+async fn attack(label: &str, args: &[&str], expect_emfile: bool) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = format!("sqlite://{}", dir.path().join("relay.db").display());
     let mut child = Command::new("sh")
@@ -86,17 +105,39 @@ async fn attack() {
         .arg(r#"ulimit -n 1024 && exec "$0" "$@""#)
         .arg(BINARY)
         .args(["--listen", "127.0.0.1:0", "--database-url", &db])
+        .args(args)
         .env("VITALTRENDS_WHOOP_CLIENT_ID", "slowloris-test")
         .env("VITALTRENDS_WHOOP_CLIENT_SECRET", "slowloris-test-secret")
         .env("VITALTRENDS_WHOOP_BASE_URL", "http://127.0.0.1:9")
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start the relay");
     let pid = child.id().expect("pid");
+    let mut err_pipe = child.stderr.take().expect("stderr");
+    let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = std::sync::Arc::clone(&stderr);
+    let stderr_done = tokio::spawn(async move {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = err_pipe.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+            let text = String::from_utf8_lossy(&buf[..n]).into_owned();
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push_str(&text);
+        }
+    });
+    let logged = |what: &str| {
+        stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(what)
+    };
     let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
     let ready = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
         .await
@@ -139,6 +180,16 @@ async fn attack() {
     }
     let connected = held.len();
     let connect_time = started.elapsed();
+    if expect_emfile {
+        // Only probe once accepting has actually run out of descriptors.
+        while !logged("out of file descriptors") && started.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(
+            logged("out of file descriptors; pausing accept"),
+            "accept never ran out of descriptors"
+        );
+    }
 
     // Ask until it answers; each try waits up to 3 s (a queued connection is accepted late).
     let mut recovered = None;
@@ -163,7 +214,7 @@ async fn attack() {
     let hwm = status_kib(pid, "VmHWM");
     let alive = child.try_wait().expect("wait").is_none();
     println!(
-        "slowloris: {connected} of {ATTACKERS} half-open connections held (opened in {:.1} s); \
+        "slowloris ({label}): {connected} of {ATTACKERS} half-open connections held (opened in {:.1} s); \
          /healthz answered again after {}; relay RSS {:.1} MiB before, {:.1} MiB peak sampled, \
          VmHWM {:.1} MiB; relay descriptors {fds_during}; {closed} attackers cut off by then",
         connect_time.as_secs_f64(),
@@ -189,4 +240,7 @@ async fn attack() {
     drop(held);
     let _ = child.start_kill();
     let _ = child.wait().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), stderr_done).await;
+    let text = stderr.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    text
 }
