@@ -16,6 +16,18 @@ on_both_backends!(
     a_lost_answer_and_an_unreachable_whoop_are_told_apart,
 );
 
+/// What the simulator counted (requests per endpoint, refreshes, replays).
+async fn sim_stats(sim: &whoop_sim::SimHandle) -> serde_json::Value {
+    http()
+        .get(format!("{}/_sim/stats", sim.base_url))
+        .send()
+        .await
+        .expect("stats")
+        .json()
+        .await
+        .expect("stats JSON")
+}
+
 async fn profile_status(sim_url: &str, access_token: &str) -> StatusCode {
     http()
         .get(format!("{sim_url}/developer/v2/user/profile/basic"))
@@ -301,14 +313,7 @@ async fn the_broker_is_not_an_open_proxy(db: &Db) {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     let json: serde_json::Value = resp.json().await.expect("JSON");
     assert_eq!(json["error"], "code_verifier_required");
-    let stats: serde_json::Value = http()
-        .get(format!("{}/_sim/stats", sim.base_url))
-        .send()
-        .await
-        .expect("stats")
-        .json()
-        .await
-        .expect("stats JSON");
+    let stats = sim_stats(&sim).await;
     assert_eq!(stats["requests"]["token"], 0, "nothing was sent to WHOOP");
 
     // With the credential the same refresh token works (nothing above spent it).
@@ -347,14 +352,7 @@ async fn a_lost_answer_and_an_unreachable_whoop_are_told_apart(db: &Db) {
         .await;
         assert_eq!(status, StatusCode::BAD_GATEWAY, "{fault}");
         assert_eq!(json["error"], "whoop_outcome_unknown", "{fault}");
-        let stats: serde_json::Value = http()
-            .get(format!("{}/_sim/stats", sim.base_url))
-            .send()
-            .await
-            .expect("stats")
-            .json()
-            .await
-            .expect("stats JSON");
+        let stats = sim_stats(&sim).await;
         assert_eq!(
             stats["requests"]["token"], 1,
             "{fault}: sent to WHOOP again"
