@@ -357,6 +357,15 @@ async fn a_refresh_that_could_not_connect_is_retried_directly_and_through_the_br
         ),
         "no credential, nothing sent"
     );
+    assert!(
+        matches!(
+            brokered
+                .refresh(&refresh, Some(&Secret::new("not-a-device-credential")))
+                .await,
+            Err(whoop::Error::DeviceUnknown)
+        ),
+        "the broker's 401 for an unknown device is not a dead grant"
+    );
     brokered
         .refresh(&refresh, Some(&credential))
         .await
