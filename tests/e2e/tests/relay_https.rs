@@ -22,7 +22,6 @@ const MINUTE: Duration = Duration::from_secs(60);
 const PER_IP: usize = 30;
 const TEST_BUDGET: Duration = Duration::from_secs(240);
 
-
 /// A Caddy process with its own configuration and storage, killed on drop.
 struct Caddy {
     child: Child,
