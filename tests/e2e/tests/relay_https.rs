@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use e2e::{closed_records, Cli, RelayProcess, SimProcess};
+use e2e::{closed_records, free_port, Cli, RelayProcess, SimProcess};
 use serde_json::{json, Value};
 use tokio::process::{Child, Command};
 
@@ -21,13 +21,6 @@ const MINUTE: Duration = Duration::from_secs(60);
 /// Broker requests per client address per minute at the relay in this suite.
 const PER_IP: usize = 30;
 const TEST_BUDGET: Duration = Duration::from_secs(240);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 /// A Caddy process with its own configuration and storage, killed on drop.
 struct Caddy {
