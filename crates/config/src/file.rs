@@ -150,7 +150,22 @@ impl Config {
                 self.whoop.client_id = Some(value.to_string());
             }
             "whoop.base_url" => self.whoop.base_url = Some(check_url(key, value)?.to_string()),
-            "relay.url" => self.relay.url = Some(check_url(key, value)?.to_string()),
+            "relay.url" => {
+                let url = check_url(key, value)?;
+                // Tokens cross to the relay: anything but the same machine needs TLS (the
+                // engine refuses it too; saying so here names the setting at once).
+                let loopback = matches!(
+                    url.host(),
+                    Some(url::Host::Ipv4(ip)) if ip.is_loopback()
+                ) || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+                    || url.host_str() == Some("localhost");
+                if url.scheme() != "https" && !loopback {
+                    return Err(bad(format!(
+                        "{value:?} must be an https address (plain http only on this computer)"
+                    )));
+                }
+                self.relay.url = Some(url.to_string());
+            }
             "loopback.port" => {
                 let port = value
                     .parse::<u16>()
@@ -282,6 +297,7 @@ mod tests {
             ("whoop.client_id", "two words"),
             ("whoop.base_url", "not a url"),
             ("relay.url", "ftp://relay.example"),
+            ("relay.url", "http://relay.example"),
             ("loopback.port", "80"),
             ("loopback.port", "70000"),
             ("desktop.keep_in_tray", "maybe"),
