@@ -43,7 +43,25 @@ pub struct RelayConfig {
     /// LISTEN connection is re-established; the backstop only covers a NOTIFY lost without the
     /// connection dropping. Each read costs a query per open stream, so it is kept long.
     pub poll_backstop: Duration,
+    /// The subscription gate: `None` (the library default, used by demo mode and tests) lets
+    /// every device sign in; the binary turns it on unless told `--no-subscription-gate`.
+    pub subscription_gate: Option<SubscriptionGate>,
+    /// The shared secret of `POST /billing/webhook`; without one that route does not exist.
+    pub billing_webhook_secret: Option<String>,
 }
+
+/// How the relay decides who may use the VitalTrends service.
+#[derive(Clone, Debug)]
+pub struct SubscriptionGate {
+    /// Verifies licence keys. Only the public half is kept, even if a signing key was loaded.
+    pub public_key: licence::PublicKey,
+    /// How long refreshes and event streams keep working after a licence's end, so a late
+    /// renewal payment does not cut anyone off.
+    pub grace: Duration,
+}
+
+/// The default grace period: two weeks.
+pub const DEFAULT_LICENCE_GRACE: Duration = Duration::from_secs(14 * 24 * 3600);
 
 impl Default for RelayConfig {
     fn default() -> Self {
@@ -60,6 +78,8 @@ impl Default for RelayConfig {
             per_ip_per_minute: 600,
             global_per_second: 200,
             poll_backstop: Duration::from_secs(15),
+            subscription_gate: None,
+            billing_webhook_secret: None,
         }
     }
 }
@@ -79,6 +99,11 @@ impl std::fmt::Debug for RelayConfig {
             .field("per_ip_per_minute", &self.per_ip_per_minute)
             .field("global_per_second", &self.global_per_second)
             .field("poll_backstop", &self.poll_backstop)
+            .field("subscription_gate", &self.subscription_gate)
+            .field(
+                "billing_webhook_secret",
+                &self.billing_webhook_secret.is_some(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -105,6 +130,13 @@ impl RelayConfig {
         }
         if self.max_body == 0 || self.per_ip_per_minute == 0 || self.global_per_second == 0 {
             return bad("max body and rate limits must be positive");
+        }
+        if self
+            .billing_webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            return bad("the billing webhook secret is empty");
         }
         Ok(())
     }

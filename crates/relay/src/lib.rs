@@ -25,6 +25,7 @@ mod device;
 mod error;
 mod events;
 mod intake;
+mod licences;
 mod metrics;
 mod ratelimit;
 mod retention;
@@ -32,7 +33,8 @@ mod server;
 mod storage;
 mod wake;
 
-pub use config::{RelayConfig, WHOOP_PRODUCTION};
+pub use config::{RelayConfig, SubscriptionGate, DEFAULT_LICENCE_GRACE, WHOOP_PRODUCTION};
 pub use cursor::Cursor;
 pub use error::{Error, Result};
+pub use licences::{admin as licence_admin, BILLING_SIGNATURE_HEADER};
 pub use server::{start, RelayHandle};

@@ -257,7 +257,18 @@ impl RelayProcess {
     /// Starts the relay on `listen` (a fixed port lets a test restart it where the app expects
     /// it).
     pub async fn start_on(sim: &SimProcess, database: &Path, listen: &str) -> RelayProcess {
+        Self::start_with(sim, database, listen, &["--no-subscription-gate"]).await
+    }
+
+    /// Starts the relay with `extra` flags (the subscription gate's, for instance).
+    pub async fn start_with(
+        sim: &SimProcess,
+        database: &Path,
+        listen: &str,
+        extra: &[&str],
+    ) -> RelayProcess {
         let mut child = Command::new(binary("vitaltrends-relay"))
+            .args(extra)
             .args(["--listen", listen, "--database-url"])
             .arg(format!("sqlite://{}", database.display()))
             .env("VITALTRENDS_WHOOP_BASE_URL", &sim.base_url)

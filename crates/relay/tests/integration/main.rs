@@ -6,5 +6,6 @@ mod common;
 
 mod broker;
 mod intake;
+mod licences;
 mod lifecycle;
 mod stream;
