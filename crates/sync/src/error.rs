@@ -49,6 +49,8 @@ pub enum Error {
          will retry the revoke, or run disconnect again"
     )]
     RevokePending(String),
+    #[error("that is not a VitalTrends licence key (it starts with VT1.)")]
+    InvalidLicence,
 }
 
 impl Error {
@@ -69,6 +71,7 @@ impl Error {
             Error::OtherMember { .. } => "other_member",
             Error::ScopeRefused { .. } => "invalid_scope",
             Error::SignInRefused { .. } => "sign_in_refused",
+            Error::InvalidLicence => "invalid_licence",
         }
     }
 }
