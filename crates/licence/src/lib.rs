@@ -118,7 +118,10 @@ impl PublicKey {
 
     /// The one-line text form, as `licence keygen` prints it.
     pub fn to_text(&self) -> String {
-        format!("{PUBLIC_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.0.as_bytes()))
+        format!(
+            "{PUBLIC_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(self.0.as_bytes())
+        )
     }
 }
 
@@ -144,7 +147,10 @@ impl SigningKey {
 
     /// The one-line text form written to the key file. A secret: never log it.
     pub fn to_text(&self) -> String {
-        format!("{SIGNING_PREFIX}{}", URL_SAFE_NO_PAD.encode(self.0.to_bytes()))
+        format!(
+            "{SIGNING_PREFIX}{}",
+            URL_SAFE_NO_PAD.encode(self.0.to_bytes())
+        )
     }
 
     /// A signed key carrying `claims`.
@@ -178,9 +184,7 @@ impl KeyFile {
             let bytes = URL_SAFE_NO_PAD
                 .decode(b64)
                 .map_err(|_| Error::KeyFile("not base64url"))?;
-            bytes
-                .try_into()
-                .map_err(|_| Error::KeyFile("not 32 bytes"))
+            bytes.try_into().map_err(|_| Error::KeyFile("not 32 bytes"))
         };
         if let Some(b64) = text.strip_prefix(SIGNING_PREFIX) {
             let seed = decode32(b64)?;
@@ -254,7 +258,14 @@ mod tests {
         );
         assert_eq!(pk.verify(&forged), Err(Error::BadSignature));
         assert_eq!(decode(&forged).unwrap().max_devices, 99, "decode trusts");
-        for bad in ["", "VT1", "VT1.x", "VT2.e30.AA", "VT1.!!.AA", &"A".repeat(5000)] {
+        for bad in [
+            "",
+            "VT1",
+            "VT1.x",
+            "VT2.e30.AA",
+            "VT1.!!.AA",
+            &"A".repeat(5000),
+        ] {
             assert_eq!(pk.verify(bad), Err(Error::Malformed), "{bad:.20}");
         }
         // A signature of the wrong length.
