@@ -134,6 +134,22 @@ async fn cancel_connect(core: State<'_, Core>, sign_in: State<'_, SignIn>) -> Ip
 }
 
 #[tauri::command]
+async fn get_licence(core: State<'_, Core>) -> IpcResult<Option<core::LicenceView>> {
+    core::licence(&core.engine).await
+}
+
+#[tauri::command]
+async fn set_licence(core: State<'_, Core>, key: String) -> IpcResult<core::LicenceView> {
+    core::set_licence(&core.engine, &key).await
+}
+
+/// Subscribe / Renew: the pricing page in the system browser.
+#[tauri::command]
+fn open_pricing(app: AppHandle) -> IpcResult<()> {
+    open_in_browser(&app, &core::pricing_url())
+}
+
+#[tauri::command]
 async fn force_sync(core: State<'_, Core>) -> IpcResult<ForceSyncAnswer> {
     Ok(core::force_sync(&core.engine))
 }
@@ -194,7 +210,10 @@ pub fn run() -> anyhow::Result<()> {
             retry_now,
             disconnect,
             delete_local_data,
-            get_dashboard
+            get_dashboard,
+            get_licence,
+            set_licence,
+            open_pricing
         ])
         .setup(|app| {
             let handle = app.handle().clone();

@@ -13,4 +13,9 @@ retry: RetryNotice | null,
 /**
  * Why live updates stopped, when the person can do something about it (Reconnect).
  */
-live_problem: string | null, };
+live_problem: string | null, 
+/**
+ * Whether WHOOP is reached through the VitalTrends service, which needs a subscription
+ * (Settings → Subscription is shown). Never in demo mode or with one's own WHOOP app.
+ */
+subscription: boolean, };

@@ -381,6 +381,7 @@ const BASE_STATUS: AppStatus = {
   import_complete: false,
   retry: null,
   live_problem: null,
+  subscription: false,
 };
 
 /** A status for each connection state, `now` being the reference time for "last synced". */
@@ -436,6 +437,15 @@ export function fixtureStatus(
       days_of_history: 1834,
       records: 9461,
       import_complete: true,
+    },
+    subscription_required: { subscription: true },
+    subscription_ended: {
+      member_name: 'Alex Morgan',
+      last_synced_at: minutesAgo(60 * 24 * 15),
+      days_of_history: 1834,
+      records: 9461,
+      import_complete: true,
+      subscription: true,
     },
   };
   return { ...BASE_STATUS, state, ...byState[state], ...overrides };

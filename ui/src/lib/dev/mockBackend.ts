@@ -198,6 +198,16 @@ export function createMockBackend(): BackendImpl {
       setStatus({ state: 'disconnected', live: false, job: null, queued: [] });
       return null;
     },
+    get_licence: () => null,
+    set_licence: () => ({
+      licence_id: 'lic_demo',
+      plan: 'personal',
+      renews_at: new Date(Date.now() + 30 * 86_400_000).toISOString(),
+      status: 'active',
+      devices: 1,
+      max_devices: 3,
+    }),
+    open_pricing: () => null,
     delete_local_data: () => {
       dataKind = 'empty';
       setStatus({
