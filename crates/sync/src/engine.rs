@@ -1553,9 +1553,14 @@ fn retryable(error: &Error) -> bool {
     )
 }
 
-/// The relay refused a refresh (or the stream) because the subscription ended past its grace.
+/// The relay refused a refresh because the subscription ended past its grace (or, for a
+/// connection made before the gate was on, because no licence key is stored): syncing stops
+/// until a key is entered or the subscription renewed; the history and the grant stay.
 pub(crate) fn is_subscription_ended(error: &Error) -> bool {
-    error.code() == whoop::error::SUBSCRIPTION_INACTIVE
+    matches!(
+        error.code(),
+        whoop::error::SUBSCRIPTION_INACTIVE | whoop::error::SUBSCRIPTION_REQUIRED
+    )
 }
 
 /// A licence as the app shows it: what the key says (read offline), and the relay's view when
