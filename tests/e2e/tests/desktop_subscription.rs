@@ -1,12 +1,16 @@
 //! The subscription gate in the real window: connecting through a relay whose gate is on, with
 //! no licence, leaves the WHOOP card at "Subscription required" (Subscribe, Enter licence key);
 //! a key issued by the relay's own `licence issue` command, entered on the card, lets the same
-//! Connect go through, and Settings → Subscription shows the plan and the devices in use.
+//! Connect go through, and Settings → Subscription shows the plan and the devices in use. Revoked,
+//! the licence keeps working through its (short) grace period; then the relay ends the stream and
+//! the card says "Subscription ended · history kept" while the dashboard still shows the history.
 //! Screenshots go to `target/shots/`.
 
 use std::time::Duration;
 
-use e2e::desktop::{app_env, configured, shots_dir, Consent, Desktop, WebDriver};
+use e2e::desktop::{
+    app_env, configured, expected_recovery, shots_dir, shows_word, Consent, Desktop, WebDriver,
+};
 use e2e::{binary, RelayProcess, SimProcess};
 use serde_json::json;
 use tokio::process::Command;
@@ -52,7 +56,14 @@ async fn the_card_asks_for_a_subscription_and_a_licence_key_lets_it_connect() {
         &sim,
         &database,
         "127.0.0.1:0",
-        &["--licence-key-file", public.to_str().unwrap()],
+        &[
+            "--licence-key-file",
+            public.to_str().unwrap(),
+            "--licence-grace-secs",
+            "4",
+            "--heartbeat-secs",
+            "1",
+        ],
     )
     .await;
     sim.post_json(
@@ -89,11 +100,12 @@ async fn the_card_asks_for_a_subscription_and_a_licence_key_lets_it_connect() {
         .await;
 
     // A licence from the operator's command, entered on the card.
+    let database_url = format!("sqlite://{}", database.display());
     let key = relay_command(&[
         "licence",
         "issue",
         "--database-url",
-        &format!("sqlite://{}", database.display()),
+        &database_url,
         "--licence-key-file",
         signing.to_str().unwrap(),
         "--days",
@@ -139,6 +151,37 @@ async fn the_card_asks_for_a_subscription_and_a_licence_key_lets_it_connect() {
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     ui.screenshot(&shots.join("settings-subscription.png"))
+        .await;
+
+    // The import finishes and live updates run; then the licence is revoked.
+    ui.wait_text("[data-testid=live-updates]", LONG, |t| {
+        t.contains("Live updates on")
+    })
+    .await;
+    relay_command(&[
+        "licence",
+        "revoke",
+        "--database-url",
+        &database_url,
+        key.trim(),
+    ])
+    .await;
+    ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
+        t.contains("Subscription ended · history kept")
+    })
+    .await;
+    assert!(ui.exists("[data-testid=renew-button]").await);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ui.screenshot(&shots.join("card-subscription-ended.png"))
+        .await;
+    ui.click("[data-testid=nav-dashboard]").await;
+    let want = expected_recovery(&sim.get_json("/_sim/dump").await);
+    ui.wait_text("[data-testid=today-recovery]", LONG, |t| {
+        shows_word(t, &want)
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ui.screenshot(&shots.join("dashboard-after-subscription-ended.png"))
         .await;
     ui.close().await;
 }
