@@ -212,6 +212,67 @@ pub async fn status(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
     let Some(id) = device.licence_id.as_deref() else {
         return json_error(StatusCode::NOT_FOUND, "no_licence");
     };
+    licence_status(&app, id).await
+}
+
+/// `POST /v1/licence` (form: `licence_key`): the device now uses this licence, as when the
+/// person enters a new key after a lapse without signing in to WHOOP again (its refreshes carry
+/// the new key already; its event stream follows the licence recorded here). Same refusals as a
+/// sign-in: 402 `subscription_required`, 403 `device_limit`. Answers like `GET /v1/licence`.
+pub async fn rebind(
+    State(app): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    if !app.broker_limiter.admit(peer.ip()) {
+        return json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
+    }
+    let device = match authenticate(&app, &headers).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
+    if app.config.subscription_gate.is_none() {
+        return json_error(StatusCode::NOT_FOUND, "no_subscription_gate");
+    }
+    let Ok(bytes) = to_bytes(body, 8 * 1024).await else {
+        return json_error(StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    };
+    let key = url::form_urlencoded::parse(&bytes)
+        .find(|(k, _)| k == crate::broker::LICENCE_FIELD)
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty());
+    let Some(key) = key else {
+        return required();
+    };
+    let row = match known_licence(&app, &key).await {
+        Ok(Some(row)) => row,
+        Ok(None) => return required(),
+        Err(resp) => return resp,
+    };
+    if now_ms() >= row.active_until_ms {
+        return required();
+    }
+    if device.licence_id.as_deref() != Some(row.id.as_str()) {
+        match app.storage.licence_devices(&row.id).await {
+            Ok(n) if n >= row.max_devices => {
+                return refusal(StatusCode::FORBIDDEN, DEVICE_LIMIT);
+            }
+            Ok(_) => {}
+            Err(err) => return unavailable(&err),
+        }
+        match app.storage.set_device_licence(&device.id, &row.id).await {
+            Ok(true) => {
+                tracing::info!(device = %device.id, licence = %row.id, "device moved to another licence")
+            }
+            Ok(false) => return crate::device::unauthorized(),
+            Err(err) => return unavailable(&err),
+        }
+    }
+    licence_status(&app, &row.id).await
+}
+
+async fn licence_status(app: &AppState, id: &str) -> Response {
     let row = match app.storage.licence(id).await {
         Ok(Some(row)) => row,
         Ok(None) => return json_error(StatusCode::NOT_FOUND, "no_licence"),
@@ -222,7 +283,7 @@ pub async fn status(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Res
         Err(err) => return unavailable(&err),
     };
     let now = now_ms();
-    let service_until = row.active_until_ms.saturating_add(grace_ms(&app));
+    let service_until = row.active_until_ms.saturating_add(grace_ms(app));
     let body = json!({
         "licence_id": row.id,
         "plan": row.plan,

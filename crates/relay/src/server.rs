@@ -241,7 +241,7 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/v1/events", get(events::read))
         .route("/v1/events/ack", post(events::ack))
         .route("/v1/devices/self", delete(events::revoke_self))
-        .route("/v1/licence", get(licences::status))
+        .route("/v1/licence", get(licences::status).post(licences::rebind))
         .route("/billing/webhook", post(licences::billing_webhook))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))

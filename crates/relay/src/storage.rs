@@ -462,6 +462,20 @@ impl Storage {
         Ok(done > 0)
     }
 
+    /// Moves a device to another licence (the person entered a new key without signing in
+    /// again); `false` if the device is gone or revoked.
+    pub async fn set_device_licence(&self, device_id: &str, licence_id: &str) -> Result<bool> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query("UPDATE devices SET licence_id = $1 WHERE id = $2 AND revoked = FALSE")
+                .bind(licence_id)
+                .bind(device_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
     /// How many live (not revoked) devices are bound to a licence.
     pub async fn licence_devices(&self, id: &str) -> Result<i64> {
         Ok(on_pool!(self, |pool| {

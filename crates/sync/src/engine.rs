@@ -644,9 +644,10 @@ impl Engine {
     pub async fn set_licence_key(&self, key: &str) -> Result<LicenceInfo> {
         let key = key.trim();
         let claims = licence::decode(key).map_err(|_| Error::InvalidLicence)?;
-        self.tokens
-            .save_licence_key(&Secret::new(key.to_string()))
-            .await?;
+        let key = Secret::new(key.to_string());
+        self.tokens.save_licence_key(&key).await?;
+        // The event stream follows the licence the relay has on record for this device.
+        self.move_device_to_licence(&key).await?;
         if let ConnectionState::SubscriptionEnded { user_id, name, .. } =
             self.connection_state().await?
         {
@@ -680,6 +681,43 @@ impl Engine {
         Ok(Some(info))
     }
 
+    /// Tells the relay this device now uses `key` (`POST /v1/licence`). Nothing to do without a
+    /// relay or a device credential; a relay that cannot be reached is asked again when syncing
+    /// resumes. A refusal (not active, no free device) is the caller's error.
+    async fn move_device_to_licence(&self, key: &Secret) -> Result<()> {
+        if self.settings.relay_url.is_none() {
+            return Ok(());
+        }
+        let Some(credential) = self.device_credential().await? else {
+            return Ok(());
+        };
+        let answer = self
+            .http
+            .post(self.relay_url_for("/v1/licence")?)
+            .bearer_auth(credential.expose())
+            .form(&[(whoop::oauth::LICENCE_FIELD, key.expose())])
+            .timeout(self.schedule.relay_request_timeout)
+            .send()
+            .await;
+        let response = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(error = %e.without_url(), "could not tell the relay about the licence");
+                return Ok(());
+            }
+        };
+        let status = response.status().as_u16();
+        if status == 402 || status == 403 {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            if let Some(code) = body["code"].as_str() {
+                return Err(Error::Whoop(whoop::Error::Subscription {
+                    code: code.into(),
+                }));
+            }
+        }
+        Ok(())
+    }
+
     /// `GET /v1/licence` with the device credential; `None` when there is no relay, no device,
     /// or no answer (the offline view is still right about plan and id).
     async fn licence_at_relay(&self) -> Option<RelayLicence> {
@@ -700,7 +738,35 @@ impl Engine {
         resp.json::<RelayLicence>().await.ok()
     }
 
-    /// After a renewal paid without a new key: try syncing again (the relay decides).
+    /// After a renewal paid without a new key (the billing webhook renewed the same licence):
+    /// when the relay reports this device's licence in service again, syncing resumes. `true`
+    /// if it did. Asked at start and before a sync; costs one small relay request, only while
+    /// the subscription is ended.
+    pub async fn resume_if_renewed(&self) -> Result<bool> {
+        if !matches!(
+            self.connection_state().await?,
+            ConnectionState::SubscriptionEnded { .. }
+        ) {
+            return Ok(false);
+        }
+        if let Some(key) = self.tokens.licence_key().await? {
+            // In case the relay did not hear about a key entered while it was unreachable.
+            if let Err(e) = self.move_device_to_licence(&key).await {
+                tracing::info!(error = %e, "the relay refused the stored licence");
+            }
+        }
+        let in_service = self
+            .licence_at_relay()
+            .await
+            .is_some_and(|l| l.service_until > self.clock.now());
+        if in_service {
+            tracing::info!("the VitalTrends subscription is active again; syncing resumes");
+            self.resume_subscription().await?;
+        }
+        Ok(in_service)
+    }
+
+    /// Try syncing again after a lapse, whatever the relay says (it decides at the next refresh).
     pub async fn resume_subscription(&self) -> Result<()> {
         if let ConnectionState::SubscriptionEnded { user_id, name, .. } =
             self.connection_state().await?
@@ -1121,6 +1187,7 @@ impl Engine {
     /// Runs the sync a person asks for with `vitaltrends sync`: the import until it completed
     /// once, then a catch-up (reaching back further after a long absence).
     pub async fn sync_now(&self) -> Result<SyncReport> {
+        self.resume_if_renewed().await?;
         let kind = if self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_some() {
             JobKind::CatchUp
         } else {
@@ -1382,6 +1449,7 @@ impl Engine {
     /// At start: queue the import if it has not finished, or a catch-up reaching back to the
     /// last successful sync if the app was away longer than the staleness limit.
     pub async fn on_start(&self) -> Result<()> {
+        self.resume_if_renewed().await?;
         if self.ensure_syncable().await.is_err() {
             return Ok(());
         }

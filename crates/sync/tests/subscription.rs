@@ -2,7 +2,8 @@
 //! "subscription required" and stores nothing; a licence key goes to the secret store only and
 //! lets the sign-in through; after the licence lapses (past a short grace) a refresh is refused,
 //! the connection becomes "subscription ended" with tokens and history kept, and a new licence
-//! resumes syncing without signing in again (the refused refresh never spent the token).
+//! resumes syncing without signing in again (the refused refresh never spent the token), as does
+//! the same licence renewed by the operator after a cancellation ran out.
 
 mod common;
 
@@ -14,6 +15,39 @@ use serde_json::json;
 use sync::events::{RecordingNotifier, SystemClock};
 use sync::{ConnectionState, MemoryStore, Schedule, SecretStore, LICENCE_SECRET, TOKENS_SECRET};
 use url::Url;
+
+const BILLING_SECRET: &str = "whsec-sync-test";
+
+/// The payment provider cancels the licence with its paid period ending now.
+async fn cancel_now(relay: &str, licence_id: &str) {
+    use hmac::{Hmac, Mac};
+    let now = chrono::Utc::now();
+    let body = json!({
+        "type": "licence.cancelled",
+        "licence_id": licence_id,
+        "active_until": now.to_rfc3339(),
+    })
+    .to_string();
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(BILLING_SECRET.as_bytes()).unwrap();
+    mac.update(format!("{}.{body}", now.timestamp()).as_bytes());
+    let sig: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let answer = reqwest::Client::new()
+        .post(format!("{relay}/billing/webhook"))
+        .header(
+            relay::BILLING_SIGNATURE_HEADER,
+            format!("t={},v1={sig}", now.timestamp()),
+        )
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 204);
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_engine_follows_the_subscription_gate() {
@@ -33,6 +67,7 @@ async fn the_engine_follows_the_subscription_gate() {
             public_key: signing.public_key(),
             grace: Duration::from_secs(1),
         }),
+        billing_webhook_secret: Some(BILLING_SECRET.into()),
         ..relay::RelayConfig::default()
     })
     .await
@@ -107,6 +142,12 @@ async fn the_engine_follows_the_subscription_gate() {
         "history kept"
     );
 
+    // Still lapsed: a sync does not resume (the relay says the licence is out of service).
+    assert_eq!(
+        engine.sync_now().await.unwrap_err().code(),
+        "subscription_inactive"
+    );
+
     // A new licence resumes with the same grant: no new sign-in.
     let renewed = relay::licence_admin::issue(&database_url, &signing, "personal", 30, 2)
         .await
@@ -114,6 +155,21 @@ async fn the_engine_follows_the_subscription_gate() {
     engine.set_licence_key(&renewed).await.unwrap();
     assert_eq!(engine.connection_state().await.unwrap().name(), "connected");
     engine.sync_now().await.unwrap();
+
+    // Cancelled and run out, then renewed by the operator: the same key, no action in the app.
+    let renewed_id = licence::decode(&renewed).unwrap().id;
+    cancel_now(&relay.base_url, &renewed_id).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    sim_post(&sim.base_url, "/_sim/expire-tokens", json!({})).await;
+    assert_eq!(
+        engine.sync_now().await.unwrap_err().code(),
+        "subscription_inactive"
+    );
+    relay::licence_admin::extend(&database_url, &renewed_id, 30)
+        .await
+        .unwrap();
+    engine.sync_now().await.unwrap();
+    assert_eq!(engine.connection_state().await.unwrap().name(), "connected");
     // The key never reaches the database.
     for file in ["vitaltrends.db", "vitaltrends.db-wal"] {
         let bytes = std::fs::read(app_dir.path().join(file)).unwrap_or_default();

@@ -212,11 +212,33 @@ async fn a_lapsed_licence_keeps_refreshing_through_the_grace_then_stops(db: &Db)
         get_with(base, "/v1/events?mode=poll&wait_secs=0", Some(&credential)).await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
     assert!(String::from_utf8_lossy(&body).contains("subscription_inactive"));
-    // The refused refresh was not forwarded: the token still works once service is back.
-    assert_eq!(
-        licence_admin::list(&db.url).await.expect("list")[0].devices,
-        1
-    );
+    // A new licence, entered without signing in again: the device moves to it, and refresh and
+    // stream work again (the refused refresh was never forwarded, so the token is unspent).
+    let renewed = licence_admin::issue(&db.url, &signing, "personal", 30, 3)
+        .await
+        .expect("issue");
+    for (key, want) in [
+        ("VT1.nope.nope", StatusCode::PAYMENT_REQUIRED),
+        (renewed.as_str(), StatusCode::OK),
+    ] {
+        let resp = http()
+            .post(format!("{base}/v1/licence"))
+            .bearer_auth(&credential)
+            .form(&[("licence_key", key)])
+            .send()
+            .await
+            .expect("rebind");
+        assert_eq!(resp.status(), want);
+        if want == StatusCode::OK {
+            let info: Value = resp.json().await.expect("JSON");
+            assert_eq!(info["licence_id"], licence::decode(&renewed).unwrap().id);
+            assert_eq!(info["devices"], 1);
+        }
+    }
+    let (status, _) = poll(base, &credential, None, 0).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, json) = refresh_with(base, &refresh_token, Some(&renewed)).await;
+    assert_eq!(status, StatusCode::OK, "{json}");
     relay.shutdown().await;
     db.cleanup().await;
 }
