@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Sets up what a fresh Debian 12 machine lacks, builds the desktop app and opens it in demo mode:
-# with no WHOOP settings it starts a WHOOP simulator in-process, so Connect WHOOP works without an
-# account (authorize on the simulator's page in your browser). Without a display it runs the
-# headless CLI demo instead.
+# Sets up what a fresh Debian 12 machine lacks, builds the desktop app and opens it straight in
+# demo mode (VITALTRENDS_MODE=demo): a WHOOP simulator runs in-process, so Connect WHOOP works
+# without an account (authorize on the simulator's page in your browser). The demo's records live
+# apart from a real account's; "Leave demo data" on the WHOOP card goes back to choosing how to
+# connect. Without a display it runs the headless CLI demo instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,5 +13,4 @@ if [ -z "${DISPLAY:-}" ] && [ -z "${WAYLAND_DISPLAY:-}" ]; then
   exec scripts/cli-demo.sh
 fi
 cargo build --release -p vitaltrends-desktop
-# Demo mode is the default: no WHOOP client id configured.
-exec env -u VITALTRENDS_WHOOP_CLIENT_ID target/release/vitaltrends-desktop
+exec env -u VITALTRENDS_WHOOP_CLIENT_ID VITALTRENDS_MODE=demo target/release/vitaltrends-desktop

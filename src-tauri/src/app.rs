@@ -8,7 +8,6 @@ use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Emitter, Manager, RunEvent, State, WebviewUrl, WebviewWindowBuilder, Wry};
 use tauri_plugin_deep_link::DeepLinkExt;
-use tauri_plugin_notification::NotificationExt;
 use tauri_plugin_opener::OpenerExt;
 use tauri_plugin_window_state::{AppHandleExt, StateFlags};
 
@@ -16,6 +15,7 @@ use crate::core::{
     self, AppStatus, Arrival, Core, Dashboard, ForceSyncAnswer, IpcError, IpcResult,
     NavigateTarget, Notice, RangeKey,
 };
+use crate::session::Sessions;
 use crate::setup;
 
 const MAIN_WINDOW: &str = "main";
@@ -34,7 +34,7 @@ enum Redirect {
 }
 
 /// The sign-in redirect in use, and the loopback listener waiting for the browser, if any.
-struct SignIn {
+pub(crate) struct SignIn {
     redirect: Redirect,
     loopback: std::sync::Mutex<Option<tauri::async_runtime::JoinHandle<()>>>,
 }
@@ -59,7 +59,7 @@ impl SignIn {
     }
 
     /// Stops listening for a sign-in the person cancelled or started again.
-    fn abandon_loopback(&self) {
+    pub(crate) fn abandon_loopback(&self) {
         if let Some(task) = self
             .loopback
             .lock()
@@ -72,22 +72,23 @@ impl SignIn {
 }
 
 #[tauri::command]
-async fn get_status(core: State<'_, Core>) -> IpcResult<AppStatus> {
-    core::status(&core.engine, core.demo).await
+async fn get_status(sessions: State<'_, Sessions>) -> IpcResult<AppStatus> {
+    sessions.status().await
 }
 
 #[tauri::command]
 async fn connect_whoop(
     app: AppHandle,
-    core: State<'_, Core>,
+    sessions: State<'_, Sessions>,
     sign_in: State<'_, SignIn>,
 ) -> IpcResult<()> {
+    let core = sessions.core()?;
     sign_in.abandon_loopback();
     if sign_in.redirect == Redirect::DeepLink {
         let url = core::begin_connect(&core.engine)?;
         return open_in_browser(&app, &url);
     }
-    let (url, waiting) = core::begin_loopback_connect(&core.engine).await?;
+    let (url, waiting) = core::begin_loopback_connect(&core.engine, core.loopback_port).await?;
     let engine = core.engine.clone();
     let handle = app.clone();
     // Cancel aborts this task, but only while it waits for the browser: completing the sign-in
@@ -127,20 +128,23 @@ fn open_in_browser(app: &AppHandle, url: &url::Url) -> IpcResult<()> {
 }
 
 #[tauri::command]
-async fn cancel_connect(core: State<'_, Core>, sign_in: State<'_, SignIn>) -> IpcResult<()> {
+async fn cancel_connect(
+    sessions: State<'_, Sessions>,
+    sign_in: State<'_, SignIn>,
+) -> IpcResult<()> {
     sign_in.abandon_loopback();
-    core.engine.cancel_authorization();
+    sessions.core()?.engine.cancel_authorization();
     Ok(())
 }
 
 #[tauri::command]
-async fn get_licence(core: State<'_, Core>) -> IpcResult<Option<core::LicenceView>> {
-    core::licence(&core.engine).await
+async fn get_licence(sessions: State<'_, Sessions>) -> IpcResult<Option<core::LicenceView>> {
+    core::licence(&sessions.core()?.engine).await
 }
 
 #[tauri::command]
-async fn set_licence(core: State<'_, Core>, key: String) -> IpcResult<core::LicenceView> {
-    core::set_licence(&core.engine, &key).await
+async fn set_licence(sessions: State<'_, Sessions>, key: String) -> IpcResult<core::LicenceView> {
+    core::set_licence(&sessions.core()?.engine, &key).await
 }
 
 /// Subscribe / Renew: the pricing page in the system browser.
@@ -150,28 +154,32 @@ fn open_pricing(app: AppHandle) -> IpcResult<()> {
 }
 
 #[tauri::command]
-async fn force_sync(core: State<'_, Core>) -> IpcResult<ForceSyncAnswer> {
-    Ok(core::force_sync(&core.engine))
+async fn force_sync(sessions: State<'_, Sessions>) -> IpcResult<ForceSyncAnswer> {
+    Ok(core::force_sync(&sessions.core()?.engine))
 }
 
 #[tauri::command]
-async fn retry_now(core: State<'_, Core>) -> IpcResult<()> {
-    core::retry_now(&core.engine).await
+async fn retry_now(sessions: State<'_, Sessions>) -> IpcResult<()> {
+    core::retry_now(&sessions.core()?.engine).await
 }
 
 #[tauri::command]
-async fn disconnect(core: State<'_, Core>) -> IpcResult<()> {
-    Ok(core.engine.disconnect().await?)
+async fn disconnect(sessions: State<'_, Sessions>) -> IpcResult<()> {
+    Ok(sessions.core()?.engine.disconnect().await?)
 }
 
 #[tauri::command]
-async fn delete_local_data(core: State<'_, Core>) -> IpcResult<()> {
-    Ok(core.engine.delete_local_data().await?)
+async fn delete_local_data(sessions: State<'_, Sessions>) -> IpcResult<()> {
+    Ok(sessions.core()?.engine.delete_local_data().await?)
 }
 
 #[tauri::command]
-async fn get_dashboard(core: State<'_, Core>, range: RangeKey) -> IpcResult<Dashboard> {
-    core::dashboard(&core.engine, range).await
+async fn get_dashboard(sessions: State<'_, Sessions>, range: RangeKey) -> IpcResult<Dashboard> {
+    match sessions.core() {
+        Ok(core) => core::dashboard(&core.engine, range).await,
+        // Nothing chosen yet (or unusable settings): an empty dashboard, the card says why.
+        Err(_) => Ok(core::Dashboard::empty(range)),
+    }
 }
 
 /// Builds the Tokio runtime by hand and keeps Tauri's builder off it: the single-instance
@@ -202,6 +210,10 @@ pub fn run() -> anyhow::Result<()> {
                 .with_state_flags(window_state_flags())
                 .build(),
         )
+        .plugin(tauri_plugin_autostart::init(
+            tauri_plugin_autostart::MacosLauncher::LaunchAgent,
+            None,
+        ))
         .invoke_handler(tauri::generate_handler![
             get_status,
             connect_whoop,
@@ -211,6 +223,11 @@ pub fn run() -> anyhow::Result<()> {
             disconnect,
             delete_local_data,
             get_dashboard,
+            crate::settings_ipc::get_settings,
+            crate::settings_ipc::choose_mode,
+            crate::settings_ipc::save_own_app,
+            crate::settings_ipc::set_pref,
+            crate::settings_ipc::open_folder,
             get_licence,
             set_licence,
             open_pricing
@@ -220,13 +237,15 @@ pub fn run() -> anyhow::Result<()> {
             let log_dir = app.path().app_log_dir()?;
             let guard = setup::logging(&log_dir)?;
             app.manage(guard);
-            let notifier = Arc::new(TauriNotifier(handle.clone()));
-            let core = tauri::async_runtime::block_on(setup::open_core(&handle, notifier))?;
-            app.manage(core.clone());
             // The tray first: the engine's first events update its status line.
             build_tray(&handle)?;
-            start_background(&handle, &core);
-            open_screen_on_notification_click(&handle);
+            let notifier = Arc::new(crate::notify::TauriNotifier::new(&handle));
+            let starter = engine_tasks(handle.clone());
+            let sessions =
+                tauri::async_runtime::block_on(setup::open_sessions(&handle, notifier, starter))?;
+            app.manage(sessions);
+            start_background(&handle);
+            crate::notify::open_screen_on_click(&handle);
             let redirect = register_deep_links(&handle);
             tracing::info!(?redirect, "sign-in redirect");
             app.manage(SignIn::new(redirect));
@@ -235,11 +254,15 @@ pub fn run() -> anyhow::Result<()> {
         })
         .build(tauri::generate_context!())?;
 
-    app.run(|_app, event| {
+    app.run(|app, event| {
         if let RunEvent::ExitRequested { code, api, .. } = event {
-            // Closing the last window keeps VitalTrends in the tray with sync running; only
-            // Quit (an explicit exit code) ends it.
-            if code.is_none() {
+            // Closing the last window keeps VitalTrends in the tray with sync running, unless
+            // the person turned that off in Settings → General; Quit (an explicit exit code)
+            // always ends it.
+            let keep = app
+                .try_state::<Sessions>()
+                .is_none_or(|s| s.prefs().keep_in_tray);
+            if code.is_none() && keep {
                 api.prevent_exit();
                 tracing::info!("window closed; staying in the tray");
             }
@@ -249,33 +272,47 @@ pub fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn start_background(app: &AppHandle, core: &Core) {
-    let engine = core.engine.clone();
-    tauri::async_runtime::spawn(engine.clone().run_jobs());
-    tauri::async_runtime::spawn(engine.clone().run_scheduler());
-    tauri::async_runtime::spawn(engine.clone().run_stream());
-    let start = engine.clone();
-    tauri::async_runtime::spawn(async move {
-        if let Err(e) = start.on_start().await {
-            tracing::warn!(error = %e, "start-up sync check failed");
-        }
-    });
-    let events_app = app.clone();
-    let events_core = core.clone();
-    tauri::async_runtime::spawn(async move { forward_events(events_app, events_core).await });
+/// What runs beside each connection's engine; stopped when the person switches away from it.
+fn engine_tasks(app: AppHandle) -> crate::session::Starter {
+    Arc::new(move |core: &Core| {
+        let engine = core.engine.clone();
+        let start = engine.clone();
+        vec![
+            tokio::spawn(engine.clone().run_jobs()),
+            tokio::spawn(engine.clone().run_scheduler()),
+            tokio::spawn(engine.clone().run_stream()),
+            tokio::spawn(async move {
+                if let Err(e) = start.on_start().await {
+                    tracing::warn!(error = %e, "start-up sync check failed");
+                }
+            }),
+            tokio::spawn(forward_events(app.clone(), core.clone())),
+        ]
+    })
+}
+
+fn start_background(app: &AppHandle) {
     // "Last synced 5 min ago" ages while nothing happens; events alone would leave it at
     // "just now" for hours when updates are live and quiet.
     let app = app.clone();
-    let core = core.clone();
     tauri::async_runtime::spawn(async move {
         let mut every_minute = tokio::time::interval(Duration::from_secs(60));
         loop {
             every_minute.tick().await;
-            if let Ok(status) = core::status(&core.engine, core.demo).await {
+            if let Ok(status) = app.state::<Sessions>().status().await {
                 update_tray(&app, &status);
             }
         }
     });
+}
+
+/// After a switch of connection: the window and the tray show the new one at once.
+pub(crate) async fn announce_switch(app: &AppHandle) {
+    if let Ok(status) = app.state::<Sessions>().status().await {
+        update_tray(app, &status);
+        let _ = app.emit("status-changed", &status);
+    }
+    let _ = app.emit("data-changed", ());
 }
 
 /// Engine events → the webview (`status-changed`, `data-changed`) and the tray line. Bursts of
@@ -302,7 +339,7 @@ async fn forward_events(app: AppHandle, core: Core) {
                 Err(_) => break,
             }
         }
-        match core::status(&core.engine, core.demo).await {
+        match core::status_of(&core).await {
             Ok(status) => {
                 update_tray(&app, &status);
                 let _ = app.emit("status-changed", &status);
@@ -338,11 +375,16 @@ fn build_tray(app: &AppHandle) -> tauri::Result<()> {
 pub(crate) fn handle_tray_item(app: &AppHandle, id: &str) {
     match id {
         "open" => show_main_window(app),
-        "force_sync" => {
-            let core = app.state::<Core>();
-            let answer = core::force_sync(&core.engine);
-            tracing::info!(message = %answer.message, "Force Sync from the tray");
-        }
+        "force_sync" => match app.state::<Sessions>().core() {
+            Ok(core) => {
+                let answer = core::force_sync(&core.engine);
+                tracing::info!(message = %answer.message, "Force Sync from the tray");
+            }
+            Err(e) => {
+                tracing::info!(code = %e.code, "Force Sync from the tray with nothing connected");
+                show_main_window(app);
+            }
+        },
         "quit" => app.exit(0),
         _ => {}
     }
@@ -352,6 +394,14 @@ fn update_tray(app: &AppHandle, status: &AppStatus) {
     let Some(line) = app.try_state::<TrayLine>() else {
         return;
     };
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
+        let tooltip = if status.demo {
+            "VitalTrends · Demo data"
+        } else {
+            "VitalTrends"
+        };
+        let _ = tray.set_tooltip(Some(tooltip));
+    }
     let text = match (&status.job, &status.last_synced_at) {
         (Some(job), _) => match job.percent {
             Some(p) => format!("Syncing… {}%", p.round()),
@@ -365,6 +415,12 @@ fn update_tray(app: &AppHandle, status: &AppStatus) {
             Err(_) => "Last synced".to_string(),
         },
         (None, None) => "Not synced yet".to_string(),
+    };
+    // Linux trays show no tooltip (appindicator has none), so the menu's line says it too.
+    let text = if status.demo {
+        format!("Demo data · {text}")
+    } else {
+        text
     };
     let _ = line.0.set_text(text);
 }
@@ -407,8 +463,10 @@ fn register_deep_links(app: &AppHandle) -> Redirect {
 }
 
 async fn deliver_deep_link(app: AppHandle, url: String) {
-    let core = app.state::<Core>().inner().clone();
-    let result = core::handle_deep_link(&core.engine, &url).await;
+    let result = match app.state::<Sessions>().core() {
+        Ok(core) => core::handle_deep_link(&core.engine, &url).await,
+        Err(e) => Err(e),
+    };
     show_sign_in_result(&app, result);
 }
 
@@ -442,7 +500,7 @@ pub(crate) fn show_main_window(app: &AppHandle) {
 }
 
 /// Shows the main window on the screen (and with the notice) `arrival` names.
-fn show_main_window_for(app: &AppHandle, arrival: Arrival) {
+pub(crate) fn show_main_window_for(app: &AppHandle, arrival: Arrival) {
     if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
         let _ = window.unminimize();
         let _ = window.show();
@@ -488,47 +546,4 @@ fn show_main_window_for(app: &AppHandle, arrival: Arrival) {
 
 fn window_state_flags() -> StateFlags {
     StateFlags::all() - StateFlags::VISIBLE
-}
-
-/// A click on one of our OS notifications opens the app on the screen it is about.
-fn open_screen_on_notification_click(app: &AppHandle) {
-    let handle = app.clone();
-    let registered = app.notification().on_action(move |performed| {
-        if performed.action_id() != "tap" {
-            return;
-        }
-        let screen = performed
-            .notification()
-            .and_then(|n| core::notification_screen(n.id()));
-        tracing::info!(?screen, "notification clicked");
-        show_main_window_for(
-            &handle,
-            Arrival {
-                screen,
-                notice: None,
-            },
-        );
-    });
-    if let Err(e) = registered {
-        tracing::warn!(error = %e, "notification clicks will not open the app");
-    }
-}
-
-/// OS notifications through the notification plugin.
-struct TauriNotifier(AppHandle);
-
-impl sync::Notifier for TauriNotifier {
-    fn notify(&self, notification: sync::Notification) {
-        let shown = self
-            .0
-            .notification()
-            .builder()
-            .id(core::notification_id(notification.kind))
-            .title(&notification.title)
-            .body(&notification.body)
-            .show();
-        if let Err(e) = shown {
-            tracing::warn!(error = %e, "could not show a notification");
-        }
-    }
 }

@@ -138,9 +138,42 @@ pub struct AppStatus {
     pub retry: Option<RetryNotice>,
     /// Why live updates stopped, when the person can do something about it (Reconnect).
     pub live_problem: Option<String>,
+    /// How the app connects; `null` while nothing is chosen.
+    pub mode: Option<crate::session::ModeKey>,
+    /// Whether a relay delivers live updates (an own app without one catches up every 6 hours).
+    pub has_relay: bool,
+    /// Why the chosen connection cannot start (a bad settings file, no keychain).
+    pub settings_problem: Option<String>,
     /// Whether WHOOP is reached through the VitalTrends service, which needs a subscription
     /// (Settings → Subscription is shown). Never in demo mode or with one's own WHOOP app.
     pub subscription: bool,
+}
+
+impl AppStatus {
+    /// The status while no engine runs: nothing chosen yet, or the settings cannot be used.
+    pub fn unconfigured(settings_problem: Option<String>) -> AppStatus {
+        AppStatus {
+            state: ConnectionStateKey::NotConnected,
+            member_name: None,
+            reason: None,
+            last_synced_at: None,
+            live: false,
+            demo: false,
+            days_of_history: 0.0,
+            records: 0.0,
+            job: None,
+            queued: Vec::new(),
+            last_job: None,
+            revoke_pending: false,
+            import_complete: false,
+            retry: None,
+            live_problem: None,
+            mode: None,
+            has_relay: false,
+            settings_problem,
+            subscription: false,
+        }
+    }
 }
 
 /// "WHOOP is not answering." and when the engine tries again by itself.
@@ -369,8 +402,22 @@ pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
             sync::LiveUpdates::DeviceUnknown => status.live_updates_message.clone(),
             _ => None,
         },
+        mode: demo.then_some(crate::session::ModeKey::Demo),
+        has_relay: demo,
+        settings_problem: None,
         subscription: uses_service(engine, demo),
     })
+}
+
+/// The status of a running connection, with its mode.
+pub async fn status_of(core: &Core) -> IpcResult<AppStatus> {
+    let mut status = status(&core.engine, core.demo).await?;
+    status.mode = Some(core.mode.into());
+    status.has_relay = core.has_relay;
+    // Only the VitalTrends service asks for a licence; an own app (even with its own relay)
+    // and demo mode never do.
+    status.subscription = matches!(status.mode, Some(crate::session::ModeKey::Service));
+    Ok(status)
 }
 
 /// WHOOP through a relay's token broker (the VitalTrends service) rather than one's own app;
@@ -485,8 +532,13 @@ pub async fn handle_deep_link(engine: &Engine, url: &str) -> IpcResult<String> {
 /// Connect WHOOP where the `vitaltrends://` scheme could not be registered: the browser is sent
 /// back to a one-off listener on 127.0.0.1 instead. Returns the consent URL to open and the
 /// sign-in whose `redirect()` brings the callback for `complete_sign_in`, as a link would.
-pub async fn begin_loopback_connect(engine: &Engine) -> IpcResult<(Url, sync::LoopbackSignIn)> {
-    Ok(engine.begin_loopback_authorization().await?)
+/// `port` is the own app's registered loopback port (0: any free one, where WHOOP's side is the
+/// relay or the demo's simulator, which accept the app's own callback).
+pub async fn begin_loopback_connect(
+    engine: &Engine,
+    port: u16,
+) -> IpcResult<(Url, sync::LoopbackSignIn)> {
+    Ok(engine.begin_loopback_authorization_on(port).await?)
 }
 
 /// Completes a sign-in from WHOOP's redirect, whether it came as a deep link or to the loopback
@@ -610,6 +662,47 @@ pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard>
     })
 }
 
+impl Dashboard {
+    /// What the dashboard shows with nothing connected: no data, the empty state.
+    pub fn empty(range: RangeKey) -> Dashboard {
+        let metric = || MetricToday {
+            value: None,
+            pending: false,
+            baseline: None,
+        };
+        Dashboard {
+            range,
+            has_data: false,
+            today: Today {
+                day: None,
+                recovery: metric(),
+                hrv: metric(),
+                resting_hr: metric(),
+                sleep: SleepToday {
+                    pending: false,
+                    performance: None,
+                    hours_asleep: None,
+                    hours_needed: None,
+                    light_hours: None,
+                    deep_hours: None,
+                    rem_hours: None,
+                    awake_hours: None,
+                },
+                day_strain: metric(),
+            },
+            series: Series {
+                recovery: Vec::new(),
+                hrv: Vec::new(),
+                resting_hr: Vec::new(),
+                sleep: Vec::new(),
+                day_strain: Vec::new(),
+                workout_strain: Vec::new(),
+            },
+            workouts: Vec::new(),
+        }
+    }
+}
+
 /// A short message for the webview's notice area (`notice` event).
 #[derive(Debug, Clone, Serialize, TS, PartialEq, Eq)]
 #[ts(export, export_to = "../../ui/src/bindings/")]
@@ -658,9 +751,13 @@ pub fn notification_screen(id: i32) -> Option<NavigateTarget> {
     }
 }
 
-/// Keeps `Arc<Engine>` and whether this is the demo together for the shell.
+/// A running connection as the shell needs it: the engine and how it connects.
 #[derive(Clone)]
 pub struct Core {
     pub engine: Arc<Engine>,
     pub demo: bool,
+    pub mode: config::Mode,
+    /// The loopback port sign-ins redirect to when deep links are unavailable (0: any).
+    pub loopback_port: u16,
+    pub has_relay: bool,
 }

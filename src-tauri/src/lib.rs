@@ -1,10 +1,14 @@
-//! The VitalTrends desktop app. `core` is what the commands do and `demo` the in-process
-//! simulator and relay of demo mode, both testable without a window; `app` is the Tauri shell
-//! around them; `setup` picks the mode (demo or a configured WHOOP).
+//! The VitalTrends desktop app. `core` is what the commands do, `session` which connection runs
+//! and switching it, and `demo` the in-process simulator and relay of demo mode, all testable
+//! without a window; `app` (windows, tray, deep links), `notify` and `settings_ipc` are the Tauri
+//! shell around them; `setup` finds where things live.
 
 mod app;
 pub mod core;
 pub mod demo;
+mod notify;
+pub mod session;
+mod settings_ipc;
 mod setup;
 
 pub use app::run;

@@ -1,20 +1,12 @@
-//! Start-up: logging, settings, and the mode the app runs in.
-//!
-//! With no WHOOP configuration the app runs in demo mode: a WHOOP simulator and the relay
-//! in-process on loopback, with a year of data that keeps growing, so a newcomer can click
-//! Connect WHOOP, authorize on the simulator's consent page in their browser, watch the import
-//! and see webhooks land. With `VITALTRENDS_WHOOP_CLIENT_ID` set it talks to the configured WHOOP (and relay).
+//! Start-up: logging, where things live, and the connection the settings choose (see
+//! `session` for the modes and switching between them).
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
 
-use sync::{Engine, EngineOptions, InsecureFileStore, KeychainStore, SecretStore, Settings};
 use tauri::{AppHandle, Manager};
-use url::Url;
-use whoop::Secret;
 
-use crate::core::Core;
+use crate::session::{Paths, SecretsKind, Sessions, Starter};
 
 /// Logs to a daily-rotated file in the OS log directory; nothing secret is ever logged.
 pub fn logging(dir: &Path) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
@@ -36,56 +28,32 @@ pub fn logging(dir: &Path) -> anyhow::Result<tracing_appender::non_blocking::Wor
     Ok(guard)
 }
 
-pub async fn open_core(app: &AppHandle, notifier: Arc<dyn sync::Notifier>) -> anyhow::Result<Core> {
-    let data_dir = match std::env::var_os("VITALTRENDS_DATA_DIR") {
+/// Where things live, from the OS (or the test variables `VITALTRENDS_DATA_DIR` and
+/// `VITALTRENDS_CONFIG_DIR`), then the connection the settings choose.
+pub async fn open_sessions(
+    app: &AppHandle,
+    notifier: Arc<dyn sync::Notifier>,
+    starter: Starter,
+) -> anyhow::Result<Sessions> {
+    let data_root = match std::env::var_os("VITALTRENDS_DATA_DIR").filter(|d| !d.is_empty()) {
         Some(dir) => dir.into(),
         None => app.path().app_data_dir()?,
     };
-    let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    let options = EngineOptions {
+    let paths = Paths {
+        data_root,
+        settings_file: config::default_path()?,
+        log_dir: app.path().app_log_dir()?,
+    };
+    let secrets = match std::env::var("VITALTRENDS_SECRET_STORE").as_deref() {
+        Ok("insecure-file") => SecretsKind::InsecureFile,
+        _ => SecretsKind::Keychain,
+    };
+    Ok(Sessions::open(
+        paths,
+        secrets,
         notifier,
-        ..EngineOptions::default()
-    };
-
-    let Some(client_id) = env("VITALTRENDS_WHOOP_CLIENT_ID") else {
-        return open_demo(app, &data_dir.join("demo"), options).await;
-    };
-    let base =
-        env("VITALTRENDS_WHOOP_BASE_URL").unwrap_or_else(|| whoop::PRODUCTION_BASE_URL.into());
-    let settings = Settings {
-        data_dir: data_dir.clone(),
-        whoop_base_url: Url::parse(&base)?,
-        client_id,
-        client_secret: env("VITALTRENDS_WHOOP_CLIENT_SECRET").map(Secret::new),
-        relay_url: env("VITALTRENDS_RELAY_URL")
-            .map(|u| Url::parse(&u))
-            .transpose()?,
-    };
-    let secrets: Arc<dyn SecretStore> = match env("VITALTRENDS_SECRET_STORE").as_deref() {
-        Some("insecure-file") => Arc::new(InsecureFileStore::in_dir(&data_dir)),
-        _ => Arc::new(KeychainStore::new(&data_dir.display().to_string())),
-    };
-    let engine = Engine::open(settings, secrets, options).await?;
-    Ok(Core {
-        engine,
-        demo: false,
-    })
-}
-
-/// Demo mode: the simulator and relay in-process (see `demo`), kept alive for the app's lifetime.
-async fn open_demo(app: &AppHandle, dir: &Path, options: EngineOptions) -> anyhow::Result<Core> {
-    let demo = crate::demo::start(dir, options, crate::demo::sim_config()).await?;
-    let engine = demo.engine.clone();
-    tauri::async_runtime::spawn(crate::demo::grow(
-        engine.clone(),
-        demo.sim.base_url.clone(),
-        Duration::from_secs(120),
-    ));
-    app.manage(DemoServices { _demo: demo });
-    Ok(Core { engine, demo: true })
-}
-
-/// Keeps the demo's simulator and relay running (they stop when dropped).
-struct DemoServices {
-    _demo: crate::demo::Demo,
+        starter,
+        config::Release::of_this_build(),
+    )
+    .await)
 }

@@ -209,7 +209,7 @@ fn a_notification_click_leads_to_the_screen_it_is_about() {
 async fn without_the_scheme_the_sign_in_comes_back_through_loopback() {
     let host = host(20).await;
     let engine = host.engine.clone();
-    let (consent, waiting) = core::begin_loopback_connect(&engine).await.unwrap();
+    let (consent, waiting) = core::begin_loopback_connect(&engine, 0).await.unwrap();
     assert!(
         consent
             .as_str()

@@ -5,12 +5,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand, ValueEnum};
 use url::Url;
 use whoop::Secret;
 
+mod settings_cmd;
+
+use config::{Choice, Mode};
 use sync::{
     ConnectionState, Engine, EngineEvent, EngineOptions, InsecureFileStore, KeychainStore,
     Notification, Notifier, Phase, SecretStore, Settings,
@@ -21,27 +24,29 @@ use sync::{
     name = "vitaltrends",
     version,
     about = "Own your WHOOP data: import it into a local SQLite file and keep it fresh",
-    after_help = "Settings can also come from the environment: VITALTRENDS_DATA_DIR, \
-                  VITALTRENDS_WHOOP_BASE_URL, VITALTRENDS_WHOOP_CLIENT_ID, \
-                  VITALTRENDS_WHOOP_CLIENT_SECRET (environment only, never a flag), \
-                  VITALTRENDS_RELAY_URL, VITALTRENDS_SECRET_STORE."
+    after_help = "How to connect comes from the settings file the desktop app uses too \
+                  (`vitaltrends config show`; VITALTRENDS_CONFIG_DIR moves it). The flags and \
+                  environment variables below override it, as do VITALTRENDS_MODE, \
+                  VITALTRENDS_LOOPBACK_PORT and VITALTRENDS_WHOOP_CLIENT_SECRET (environment \
+                  only, never a flag; `config set-secret` keeps it in the keychain instead)."
 )]
 struct Cli {
     /// Where the database (vitaltrends.db) lives. Default: the OS data directory.
     #[arg(long, env = "VITALTRENDS_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
 
-    /// WHOOP's base URL (a simulator's in tests and demos).
-    #[arg(long, env = "VITALTRENDS_WHOOP_BASE_URL", default_value = whoop::PRODUCTION_BASE_URL, global = true)]
-    whoop_base_url: Url,
+    /// WHOOP's base URL (a simulator's in tests and demos). Default: the settings file, else
+    /// WHOOP's production API.
+    #[arg(long, env = "VITALTRENDS_WHOOP_BASE_URL", global = true)]
+    whoop_base_url: Option<String>,
 
-    /// The WHOOP app's client id.
+    /// The WHOOP app's client id. Default: the settings file (own app) or the service's.
     #[arg(long, env = "VITALTRENDS_WHOOP_CLIENT_ID", global = true)]
     client_id: Option<String>,
 
-    /// The relay that brokers tokens; without it, VITALTRENDS_WHOOP_CLIENT_SECRET is needed.
+    /// The relay that brokers tokens and delivers live updates.
     #[arg(long, env = "VITALTRENDS_RELAY_URL", global = true)]
-    relay_url: Option<Url>,
+    relay_url: Option<String>,
 
     /// Where tokens are kept: the OS keychain, or a plaintext file in the data directory for
     /// machines without a keychain (you choose it; there is no silent fallback).
@@ -70,7 +75,17 @@ enum Command {
         /// Print the authorization URL on a line of its own instead of opening a browser.
         #[arg(long)]
         no_browser: bool,
+        /// Listen for WHOOP's redirect on this 127.0.0.1 port for this sign-in (default: the
+        /// settings' loopback.port). WHOOP must have exactly that redirect URI registered.
+        #[arg(long)]
+        port: Option<u16>,
+        /// Stop waiting for the browser after this many seconds.
+        #[arg(long, default_value_t = 600)]
+        timeout: u64,
     },
+    /// The settings file shared with the desktop app, and the keychain's client secret.
+    #[command(subcommand)]
+    Config(settings_cmd::ConfigCommand),
     /// Import everything the account has (the first time), then catch up with what is new.
     Sync {
         /// Re-import the last six months from scratch, removing what WHOOP no longer has.
@@ -165,6 +180,14 @@ fn init_logging(verbose: u8) {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    let config_path = config::default_path()?;
+    if let Command::Config(command) = cli.command {
+        return settings_cmd::run(
+            command,
+            &config_path,
+            settings_secrets(cli.secret_store, &config_path),
+        );
+    }
     let data_dir = match cli.data_dir {
         Some(dir) => dir,
         None => dirs::data_dir()
@@ -182,23 +205,64 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Arc::new(InsecureFileStore::in_dir(&data_dir))
         }
     };
-    let settings = Settings {
-        data_dir,
-        whoop_base_url: cli.whoop_base_url,
-        client_id: cli.client_id.unwrap_or_default(),
-        client_secret: std::env::var("VITALTRENDS_WHOOP_CLIENT_SECRET")
-            .ok()
-            .filter(|s| !s.is_empty())
-            .map(Secret::new),
-        relay_url: cli.relay_url,
+    // Flags stand for their environment variables, so they take the same place above the file.
+    let flags: Vec<(&str, String)> = [
+        ("VITALTRENDS_WHOOP_BASE_URL", cli.whoop_base_url),
+        ("VITALTRENDS_WHOOP_CLIENT_ID", cli.client_id),
+        ("VITALTRENDS_RELAY_URL", cli.relay_url),
+    ]
+    .into_iter()
+    .filter_map(|(name, value)| Some((name, value?)))
+    .collect();
+    let file = config::Config::load(&config_path)?;
+    let choice = config::resolve(
+        &file,
+        &config::Env::process_with(&flags),
+        &config::Release::of_this_build(),
+    )?;
+    let connection = match choice {
+        Choice::Whoop(connection) => Some(connection),
+        Choice::Demo => anyhow::bail!(
+            "the settings say demo mode, which only the desktop app has; choose a WHOOP \
+             connection with `vitaltrends config set mode own-app` (or service)"
+        ),
+        Choice::Unchosen { .. } => None,
     };
-    let needs_client_id = matches!(cli.command, Command::Connect { .. });
-    if needs_client_id && settings.client_id.is_empty() {
+    if connection.is_none() && matches!(cli.command, Command::Connect { .. }) {
         anyhow::bail!(
-            "no WHOOP client id: set VITALTRENDS_WHOOP_CLIENT_ID (or --client-id) to your WHOOP \
-             app's client id"
+            "VitalTrends does not know which WHOOP app to use yet: run `vitaltrends config set \
+             mode own-app` and `vitaltrends config set whoop.client_id ID` (and `config \
+             set-secret whoop.client_secret`), or choose in the desktop app"
         );
     }
+    let client_secret = match &connection {
+        Some(c) if c.mode == Mode::OwnApp && c.relay_url.is_none() => {
+            match &c.client_secret_from_env {
+                Some(secret) => Some(Secret::new(secret.clone())),
+                None => settings_secrets(cli.secret_store, &config_path)
+                    .get(config::CLIENT_SECRET_NAME)?,
+            }
+        }
+        _ => None,
+    };
+    let loopback_port = connection.as_ref().map_or(0, |c| c.loopback_port);
+    let settings = match connection {
+        Some(c) => Settings {
+            data_dir,
+            whoop_base_url: c.whoop_base_url,
+            client_id: c.client_id,
+            client_secret,
+            relay_url: c.relay_url,
+        },
+        // Reading what is stored (status, export, disconnect) needs no WHOOP app.
+        None => Settings {
+            data_dir,
+            whoop_base_url: Url::parse(whoop::PRODUCTION_BASE_URL)?,
+            client_id: String::new(),
+            client_secret: None,
+            relay_url: None,
+        },
+    };
     let options = EngineOptions {
         notifier: Arc::new(PrintNotifier),
         ..EngineOptions::default()
@@ -206,7 +270,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let engine = Engine::open(settings, secrets, options).await?;
 
     match cli.command {
-        Command::Connect { no_browser } => connect(&engine, no_browser).await,
+        Command::Connect {
+            no_browser,
+            port,
+            timeout,
+        } => {
+            let port = port.unwrap_or(loopback_port);
+            connect(&engine, no_browser, port, Duration::from_secs(timeout)).await
+        }
+        Command::Config(_) => unreachable!("handled before the engine opens"),
         Command::Sync { force } => sync(&engine, force).await,
         Command::Run => run_foreground(engine).await,
         Command::Status { json } => status(&engine, json).await,
@@ -253,24 +325,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-async fn connect(engine: &Arc<Engine>, no_browser: bool) -> anyhow::Result<()> {
-    let profile = engine
-        .connect_loopback(|url| {
-            if no_browser || open_browser(url).is_err() {
-                println!("Open this URL in a browser to authorize VitalTrends:");
-                println!("{url}");
-            } else {
-                println!("Finish authorizing in your browser…");
-            }
-            use std::io::Write;
-            let _ = std::io::stdout().flush();
-        })
-        .await?;
+async fn connect(
+    engine: &Arc<Engine>,
+    no_browser: bool,
+    port: u16,
+    limit: Duration,
+) -> anyhow::Result<()> {
+    let (url, sign_in) = engine.begin_loopback_authorization_on(port).await?;
+    let redirect_uri = sign_in.redirect_uri().to_string();
+    if no_browser || open_browser(&url).is_err() {
+        println!("Open this URL in a browser to authorize VitalTrends:");
+        println!("{url}");
+    } else {
+        println!("Finish authorizing in your browser…");
+    }
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let callback = match sign_in.redirect_within(limit).await {
+        Ok(callback) => callback,
+        Err(sync::Error::AuthorizationTimedOut(_)) => {
+            engine.cancel_authorization();
+            anyhow::bail!(
+                "no answer from WHOOP after {} s. If WHOOP showed an error about the redirect, \
+                 register exactly {redirect_uri} as a redirect URI of your WHOOP app (or \
+                 choose the port you registered with --port or `config set loopback.port`)",
+                limit.as_secs()
+            );
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let profile = engine.complete_authorization(&callback).await?;
     println!(
         "Connected as {} {} (WHOOP user {}). Run `vitaltrends sync` to import your history.",
         profile.first_name, profile.last_name, profile.user_id
     );
     Ok(())
+}
+
+/// Where settings-level secrets live: the keychain, or with `--secret-store insecure-file` a
+/// plaintext file beside the settings file.
+fn settings_secrets(kind: SecretStoreKind, config_path: &std::path::Path) -> Arc<dyn SecretStore> {
+    match kind {
+        SecretStoreKind::Keychain => Arc::new(KeychainStore::new(config::SECRETS_PROFILE)),
+        SecretStoreKind::InsecureFile => Arc::new(InsecureFileStore::in_dir(
+            config_path.parent().unwrap_or(std::path::Path::new(".")),
+        )),
+    }
 }
 
 fn open_browser(url: &Url) -> std::io::Result<()> {

@@ -149,7 +149,17 @@ impl LoopbackSignIn {
     /// Waits for the browser's redirect (up to the sign-in's time limit) and returns the
     /// callback URL, for `Engine::complete_authorization` as with a deep link.
     pub async fn redirect(self) -> Result<Url> {
-        self.listener.wait(&self.state, AUTHORIZATION_TIMEOUT).await
+        self.redirect_within(AUTHORIZATION_TIMEOUT).await
+    }
+
+    /// As `redirect`, giving up after `limit` (a CLI that should not wait ten minutes).
+    pub async fn redirect_within(self, limit: Duration) -> Result<Url> {
+        self.listener.wait(&self.state, limit).await
+    }
+
+    /// The redirect URI this sign-in sent to WHOOP, which WHOOP must have registered exactly.
+    pub fn redirect_uri(&self) -> &str {
+        self.listener.redirect_uri()
     }
 }
 
@@ -537,7 +547,16 @@ impl Engine {
     /// caller then awaits `LoopbackSignIn::redirect` (which it may abandon, e.g. on Cancel) and
     /// hands the callback to `complete_authorization` (which it should not abandon midway).
     pub async fn begin_loopback_authorization(&self) -> Result<(Url, LoopbackSignIn)> {
-        let listener = LoopbackListener::bind(0).await?;
+        self.begin_loopback_authorization_on(0).await
+    }
+
+    /// As `begin_loopback_authorization`, on a fixed port (0: any free one). A WHOOP app that
+    /// registered `http://127.0.0.1:PORT/oauth/whoop/callback` only accepts that exact port.
+    pub async fn begin_loopback_authorization_on(
+        &self,
+        port: u16,
+    ) -> Result<(Url, LoopbackSignIn)> {
+        let listener = LoopbackListener::bind(port).await?;
         let url = self.begin_authorization(listener.redirect_uri())?;
         let state = self
             .pending

@@ -65,9 +65,17 @@ pub struct LoopbackListener {
 impl LoopbackListener {
     /// Binds a free port on 127.0.0.1 (`port` 0) or the given one.
     pub async fn bind(port: u16) -> Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", port))
-            .await
-            .map_err(|e| Error::Io(format!("could not listen on 127.0.0.1:{port}: {e}")))?;
+        let listener = TcpListener::bind(("127.0.0.1", port)).await.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AddrInUse {
+                Error::Io(format!(
+                    "port {port} on 127.0.0.1 is taken by another program, so the browser \
+                         cannot hand the sign-in back; close it or choose another loopback port \
+                         (and register its redirect URI at WHOOP)"
+                ))
+            } else {
+                Error::Io(format!("could not listen on 127.0.0.1:{port}: {e}"))
+            }
+        })?;
         let port = listener
             .local_addr()
             .map_err(|e| Error::Io(e.to_string()))?

@@ -35,8 +35,9 @@ impl Settings {
         }
         let client_secret = self.client_secret.clone().ok_or_else(|| {
             Error::Config(
-                "no relay URL and no WHOOP client secret: set VITALTRENDS_RELAY_URL, or \
-                 VITALTRENDS_WHOOP_CLIENT_SECRET for your own WHOOP developer app"
+                "your own WHOOP developer app needs its client secret (or a relay that holds \
+                 it): enter it in Connections, or run `vitaltrends config set-secret \
+                 whoop.client_secret`"
                     .into(),
             )
         })?;

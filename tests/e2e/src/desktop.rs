@@ -35,12 +35,7 @@ impl Drop for Desktop {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
+use crate::free_port;
 
 /// A desktop session: Xvfb with a window manager, a D-Bus session bus, a notification daemon and
 /// a recorder of the notifications it receives.
@@ -140,9 +135,72 @@ impl Desktop {
         }
     }
 
+    /// A Secret Service (the OS keychain on Linux) on this session's bus: gnome-keyring with a
+    /// fresh, unlocked keyring under `dir`.
+    pub async fn start_keyring(&mut self, dir: &Path) {
+        use tokio::io::AsyncWriteExt;
+        let data = dir.join("keyring-data");
+        std::fs::create_dir_all(&data).unwrap();
+        let mut daemon = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .env("XDG_DATA_HOME", &data)
+            .env("XDG_RUNTIME_DIR", dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("gnome-keyring-daemon (apt install gnome-keyring)");
+        let mut stdin = daemon.stdin.take().unwrap();
+        stdin.write_all(b"test-keyring-password").await.unwrap();
+        drop(stdin);
+        self.processes.add(daemon);
+        eventually(
+            "the keychain answers on the bus",
+            Duration::from_secs(20),
+            || async {
+                Command::new("secret-tool")
+                    .args(["search", "--all", "probe", "probe"])
+                    .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+                    .output()
+                    .await
+                    .is_ok_and(|o| o.status.success())
+            },
+        )
+        .await;
+    }
+
+    /// A secret from the keychain, by the attributes the `keyring` crate stores.
+    pub async fn keyring_lookup(&self, service: &str, user: &str) -> Option<String> {
+        let out = Command::new("secret-tool")
+            .args(["lookup", "service", service, "username", user])
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+            .output()
+            .await
+            .expect("secret-tool (apt install libsecret-tools)");
+        let value = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && !value.is_empty()).then_some(value)
+    }
+
     /// The notifications the daemon received so far, as `dbus-monitor` printed them.
     pub fn notifications(&self) -> String {
         std::fs::read_to_string(&self.notifications_log).unwrap_or_default()
+    }
+
+    /// The `app_icon` argument of every notification so far (the second string of each
+    /// `Notify` call, after the app name), as the notification server received it.
+    pub fn notification_icons(&self) -> Vec<String> {
+        self.notifications()
+            .split("member=Notify")
+            .skip(1)
+            .filter_map(|call| {
+                call.lines()
+                    .filter_map(|l| l.trim().strip_prefix("string \""))
+                    .nth(1)
+                    .map(|s| s.trim_end_matches('"').to_string())
+            })
+            .collect()
     }
 
     /// Waits until the daemon has received at least `count` notifications containing `text`.
@@ -248,24 +306,29 @@ impl Desktop {
     }
 
     /// Clicks a tray menu item by its label, over D-Bus, as a tray host would.
+    /// The tray menu's layout as the tray host reads it (labels included).
+    pub async fn tray_menu(&self) -> String {
+        let (name, path) = self.find_tray_menu().await;
+        self.gdbus(&[
+            "call",
+            "--session",
+            "--dest",
+            &name,
+            "--object-path",
+            &path,
+            "--method",
+            "com.canonical.dbusmenu.GetLayout",
+            "--",
+            "0",
+            "-1",
+            "[]",
+        ])
+        .await
+    }
+
     pub async fn click_tray_item(&self, label: &str) {
         let (name, path) = self.find_tray_menu().await;
-        let layout = self
-            .gdbus(&[
-                "call",
-                "--session",
-                "--dest",
-                &name,
-                "--object-path",
-                &path,
-                "--method",
-                "com.canonical.dbusmenu.GetLayout",
-                "--",
-                "0",
-                "-1",
-                "[]",
-            ])
-            .await;
+        let layout = self.tray_menu().await;
         let needle = format!("'label': <'{label}'>");
         let at = layout
             .find(&needle)
@@ -580,6 +643,23 @@ impl WebDriver {
         .await;
     }
 
+    /// Replaces the text of an input, as a person selecting it and typing does.
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let element = self.wait_for(css, Duration::from_secs(15)).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/clear"),
+            Some(json!({})),
+        )
+        .await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{element}/value"),
+            Some(json!({ "text": text })),
+        )
+        .await;
+    }
+
     /// Follows the app's window after it was closed to the tray and opened again: the new
     /// webview is a new top-level browsing context for WebDriver.
     pub async fn switch_to_newest_window(&self) -> bool {
@@ -617,6 +697,19 @@ impl WebDriver {
                 let _ = std::fs::write(path, png);
             }
         }
+    }
+
+    /// Quits the app (ending the session) and starts it again with the same environment, as a
+    /// person quitting and reopening it does.
+    pub async fn restart(
+        self,
+        app: &Path,
+        env: &[(String, String)],
+        processes: &mut Processes,
+    ) -> WebDriver {
+        self.close().await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        WebDriver::start(app, env, processes).await
     }
 
     pub async fn close(&self) {
@@ -738,8 +831,9 @@ pub fn shots_dir() -> PathBuf {
 }
 
 /// The desktop app's environment in a test: this session's display and bus, the stand-in
-/// browser first on the PATH, every place the app writes to inside `work`, then `settings`
-/// (none: demo mode).
+/// browser first on the PATH, every place the app writes to inside `work` (its settings file in
+/// `work/xdg-config/vitaltrends`), then `settings` (none: nothing chosen yet, as on a fresh
+/// install of a build without the VitalTrends service).
 pub fn app_env(
     work: &Path,
     desktop: &Desktop,
@@ -778,6 +872,7 @@ pub fn app_env(
 /// install has them.
 pub fn configured(whoop: &str, relay: &str) -> Vec<(&'static str, String)> {
     vec![
+        ("VITALTRENDS_MODE", "service".to_string()),
         ("VITALTRENDS_WHOOP_BASE_URL", whoop.to_string()),
         (
             "VITALTRENDS_WHOOP_CLIENT_ID",

@@ -139,6 +139,12 @@ impl Cli {
             .env("VITALTRENDS_WHOOP_CLIENT_ID", &self.client_id)
             .env("VITALTRENDS_WHOOP_CLIENT_SECRET", "demo-secret")
             .env("VITALTRENDS_SECRET_STORE", "insecure-file")
+            .env(
+                "VITALTRENDS_CONFIG_DIR",
+                self.data_dir.path().join("config"),
+            )
+            // Any free port: the simulator accepts any loopback redirect unless told otherwise.
+            .env("VITALTRENDS_LOOPBACK_PORT", "0")
             .kill_on_drop(true);
         if let Some(relay) = &self.relay_url {
             // With a relay the app holds no client secret: the broker adds it.
@@ -314,4 +320,21 @@ pub fn closed_records(v: &serde_json::Value) -> Vec<String> {
     }
     all.sort();
     all
+}
+
+/// A port that was free a moment ago on 127.0.0.1 (for a process that must be told its port).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+/// Points the simulator's signed webhooks at the relay, as a WHOOP app's dashboard setting does.
+pub async fn send_webhooks_to(sim: &SimProcess, relay: &RelayProcess) {
+    sim.post_json(
+        "/_sim/webhook-url",
+        serde_json::json!({"url": format!("{}/webhooks/whoop", relay.base_url)}),
+    )
+    .await;
 }

@@ -39,11 +39,7 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     ])
     .await;
     let relay = RelayProcess::start(&sim, &work.path().join("relay.db")).await;
-    sim.post_json(
-        "/_sim/webhook-url",
-        json!({"url": format!("{}/webhooks/whoop", relay.base_url)}),
-    )
-    .await;
+    e2e::send_webhooks_to(&sim, &relay).await;
 
     let mut desktop = Desktop::start(work.path()).await;
     let env = app_env(

@@ -19,8 +19,14 @@ async fn a_newcomer_tries_the_demo_without_a_whoop_account() {
     let app = binary("vitaltrends-desktop");
     let shots = shots_dir();
     let mut desktop = Desktop::start(work.path()).await;
-    // No WHOOP settings at all: demo mode.
-    let env = app_env(work.path(), &desktop, &app, Consent::PressAuthorize, &[]);
+    // Demo mode, as scripts/demo.sh opens it.
+    let env = app_env(
+        work.path(),
+        &desktop,
+        &app,
+        Consent::PressAuthorize,
+        &[("VITALTRENDS_MODE", "demo".to_string())],
+    );
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
 
     let badge = ui.text("[data-testid=demo-badge]", LONG).await;
@@ -80,8 +86,18 @@ async fn a_newcomer_tries_the_demo_without_a_whoop_account() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     ui.screenshot(&shots.join("demo-2-dashboard.png")).await;
     desktop
-        .wait_notifications("WHOOP import finished", 1, SHORT)
+        .wait_notifications("Demo data · WHOOP import finished", 1, SHORT)
         .await;
+    // The tray says it too (Linux tray hosts show no tooltip, so its status line does).
+    let menu = desktop.tray_menu().await;
+    assert!(menu.contains("Demo data · "), "{menu}");
+    // The bubble carries the app's icon: a PNG the notification server can load.
+    let icons = desktop.notification_icons();
+    assert!(!icons.is_empty());
+    for icon in icons {
+        let png = std::fs::read(&icon).unwrap_or_else(|e| panic!("icon {icon:?}: {e}"));
+        assert!(png.starts_with(b"\x89PNG"), "{icon} is a PNG");
+    }
     ui.close().await;
 }
 
@@ -97,7 +113,10 @@ async fn without_the_scheme_the_sign_in_comes_back_through_loopback() {
         &desktop,
         &app,
         Consent::PressAuthorize,
-        &[("VITALTRENDS_SIGN_IN_REDIRECT", "loopback".to_string())],
+        &[
+            ("VITALTRENDS_MODE", "demo".to_string()),
+            ("VITALTRENDS_SIGN_IN_REDIRECT", "loopback".to_string()),
+        ],
     );
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
 

@@ -34,11 +34,7 @@ async fn the_card_tells_the_truth_when_whoop_or_the_service_misbehaves() {
     ])
     .await;
     let relay = RelayProcess::start(&sim, &work.path().join("relay.db")).await;
-    sim.post_json(
-        "/_sim/webhook-url",
-        json!({"url": format!("{}/webhooks/whoop", relay.base_url)}),
-    )
-    .await;
+    e2e::send_webhooks_to(&sim, &relay).await;
 
     let mut desktop = Desktop::start(work.path()).await;
     let env = app_env(
@@ -86,7 +82,7 @@ async fn the_card_tells_the_truth_when_whoop_or_the_service_misbehaves() {
     // The service forgets this device (as its retention pruning does): live updates stop with
     // the reason, catch-up goes on, and Reconnect is offered.
     let secrets: Value = serde_json::from_slice(
-        &std::fs::read(work.path().join("data").join("insecure-secrets.json")).unwrap(),
+        &std::fs::read(work.path().join("data/service/insecure-secrets.json")).unwrap(),
     )
     .unwrap();
     let device = secrets["relay-device"].as_str().expect("a relay device");

@@ -19,7 +19,7 @@
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use e2e::{closed_records, Cli, RelayProcess, SimProcess};
+use e2e::{closed_records, free_port, Cli, RelayProcess, SimProcess};
 use serde_json::{json, Value};
 use tokio::process::Child;
 
@@ -76,14 +76,6 @@ fn spawn_run(cli: &Cli, log: &std::path::Path) -> Child {
         .stderr(log)
         .spawn()
         .expect("start vitaltrends run")
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 async fn soak(days: u32, seed: u64) {

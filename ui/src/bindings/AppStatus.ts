@@ -3,6 +3,7 @@ import type { ConnectionStateKey } from "./ConnectionStateKey";
 import type { JobKindKey } from "./JobKindKey";
 import type { JobProgress } from "./JobProgress";
 import type { LastJob } from "./LastJob";
+import type { ModeKey } from "./ModeKey";
 import type { RetryNotice } from "./RetryNotice";
 
 export type AppStatus = { state: ConnectionStateKey, member_name: string | null, reason: string | null, last_synced_at: string | null, live: boolean, demo: boolean, days_of_history: number, records: number, job: JobProgress | null, queued: Array<JobKindKey>, last_job: LastJob | null, revoke_pending: boolean, import_complete: boolean, 
@@ -14,6 +15,18 @@ retry: RetryNotice | null,
  * Why live updates stopped, when the person can do something about it (Reconnect).
  */
 live_problem: string | null, 
+/**
+ * How the app connects; `null` while nothing is chosen.
+ */
+mode: ModeKey | null, 
+/**
+ * Whether a relay delivers live updates (an own app without one catches up every 6 hours).
+ */
+has_relay: boolean, 
+/**
+ * Why the chosen connection cannot start (a bad settings file, no keychain).
+ */
+settings_problem: string | null, 
 /**
  * Whether WHOOP is reached through the VitalTrends service, which needs a subscription
  * (Settings → Subscription is shown). Never in demo mode or with one's own WHOOP app.

@@ -83,7 +83,7 @@ describe('WHOOP card states', () => {
 
   it('connected without live updates says it catches up every 6 hours', async () => {
     const { card } = await openConnections(fixtureStatus('connected', { live: false }));
-    expect(card).toHaveTextContent('Live updates off: catching up every 6 hours');
+    expect(card).toHaveTextContent('Live updates off · catching up every 6 hours');
   });
 
   it('reconnect needed: reason in plain words and Reconnect calls connect_whoop', async () => {

@@ -4,8 +4,10 @@ import type { Dashboard } from '../bindings/Dashboard';
 import type { NavigateTarget } from '../bindings/NavigateTarget';
 import type { Notice } from '../bindings/Notice';
 import type { RangeKey } from '../bindings/RangeKey';
+import type { SettingsView } from '../bindings/SettingsView';
 import {
   getDashboard,
+  getSettings,
   getStatus,
   onDataChanged,
   onNavigate,
@@ -17,6 +19,7 @@ import {
 import { plainError, type PlainError } from './errors';
 
 export type Screen = 'dashboard' | 'settings';
+export type SettingsSection = 'connections' | 'general' | 'about';
 
 export const RANGES: { key: RangeKey; label: string; long: string }[] = [
   { key: '7d', label: '7D', long: 'Last 7 days' },
@@ -46,6 +49,11 @@ export interface NoticeItem extends Notice {
 /** The app's shared state. One instance per mounted App (tests get a fresh one each time). */
 export class AppState {
   screen = $state<Screen>('dashboard');
+  settingsSection = $state<SettingsSection>('connections');
+  /** How the app connects, preferences and About; refreshed after every switch. */
+  settings = $state<SettingsView | null>(null);
+  /** The "how do you want to connect?" dialog is open. */
+  choosing = $state(false);
   status = $state<AppStatus | null>(null);
   statusError = $state<PlainError | null>(null);
   dashboard = $state<Dashboard | null>(null);
@@ -64,8 +72,10 @@ export class AppState {
   start(): () => void {
     const subs: Promise<Unsubscribe>[] = [
       onStatusChanged((s) => {
+        const switched = this.status !== null && this.status.mode !== s.mode;
         this.status = s;
         this.statusError = null;
+        if (switched) void this.refreshSettings();
       }),
       onDataChanged(() => void this.loadDashboard()),
       onNavigate((target) => this.go(target)),
@@ -78,6 +88,7 @@ export class AppState {
     // Listen first, then read: a change between the two is then never missed.
     void Promise.allSettled(subs).then(() => {
       void this.refreshStatus();
+      void this.refreshSettings();
       void this.loadDashboard();
     });
     return () => {
@@ -93,6 +104,21 @@ export class AppState {
     } catch (err) {
       this.statusError = plainError(err);
     }
+  }
+
+  async refreshSettings(): Promise<void> {
+    try {
+      this.settings = await getSettings();
+    } catch {
+      // The card shows the status error; settings stay as they were.
+    }
+  }
+
+  /** Adopts what a switch of connection answered, and shows the new connection's data. */
+  switched(view: SettingsView): void {
+    this.settings = view;
+    void this.refreshStatus();
+    void this.loadDashboard();
   }
 
   /**
@@ -146,6 +172,7 @@ export class AppState {
   /** Shows the screen a notification click, the tray or a sign-in link asked for. */
   go(target: NavigateTarget): void {
     this.screen = target === 'connections' ? 'settings' : 'dashboard';
+    if (target === 'connections') this.settingsSection = 'connections';
   }
 
   dismiss(id: number): void {

@@ -20,7 +20,11 @@ import type { IpcError } from '../bindings/IpcError';
 import type { LicenceView } from '../bindings/LicenceView';
 import type { NavigateTarget } from '../bindings/NavigateTarget';
 import type { Notice } from '../bindings/Notice';
+import type { ModeKey } from '../bindings/ModeKey';
+import type { OwnAppForm } from '../bindings/OwnAppForm';
+import type { PrefsView } from '../bindings/PrefsView';
 import type { RangeKey } from '../bindings/RangeKey';
+import type { SettingsView } from '../bindings/SettingsView';
 
 /** Codes the UI branches on. Any other string may arrive too; it gets a generic sentence. */
 export type KnownErrorCode =
@@ -155,6 +159,31 @@ export async function openPricing(): Promise<void> {
 
 export function getDashboard(range: RangeKey): Promise<Dashboard> {
   return call<Dashboard>('get_dashboard', { range });
+}
+
+/** How the app connects, the own app's form values, preferences and About. */
+export function getSettings(): Promise<SettingsView> {
+  return call<SettingsView>('get_settings');
+}
+
+/** Switches to the service or demo data, or (`null`) back to nothing chosen. */
+export function chooseMode(mode: Exclude<ModeKey, 'own-app'> | null): Promise<SettingsView> {
+  return call<SettingsView>('choose_mode', { mode });
+}
+
+/** Saves the own app (its secret goes to the keychain) and switches to it. */
+export function saveOwnApp(form: OwnAppForm): Promise<SettingsView> {
+  return call<SettingsView>('save_own_app', { form });
+}
+
+export type PrefKey = keyof PrefsView;
+
+export function setPref(key: PrefKey, value: boolean): Promise<PrefsView> {
+  return call<PrefsView>('set_pref', { key, value });
+}
+
+export async function openFolder(which: 'data' | 'logs' | 'settings'): Promise<void> {
+  await call<null>('open_folder', { which });
 }
 
 // ---- events ----

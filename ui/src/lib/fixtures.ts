@@ -2,6 +2,7 @@
  * Realistic, deterministic fixture data: used by the tests and by the dev-only mock backend
  * (`npm run dev` in a plain browser). Never used inside the Tauri app.
  */
+import type { SettingsView } from '../bindings/SettingsView';
 import type { AppStatus } from '../bindings/AppStatus';
 import type { ConnectionStateKey } from '../bindings/ConnectionStateKey';
 import type { Dashboard } from '../bindings/Dashboard';
@@ -381,8 +382,45 @@ const BASE_STATUS: AppStatus = {
   import_complete: false,
   retry: null,
   live_problem: null,
+  mode: 'service',
+  has_relay: true,
+  settings_problem: null,
   subscription: false,
 };
+
+/** Settings as a service build that has chosen nothing else shows them. */
+export function fixtureSettings(overrides: Partial<SettingsView> = {}): SettingsView {
+  return {
+    mode: 'service',
+    service_available: true,
+    problem: null,
+    own_app: {
+      client_id: null,
+      has_secret: false,
+      relay_url: null,
+      loopback_port: 47813,
+      whoop_base_url: null,
+      deep_link_redirect_uri: 'vitaltrends://oauth/whoop/callback',
+      loopback_redirect_uri: 'http://127.0.0.1:47813/oauth/whoop/callback',
+    },
+    prefs: {
+      keep_in_tray: true,
+      start_at_login: false,
+      start_at_login_asked: false,
+      notify_import: true,
+      notify_force_sync: true,
+      notify_reconnect: true,
+    },
+    about: {
+      version: '0.1.0',
+      mode_label: 'VitalTrends service',
+      data_dir: '/home/alex/.local/share/app.vitaltrends.desktop/service',
+      log_dir: '/home/alex/.local/share/app.vitaltrends.desktop/logs',
+      settings_file: '/home/alex/.config/vitaltrends/settings.toml',
+    },
+    ...overrides,
+  };
+}
 
 /** A status for each connection state, `now` being the reference time for "last synced". */
 export function fixtureStatus(

@@ -1,3 +1,4 @@
+import type { ModeKey } from '../bindings/ModeKey';
 import type { AppStatus } from '../bindings/AppStatus';
 import type { JobProgress } from '../bindings/JobProgress';
 import { fmtAgo, fmtInt, fmtMonthYear } from './format';
@@ -109,3 +110,10 @@ export function forceSyncPhase(status: AppStatus | null): ForceSyncPhase {
   if (status.queued.includes('force_sync')) return 'queued';
   return 'idle';
 }
+
+/** How each way of connecting is named to a person. */
+export const MODE_LABELS: Record<ModeKey, string> = {
+  service: 'the VitalTrends service',
+  'own-app': 'your own WHOOP developer app',
+  demo: 'demo data',
+};

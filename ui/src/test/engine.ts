@@ -11,7 +11,8 @@ import App from '../App.svelte';
 import type { AppStatus } from '../bindings/AppStatus';
 import type { Dashboard } from '../bindings/Dashboard';
 import type { RangeKey } from '../bindings/RangeKey';
-import { fixtureStatus, fullDashboard } from '../lib/fixtures';
+import type { SettingsView } from '../bindings/SettingsView';
+import { fixtureSettings, fixtureStatus, fullDashboard } from '../lib/fixtures';
 
 export interface Call {
   cmd: string;
@@ -23,6 +24,7 @@ type Handler = (args: Record<string, unknown> | undefined) => unknown;
 export interface FakeEngine {
   calls: Call[];
   status: AppStatus;
+  settings: SettingsView;
   dashboard: (range: RangeKey) => Dashboard;
   /** Override a command; throw `{ code, message }` to reject like the Rust side. */
   handlers: Record<string, Handler>;
@@ -34,11 +36,16 @@ export interface FakeEngine {
 }
 
 export function installEngine(
-  init: { status?: AppStatus; dashboard?: (range: RangeKey) => Dashboard } = {},
+  init: {
+    status?: AppStatus;
+    settings?: SettingsView;
+    dashboard?: (range: RangeKey) => Dashboard;
+  } = {},
 ): FakeEngine {
   const engine: FakeEngine = {
     calls: [],
     status: init.status ?? fixtureStatus('connected'),
+    settings: init.settings ?? fixtureSettings(),
     dashboard: init.dashboard ?? ((range) => fullDashboard(range)),
     handlers: {},
     callsTo: (cmd) => engine.calls.filter((c) => c.cmd === cmd),
@@ -73,6 +80,20 @@ export function installEngine(
           return null;
         case 'force_sync':
           return { queued: true, message: 'Force Sync queued' };
+        case 'get_settings':
+        case 'choose_mode':
+        case 'save_own_app':
+          return engine.settings;
+        case 'set_pref': {
+          const key = a?.key as keyof SettingsView['prefs'];
+          engine.settings = {
+            ...engine.settings,
+            prefs: { ...engine.settings.prefs, [key]: a?.value as boolean },
+          };
+          return engine.settings.prefs;
+        }
+        case 'open_folder':
+          return null;
         default:
           throw { code: 'unknown_command', message: `unknown command ${cmd}` };
       }

@@ -14,7 +14,14 @@ import type { ForceSyncAnswer } from '../../bindings/ForceSyncAnswer';
 import type { RangeKey } from '../../bindings/RangeKey';
 import type { BackendImpl, Unsubscribe } from '../backend';
 import { dayKey } from '../format';
-import { emptyDashboard, fixtureStatus, fullDashboard, partialDashboard } from '../fixtures';
+import type { SettingsView } from '../../bindings/SettingsView';
+import {
+  emptyDashboard,
+  fixtureSettings,
+  fixtureStatus,
+  fullDashboard,
+  partialDashboard,
+} from '../fixtures';
 
 type Handler = (payload: unknown) => void;
 
@@ -37,7 +44,12 @@ export function createMockBackend(): BackendImpl {
 
   let status: AppStatus = fixtureStatus(initialState, {
     demo: params.get('demo') === '1',
+    mode: params.get('demo') === '1' ? 'demo' : 'service',
     live: params.get('live') !== '0' && initialState === 'connected',
+  });
+
+  let settings: SettingsView = fixtureSettings({
+    mode: params.get('demo') === '1' ? 'demo' : 'service',
   });
 
   const listeners = new Map<string, Set<Handler>>();
@@ -198,6 +210,30 @@ export function createMockBackend(): BackendImpl {
       setStatus({ state: 'disconnected', live: false, job: null, queued: [] });
       return null;
     },
+    get_settings: () => settings,
+    choose_mode: (args) => {
+      const mode = (args?.mode as SettingsView['mode']) ?? null;
+      settings = { ...settings, mode };
+      setStatus({ mode, demo: mode === 'demo', state: 'not_connected', records: 0 });
+      return settings;
+    },
+    save_own_app: () => {
+      settings = {
+        ...settings,
+        mode: 'own-app',
+        own_app: { ...settings.own_app, has_secret: true },
+      };
+      setStatus({ mode: 'own-app', demo: false, has_relay: false, state: 'not_connected' });
+      return settings;
+    },
+    set_pref: (args) => {
+      settings = {
+        ...settings,
+        prefs: { ...settings.prefs, [args?.key as string]: args?.value as boolean },
+      };
+      return settings.prefs;
+    },
+    open_folder: () => null,
     get_licence: () => null,
     set_licence: () => ({
       licence_id: 'lic_demo',
