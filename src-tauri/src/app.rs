@@ -138,6 +138,22 @@ async fn cancel_connect(
 }
 
 #[tauri::command]
+async fn get_licence(sessions: State<'_, Sessions>) -> IpcResult<Option<core::LicenceView>> {
+    core::licence(&sessions.core()?.engine).await
+}
+
+#[tauri::command]
+async fn set_licence(sessions: State<'_, Sessions>, key: String) -> IpcResult<core::LicenceView> {
+    core::set_licence(&sessions.core()?.engine, &key).await
+}
+
+/// Subscribe / Renew: the pricing page in the system browser.
+#[tauri::command]
+fn open_pricing(app: AppHandle) -> IpcResult<()> {
+    open_in_browser(&app, &core::pricing_url())
+}
+
+#[tauri::command]
 async fn force_sync(sessions: State<'_, Sessions>) -> IpcResult<ForceSyncAnswer> {
     Ok(core::force_sync(&sessions.core()?.engine))
 }
@@ -211,7 +227,10 @@ pub fn run() -> anyhow::Result<()> {
             crate::settings_ipc::choose_mode,
             crate::settings_ipc::save_own_app,
             crate::settings_ipc::set_pref,
-            crate::settings_ipc::open_folder
+            crate::settings_ipc::open_folder,
+            get_licence,
+            set_licence,
+            open_pricing
         ])
         .setup(|app| {
             let handle = app.handle().clone();

@@ -70,6 +70,10 @@ pub enum ConnectionStateKey {
     Connected,
     ReconnectNeeded,
     Disconnected,
+    /// The VitalTrends service refused to connect without an active subscription.
+    SubscriptionRequired,
+    /// The subscription ended (past its grace period): nothing syncs; the history stays.
+    SubscriptionEnded,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, TS, PartialEq, Eq)]
@@ -140,6 +144,9 @@ pub struct AppStatus {
     pub has_relay: bool,
     /// Why the chosen connection cannot start (a bad settings file, no keychain).
     pub settings_problem: Option<String>,
+    /// Whether WHOOP is reached through the VitalTrends service, which needs a subscription
+    /// (Settings → Subscription is shown). Never in demo mode or with one's own WHOOP app.
+    pub subscription: bool,
 }
 
 impl AppStatus {
@@ -164,6 +171,7 @@ impl AppStatus {
             mode: None,
             has_relay: false,
             settings_problem,
+            subscription: false,
         }
     }
 }
@@ -321,6 +329,12 @@ pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
             (ConnectionStateKey::Disconnected, None, *revoke_pending)
         }
         ConnectionState::NotConnected => (ConnectionStateKey::NotConnected, None, false),
+        ConnectionState::SubscriptionRequired { .. } => {
+            (ConnectionStateKey::SubscriptionRequired, None, false)
+        }
+        ConnectionState::SubscriptionEnded { .. } => {
+            (ConnectionStateKey::SubscriptionEnded, None, false)
+        }
     };
     let state = match state {
         // Signing in again from "reconnection needed" or "disconnected" shows the browser step.
@@ -391,6 +405,7 @@ pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
         mode: demo.then_some(crate::session::ModeKey::Demo),
         has_relay: demo,
         settings_problem: None,
+        subscription: uses_service(engine, demo),
     })
 }
 
@@ -399,8 +414,79 @@ pub async fn status_of(core: &Core) -> IpcResult<AppStatus> {
     let mut status = status(&core.engine, core.demo).await?;
     status.mode = Some(core.mode.into());
     status.has_relay = core.has_relay;
+    // Only the VitalTrends service asks for a licence; an own app (even with its own relay)
+    // and demo mode never do.
+    status.subscription = matches!(status.mode, Some(crate::session::ModeKey::Service));
     Ok(status)
 }
+
+/// WHOOP through a relay's token broker (the VitalTrends service) rather than one's own app;
+/// demo mode's in-process relay has no subscription gate.
+fn uses_service(engine: &Engine, demo: bool) -> bool {
+    !demo && engine.settings().relay_url.is_some()
+}
+
+/// A licence as Settings → Subscription shows it. The key itself never crosses to the webview.
+#[derive(Debug, Clone, Serialize, TS, PartialEq)]
+#[ts(export, export_to = "../../ui/src/bindings/")]
+pub struct LicenceView {
+    pub licence_id: String,
+    pub plan: String,
+    /// When it renews or ends: the service's date when it could be asked, else the key's.
+    pub renews_at: String,
+    /// `active`, `cancelled` or `revoked`, when the service could be asked.
+    pub status: Option<String>,
+    /// Devices signed in with it, when the service could be asked.
+    pub devices: Option<f64>,
+    pub max_devices: f64,
+}
+
+impl From<sync::LicenceInfo> for LicenceView {
+    fn from(info: sync::LicenceInfo) -> Self {
+        let relay = info.relay.as_ref();
+        LicenceView {
+            renews_at: relay
+                .map(|r| r.active_until)
+                .unwrap_or(info.expires_at)
+                .to_rfc3339(),
+            status: relay.map(|r| r.status.clone()),
+            devices: relay.map(|r| r.devices as f64),
+            max_devices: relay.map_or(f64::from(info.max_devices), |r| r.max_devices as f64),
+            licence_id: info.licence_id,
+            plan: info.plan,
+        }
+    }
+}
+
+/// The stored licence, if any (read offline, with the service's view when it answers).
+pub async fn licence(engine: &Engine) -> IpcResult<Option<LicenceView>> {
+    Ok(engine.licence_info().await?.map(LicenceView::from))
+}
+
+/// Stores a licence key in the secret store (never the database) and returns what it says.
+/// After a lapse, syncing resumes with it.
+pub async fn set_licence(engine: &Engine, key: &str) -> IpcResult<LicenceView> {
+    engine.set_licence_key(key).await?;
+    engine
+        .licence_info()
+        .await?
+        .map(LicenceView::from)
+        .ok_or_else(|| IpcError {
+            code: "invalid_licence".into(),
+            message: "That licence key could not be read.".into(),
+        })
+}
+
+/// Where Subscribe and Renew go: `VITALTRENDS_PRICING_URL`, or VitalTrends' pricing page.
+pub fn pricing_url() -> Url {
+    std::env::var("VITALTRENDS_PRICING_URL")
+        .ok()
+        .and_then(|u| Url::parse(u.trim()).ok())
+        .filter(|u| matches!(u.scheme(), "https" | "http"))
+        .unwrap_or_else(|| Url::parse(DEFAULT_PRICING_URL).expect("the default parses"))
+}
+
+pub const DEFAULT_PRICING_URL: &str = "https://vitaltrends.app/pricing";
 
 /// Retry now: runs the failed jobs that wait for their automatic retry at once.
 pub async fn retry_now(engine: &Engine) -> IpcResult<()> {

@@ -116,6 +116,22 @@ enum Command {
         #[arg(long)]
         yes: bool,
     },
+    /// The VitalTrends licence key the VitalTrends service's relay asks for when connecting.
+    #[command(subcommand)]
+    Licence(LicenceCommand),
+}
+
+#[derive(Subcommand)]
+enum LicenceCommand {
+    /// Store a licence key (kept with the tokens, never in the database). Without KEY (or with
+    /// `-`) it is read from stdin, which keeps it out of shell history and `ps`.
+    Set { key: Option<String> },
+    /// Plan, expiry and licence id (read from the key offline), and the relay's view of it
+    /// when connected. Never prints the key.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -276,6 +292,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Licence(LicenceCommand::Set { key }) => {
+            let key = match key.filter(|k| k != "-") {
+                Some(k) => k,
+                None => {
+                    let mut line = String::new();
+                    std::io::stdin().read_line(&mut line)?;
+                    line
+                }
+            };
+            let info = engine.set_licence_key(&key).await?;
+            println!(
+                "Licence saved: {} plan, {}, paid through {}.",
+                info.plan,
+                info.licence_id,
+                info.expires_at.format("%Y-%m-%d")
+            );
+            Ok(())
+        }
+        Command::Licence(LicenceCommand::Show { json }) => licence_show(&engine, json).await,
         Command::DeleteData { yes } => {
             if !yes {
                 anyhow::bail!(
@@ -452,6 +487,32 @@ impl Notifier for PrintNotifier {
     }
 }
 
+async fn licence_show(engine: &Arc<Engine>, json: bool) -> anyhow::Result<()> {
+    let info = engine.licence_info().await?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&info)?);
+        return Ok(());
+    }
+    let Some(info) = info else {
+        println!("No licence key stored. `vitaltrends licence set` stores one.");
+        return Ok(());
+    };
+    println!("Licence: {}", info.licence_id);
+    println!("Plan: {}", info.plan);
+    println!("Paid through (as issued): {}", info.expires_at.to_rfc3339());
+    println!("Devices allowed: {}", info.max_devices);
+    if let Some(relay) = &info.relay {
+        println!(
+            "At the relay: {}, active until {}, {} of {} devices",
+            relay.status,
+            relay.active_until.to_rfc3339(),
+            relay.devices,
+            relay.max_devices
+        );
+    }
+    Ok(())
+}
+
 async fn status(engine: &Arc<Engine>, json: bool) -> anyhow::Result<()> {
     let status = engine.status().await?;
     if json {
@@ -462,6 +523,13 @@ async fn status(engine: &Arc<Engine>, json: bool) -> anyhow::Result<()> {
         ConnectionState::NotConnected => "Not connected".to_string(),
         ConnectionState::Connected { name, .. } => format!("Connected as {name}"),
         ConnectionState::ReconnectNeeded { reason, .. } => format!("Reconnection needed: {reason}"),
+        ConnectionState::SubscriptionRequired { .. } => "Subscription required: subscribe, or \
+             `vitaltrends licence set` your licence key, then connect again"
+            .to_string(),
+        ConnectionState::SubscriptionEnded { .. } => format!(
+            "Subscription ended · history kept ({} days); renew to sync again",
+            status.days_of_history
+        ),
         ConnectionState::Disconnected { .. } => {
             format!(
                 "Not connected · history kept ({} days)",

@@ -21,6 +21,7 @@ use serde::Deserialize;
 use crate::client_ip::ClientIp;
 use crate::device::{credential_hash, new_credential};
 use crate::error::json_error;
+use crate::licences;
 use crate::metrics::bump;
 use crate::server::{now_ms, AppState};
 
@@ -175,7 +176,12 @@ async fn token_request(app: &AppState, fields: &[(&str, &str)]) -> Result<Upstre
     }
 }
 
-/// `POST /oauth/whoop/token` (form: `code`, `redirect_uri`, `code_verifier`).
+/// The form field a device sends its licence key in, with the code exchange and every refresh
+/// (a form field rather than a header: the body is never logged, headers may be by proxies).
+pub const LICENCE_FIELD: &str = "licence_key";
+
+/// `POST /oauth/whoop/token` (form: `code`, `redirect_uri`, `code_verifier`, and `licence_key`
+/// when the subscription gate is on).
 pub async fn exchange(
     State(app): State<Arc<AppState>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -197,6 +203,11 @@ pub async fn exchange(
     // a code (the callback page, a browser history) could trade it here for tokens.
     let Some(verifier) = required(&form, "code_verifier") else {
         return json_error(StatusCode::BAD_REQUEST, "code_verifier_required");
+    };
+    // Before WHOOP is asked: a refused sign-in must not spend the code.
+    let licence_id = match licences::gate_exchange(&app, required(&form, LICENCE_FIELD)).await {
+        Ok(id) => id,
+        Err(resp) => return resp,
     };
     let fields = vec![
         ("grant_type", "authorization_code"),
@@ -230,12 +241,15 @@ pub async fn exchange(
     // WHOOP has spent the code: from here on the tokens go back to the device whatever happens,
     // because a retried exchange would be refused (and may revoke the grant). Without a device
     // credential the app still syncs; it just has no event stream until it reconnects.
-    let bound = tokio::time::timeout(BIND_DEADLINE, bind_device(&app, &access_token))
-        .await
-        .unwrap_or_else(|_| {
-            tracing::warn!("binding the device took too long; no device bound");
-            None
-        });
+    let bound = tokio::time::timeout(
+        BIND_DEADLINE,
+        bind_device(&app, &access_token, licence_id.as_deref()),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        tracing::warn!("binding the device took too long; no device bound");
+        None
+    });
     match bound {
         Some(credential) => {
             tokens.insert(
@@ -264,7 +278,11 @@ struct Profile {
 }
 
 /// Learns whose token this is and issues a device credential bound to that user.
-async fn bind_device(app: &AppState, access_token: &str) -> Option<String> {
+async fn bind_device(
+    app: &AppState,
+    access_token: &str,
+    licence_id: Option<&str>,
+) -> Option<String> {
     if access_token.is_empty() {
         tracing::warn!("WHOOP's token response has no access token; no device bound");
         return None;
@@ -274,7 +292,13 @@ async fn bind_device(app: &AppState, access_token: &str) -> Option<String> {
     let id = uuid::Uuid::new_v4().to_string();
     match app
         .storage
-        .create_device(&id, user_id, &credential_hash(&credential), now_ms())
+        .create_device(
+            &id,
+            user_id,
+            &credential_hash(&credential),
+            now_ms(),
+            licence_id,
+        )
         .await
     {
         Ok(()) => {
@@ -321,10 +345,11 @@ async fn profile_user_id(app: &AppState, access_token: &str) -> Option<i64> {
     None
 }
 
-/// `POST /oauth/whoop/refresh` (form: `refresh_token`), with the device credential the code
-/// exchange handed out as `Authorization: Bearer`. Without that the broker would refresh any
-/// WHOOP refresh token for anyone with the relay's client secret: an open proxy for WHOOP's
-/// token endpoint. A refused credential gets the same 401 as on the event stream.
+/// `POST /oauth/whoop/refresh` (form: `refresh_token`, and `licence_key` when the subscription
+/// gate is on), with the device credential the code exchange handed out as
+/// `Authorization: Bearer`. Without that the broker would refresh any WHOOP refresh token for
+/// anyone with the relay's client secret: an open proxy for WHOOP's token endpoint. A refused
+/// credential gets the same 401 as on the event stream.
 pub async fn refresh(
     State(app): State<Arc<AppState>>,
     Extension(ClientIp(ip)): Extension<ClientIp>,
@@ -344,6 +369,10 @@ pub async fn refresh(
     let Some(refresh_token) = required(&form, "refresh_token") else {
         return json_error(StatusCode::BAD_REQUEST, "invalid_request");
     };
+    // Before WHOOP is asked, so a refused refresh leaves the refresh token unspent.
+    if let Err(resp) = licences::gate_refresh(&app, required(&form, LICENCE_FIELD)).await {
+        return resp;
+    }
     let fields = [
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token),

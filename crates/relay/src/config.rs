@@ -64,6 +64,11 @@ pub struct RelayConfig {
     /// A second listener serving only `/metrics` and `/healthz`, without a token (for a
     /// loopback or private address the scraper reaches).
     pub metrics_listen: Option<SocketAddr>,
+    /// The subscription gate: `None` (the library default, used by demo mode and tests) lets
+    /// every device sign in; the binary turns it on unless told `--no-subscription-gate`.
+    pub subscription_gate: Option<SubscriptionGate>,
+    /// The shared secret of `POST /billing/webhook`; without one that route does not exist.
+    pub billing_webhook_secret: Option<String>,
 }
 
 /// Who may read `/metrics` on the main (public) listener.
@@ -88,6 +93,19 @@ impl std::fmt::Debug for MetricsAccess {
     }
 }
 
+/// How the relay decides who may use the VitalTrends service.
+#[derive(Clone, Debug)]
+pub struct SubscriptionGate {
+    /// Verifies licence keys. Only the public half is kept, even if a signing key was loaded.
+    pub public_key: licence::PublicKey,
+    /// How long refreshes and event streams keep working after a licence's end, so a late
+    /// renewal payment does not cut anyone off.
+    pub grace: Duration,
+}
+
+/// The default grace period: two weeks.
+pub const DEFAULT_LICENCE_GRACE: Duration = Duration::from_secs(14 * 24 * 3600);
+
 impl Default for RelayConfig {
     fn default() -> Self {
         RelayConfig {
@@ -111,6 +129,8 @@ impl Default for RelayConfig {
             auth_failures_per_minute: 30,
             metrics: MetricsAccess::Open,
             metrics_listen: None,
+            subscription_gate: None,
+            billing_webhook_secret: None,
         }
     }
 }
@@ -138,6 +158,11 @@ impl std::fmt::Debug for RelayConfig {
             .field("auth_failures_per_minute", &self.auth_failures_per_minute)
             .field("metrics", &self.metrics)
             .field("metrics_listen", &self.metrics_listen)
+            .field("subscription_gate", &self.subscription_gate)
+            .field(
+                "billing_webhook_secret",
+                &self.billing_webhook_secret.is_some(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -175,6 +200,13 @@ impl RelayConfig {
         }
         if matches!(&self.metrics, MetricsAccess::Token(t) if t.trim().len() < 16) {
             return bad("the metrics token must be at least 16 characters");
+        }
+        if self
+            .billing_webhook_secret
+            .as_ref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            return bad("the billing webhook secret is empty");
         }
         Ok(())
     }

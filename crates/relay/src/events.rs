@@ -25,6 +25,7 @@ use crate::client_ip::ClientIp;
 use crate::cursor::Cursor;
 use crate::device::{authenticate, touch_interval};
 use crate::error::{json_error, unavailable, Result};
+use crate::licences;
 use crate::metrics::OpenStream;
 use crate::server::{now_ms, AppState};
 use crate::storage::{Device, StoredEvent};
@@ -199,6 +200,11 @@ pub async fn read(
         Ok(d) => d,
         Err(resp) => return resp,
     };
+    // A lapsed subscription (past its grace) ends the service; the app keeps its history.
+    let licence_deadline = match licences::gate_device(&app, &device).await {
+        Ok(d) => d,
+        Err(resp) => return resp,
+    };
     let q = parse_query(raw.as_deref());
     let poll = match q.mode.as_deref() {
         None | Some("") | Some("sse") => false,
@@ -232,7 +238,7 @@ pub async fn read(
         drop(slot);
         resp
     } else {
-        sse(app, device, start, wakes, slot)
+        sse(app, device, start, wakes, slot, licence_deadline)
     }
 }
 
@@ -315,6 +321,11 @@ struct StreamState {
     backstop: tokio::time::Interval,
     shutdown: tokio::sync::watch::Receiver<bool>,
     last_touch: Instant,
+    /// When the device's licence (plus grace) ends, if the gate is on; re-read now and then.
+    licence_deadline: Option<i64>,
+    licence_checked: Instant,
+    /// The last item was sent; the stream ends next.
+    ending: bool,
     _open: OpenStream,
     _slot: StreamSlot,
 }
@@ -329,6 +340,9 @@ impl StreamState {
         loop {
             if let Some((event, received_at)) = self.pending.pop_front() {
                 return Step::Yield(event, received_at);
+            }
+            if self.ending {
+                return Step::End;
             }
             if self.need_read {
                 self.read().await;
@@ -353,6 +367,13 @@ impl StreamState {
             if heartbeat_due {
                 if !self.still_authorised().await {
                     return Step::End;
+                }
+                if !self.licence_still_active().await {
+                    // Say why before closing; reconnecting gets the same answer as a 402.
+                    self.ending = true;
+                    let data = json!({ "code": licences::SUBSCRIPTION_INACTIVE }).to_string();
+                    let event = Event::default().event("subscription_inactive").data(data);
+                    return Step::Yield(event, None);
                 }
                 return Step::Yield(Event::default().comment("heartbeat"), None);
             }
@@ -386,6 +407,29 @@ impl StreamState {
         }
     }
 
+    /// Whether the device's licence still covers it: past the deadline seen when the stream
+    /// opened, or every `licences::stream_recheck`, the licence is read again (a renewal moves the
+    /// deadline on, a revocation brings it forward).
+    async fn licence_still_active(&mut self) -> bool {
+        let Some(deadline) = self.licence_deadline else {
+            return true;
+        };
+        let now = now_ms();
+        if now < deadline && self.licence_checked.elapsed() < licences::stream_recheck(&self.app) {
+            return true;
+        }
+        self.licence_checked = Instant::now();
+        match licences::device_deadline(&self.app, &self.device).await {
+            Ok(Some(d)) => {
+                self.licence_deadline = Some(d);
+                now < d
+            }
+            Ok(None) => false,
+            // A database error is not proof of a lapse; keep the old deadline.
+            Err(_) => now < deadline,
+        }
+    }
+
     /// Refreshes `last_seen_at` now and then, and notices a revoked device.
     async fn still_authorised(&mut self) -> bool {
         if self.last_touch.elapsed() < touch_interval(self.app.config.retention) {
@@ -407,6 +451,7 @@ fn sse(
     start: Start,
     wakes: tokio::sync::broadcast::Receiver<Wake>,
     slot: StreamSlot,
+    licence_deadline: Option<i64>,
 ) -> Response {
     let mut pending = VecDeque::new();
     if let Some(reason) = start.gap {
@@ -435,6 +480,9 @@ fn sse(
         heartbeat,
         backstop,
         last_touch: now,
+        licence_deadline,
+        licence_checked: now,
+        ending: false,
     };
     let mut resp = Sse::new(event_stream(state)).into_response();
     // Reverse proxies (nginx) would otherwise buffer the stream.

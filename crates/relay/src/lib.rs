@@ -26,6 +26,7 @@ mod device;
 mod error;
 mod events;
 mod intake;
+mod licences;
 mod listen;
 mod metrics;
 mod ratelimit;
@@ -35,8 +36,11 @@ mod storage;
 mod wake;
 
 pub use client_ip::{client_ip, parse_cidr};
-pub use config::{MetricsAccess, RelayConfig, WHOOP_PRODUCTION};
+pub use config::{
+    MetricsAccess, RelayConfig, SubscriptionGate, DEFAULT_LICENCE_GRACE, WHOOP_PRODUCTION,
+};
 pub use cursor::Cursor;
 pub use error::{Error, Result};
+pub use licences::{admin as licence_admin, BILLING_SIGNATURE_HEADER};
 pub use listen::{default_max_connections, open_files_limit};
 pub use server::{start, RelayHandle};

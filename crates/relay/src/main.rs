@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::Parser;
-use relay::{MetricsAccess, RelayConfig, WHOOP_PRODUCTION};
+use clap::{Parser, Subcommand};
+use relay::{MetricsAccess, RelayConfig, SubscriptionGate, WHOOP_PRODUCTION};
 use url::Url;
 
 #[derive(Debug, Parser)]
@@ -23,9 +23,14 @@ use url::Url;
                   during a secret rotation VITALTRENDS_WHOOP_CLIENT_SECRET_PREVIOUS (or \
                   _PREVIOUS_FILE). /metrics is served only with --metrics-token-file or \
                   --metrics-listen. \
-                  RUST_LOG sets the log filter (default info)."
+                  RUST_LOG sets the log filter (default info). The subscription gate is on \
+                  unless --no-subscription-gate: serving needs --licence-key-file then.",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
+    /// Without a subcommand the relay serves.
+    #[command(subcommand)]
+    command: Option<Command>,
     /// Address to listen on (port 0 picks a free one).
     #[arg(
         long,
@@ -92,6 +97,196 @@ struct Cli {
     /// (`Authorization: Bearer …`). Without this or --metrics-listen, /metrics is not served.
     #[arg(long, env = "VITALTRENDS_RELAY_METRICS_TOKEN_FILE")]
     metrics_token_file: Option<PathBuf>,
+    /// The licence key file: the public key (`licence keygen` prints it; enough to verify) or
+    /// the signing key itself. Needed unless --no-subscription-gate.
+    #[arg(long, env = "VITALTRENDS_RELAY_LICENCE_KEY_FILE")]
+    licence_key_file: Option<PathBuf>,
+    /// Let every device sign in without a licence: for a relay run with your own WHOOP app.
+    #[arg(
+        long,
+        env = "VITALTRENDS_RELAY_NO_SUBSCRIPTION_GATE",
+        conflicts_with = "licence_key_file"
+    )]
+    no_subscription_gate: bool,
+    /// Days refreshes and event streams keep working after a licence ends.
+    #[arg(long, default_value_t = 14)]
+    licence_grace_days: u64,
+    /// The grace period in seconds instead of days (for tests).
+    #[arg(long, hide = true, conflicts_with = "licence_grace_days")]
+    licence_grace_secs: Option<u64>,
+    /// The secret `POST /billing/webhook` signatures are checked with (one line); without it
+    /// that route answers 404.
+    #[arg(long, env = "VITALTRENDS_RELAY_BILLING_WEBHOOK_SECRET_FILE")]
+    billing_webhook_secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Licences: the signing key, issuing, extending, revoking, listing.
+    #[command(subcommand)]
+    Licence(LicenceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum LicenceCommand {
+    /// Writes a new signing key to FILE (mode 0600, never overwritten) and prints its public key.
+    Keygen {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Issues a licence, records it in the database and prints the key (alone) on stdout.
+    Issue {
+        #[arg(long, env = "VITALTRENDS_RELAY_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// The signing key file `licence keygen` wrote.
+        #[arg(long)]
+        licence_key_file: PathBuf,
+        /// Days from now the licence runs.
+        #[arg(long)]
+        days: u32,
+        #[arg(long, default_value = "personal")]
+        plan: String,
+        /// How many devices may be signed in with it at once.
+        #[arg(long, default_value_t = 3)]
+        devices: u32,
+    },
+    /// Adds days to a licence (from its end, or from now if it has ended) and reactivates it.
+    Extend {
+        #[arg(long, env = "VITALTRENDS_RELAY_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// The licence id (lic_…) or key.
+        licence: String,
+        #[arg(long)]
+        days: u32,
+    },
+    /// Ends a licence now; its devices keep refreshing through the grace period, then stop.
+    Revoke {
+        #[arg(long, env = "VITALTRENDS_RELAY_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+        /// The licence id (lic_…) or key.
+        licence: String,
+    },
+    /// Lists licences: id, plan, status, active until, devices in use / allowed.
+    List {
+        #[arg(long, env = "VITALTRENDS_RELAY_DATABASE_URL", hide_env_values = true)]
+        database_url: String,
+    },
+}
+
+fn read_secret_line(path: &std::path::Path, what: &str) -> Result<String, String> {
+    read_secret_file(what, path)
+}
+
+fn key_file(path: &std::path::Path) -> Result<licence::KeyFile, String> {
+    licence::KeyFile::parse(&read_secret_line(path, "licence key file")?)
+        .map_err(|e| format!("{}: {e}", path.display()))
+}
+
+fn subscription_gate(cli: &Cli) -> Result<Option<SubscriptionGate>, String> {
+    if cli.no_subscription_gate {
+        return Ok(None);
+    }
+    let Some(path) = &cli.licence_key_file else {
+        return Err(
+            "the subscription gate needs --licence-key-file (the public key `licence \
+                    keygen` printed); a relay for your own WHOOP app can run with \
+                    --no-subscription-gate"
+                .into(),
+        );
+    };
+    let grace = match cli.licence_grace_secs {
+        Some(secs) => Duration::from_secs(secs),
+        None => Duration::from_secs(cli.licence_grace_days.saturating_mul(24 * 3600)),
+    };
+    Ok(Some(SubscriptionGate {
+        public_key: key_file(path)?.public_key(),
+        grace,
+    }))
+}
+
+fn print_licence(l: &relay::licence_admin::Licence) {
+    println!(
+        "{}\t{}\t{}\tuntil {}\tdevices {}/{}",
+        l.id,
+        l.plan,
+        l.status,
+        l.active_until
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        l.devices,
+        l.max_devices
+    );
+}
+
+fn write_new_private_file(path: &PathBuf, text: &str) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
+}
+
+async fn licence_command(cmd: LicenceCommand) -> Result<(), String> {
+    use relay::licence_admin as admin;
+    match cmd {
+        LicenceCommand::Keygen { out } => {
+            let key = licence::SigningKey::generate();
+            write_new_private_file(&out, &format!("{}\n", key.to_text()))
+                .map_err(|e| format!("cannot write {}: {e}", out.display()))?;
+            eprintln!(
+                "signing key written to {}; give the relay the public key below (or this file)",
+                out.display()
+            );
+            println!("{}", key.public_key().to_text());
+        }
+        LicenceCommand::Issue {
+            database_url,
+            licence_key_file,
+            days,
+            plan,
+            devices,
+        } => {
+            let file = key_file(&licence_key_file)?;
+            let signing = file
+                .signing_key()
+                .ok_or("issuing needs the signing key file, not the public key".to_string())?;
+            let key = admin::issue(&database_url, signing, &plan, days, devices)
+                .await
+                .map_err(|e| e.to_string())?;
+            println!("{key}");
+        }
+        LicenceCommand::Extend {
+            database_url,
+            licence,
+            days,
+        } => print_licence(
+            &admin::extend(&database_url, &licence, days)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        LicenceCommand::Revoke {
+            database_url,
+            licence,
+        } => print_licence(
+            &admin::revoke(&database_url, &licence)
+                .await
+                .map_err(|e| e.to_string())?,
+        ),
+        LicenceCommand::List { database_url } => {
+            for l in admin::list(&database_url)
+                .await
+                .map_err(|e| e.to_string())?
+            {
+                print_licence(&l);
+            }
+        }
+    }
+    Ok(())
 }
 
 fn env_nonempty(name: &str) -> Option<String> {
@@ -189,6 +384,11 @@ fn config(cli: &Cli) -> Result<RelayConfig, String> {
             None => MetricsAccess::Off,
         },
         metrics_listen: cli.metrics_listen,
+        subscription_gate: subscription_gate(cli)?,
+        billing_webhook_secret: match &cli.billing_webhook_secret_file {
+            Some(path) => Some(read_secret_line(path, "billing webhook secret file")?),
+            None => None,
+        },
         ..RelayConfig::default()
     })
 }
@@ -217,7 +417,16 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    if let Some(Command::Licence(cmd)) = cli.command.take() {
+        return match licence_command(cmd).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(msg) => {
+                eprintln!("vitaltrends-relay: {msg}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let config = match config(&cli) {
         Ok(c) => c,
         Err(msg) => {

@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Storage;
 use crate::wake::Waker;
-use crate::{broker, events, intake, retention, wake};
+use crate::{broker, events, intake, licences, retention, wake};
 
 /// How long open requests get to finish once the relay is told to stop.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -349,6 +349,8 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/v1/events", get(events::read))
         .route("/v1/events/ack", post(events::ack))
         .route("/v1/devices/self", delete(events::revoke_self))
+        .route("/v1/licence", get(licences::status).post(licences::rebind))
+        .route("/billing/webhook", post(licences::billing_webhook))
         .route("/healthz", get(healthz))
         .route("/metrics", get(metrics))
         .fallback(not_found)

@@ -65,7 +65,39 @@ pub struct Device {
     pub id: String,
     pub user_id: i64,
     pub last_seen_at_ms: Option<i64>,
+    /// The licence the device signed in with (none when the subscription gate was off).
+    pub licence_id: Option<String>,
 }
+
+/// A licence as the relay knows it now (the key only says how it was issued).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LicenceRow {
+    pub id: String,
+    pub plan: String,
+    pub max_devices: i64,
+    /// `active`, `cancelled` or `revoked`.
+    pub status: String,
+    pub active_until_ms: i64,
+    pub issued_at_ms: i64,
+    pub updated_at_ms: i64,
+}
+
+type LicenceTuple = (String, String, i64, String, i64, i64, i64);
+
+fn licence_from_row(row: LicenceTuple) -> LicenceRow {
+    let (id, plan, max_devices, status, active_until_ms, issued_at_ms, updated_at_ms) = row;
+    LicenceRow {
+        id,
+        plan,
+        max_devices,
+        status,
+        active_until_ms,
+        issued_at_ms,
+        updated_at_ms,
+    }
+}
+
+const LICENCE_COLUMNS: &str = "id, plan, max_devices, status, active_until, issued_at, updated_at";
 
 /// Where a user stands in the log, for deciding whether a cursor has missed something.
 #[derive(Debug, Clone, Copy, Default)]
@@ -281,16 +313,18 @@ impl Storage {
         user_id: i64,
         credential_hash: &str,
         now_ms: i64,
+        licence_id: Option<&str>,
     ) -> Result<()> {
         on_pool!(self, |pool| {
             sqlx::query(
-                "INSERT INTO devices (id, user_id, credential_hash, created_at, last_seen_at, acked_seq, revoked) \
-                 VALUES ($1, $2, $3, $4, NULL, 0, FALSE)",
+                "INSERT INTO devices (id, user_id, credential_hash, created_at, last_seen_at, acked_seq, revoked, licence_id) \
+                 VALUES ($1, $2, $3, $4, NULL, 0, FALSE, $5)",
             )
             .bind(id)
             .bind(user_id)
             .bind(credential_hash)
             .bind(now_ms)
+            .bind(licence_id)
             .execute(pool)
             .await?;
         });
@@ -299,20 +333,23 @@ impl Storage {
 
     /// The live (not revoked) device holding this credential hash.
     pub async fn device_by_hash(&self, credential_hash: &str) -> Result<Option<Device>> {
-        let row: Option<(String, i64, Option<i64>)> = on_pool!(self, |pool| {
+        let row: Option<(String, i64, Option<i64>, Option<String>)> = on_pool!(self, |pool| {
             sqlx::query_as(
-                "SELECT id, user_id, last_seen_at FROM devices \
+                "SELECT id, user_id, last_seen_at, licence_id FROM devices \
                  WHERE credential_hash = $1 AND revoked = FALSE",
             )
             .bind(credential_hash)
             .fetch_optional(pool)
             .await?
         });
-        Ok(row.map(|(id, user_id, last_seen_at_ms)| Device {
-            id,
-            user_id,
-            last_seen_at_ms,
-        }))
+        Ok(
+            row.map(|(id, user_id, last_seen_at_ms, licence_id)| Device {
+                id,
+                user_id,
+                last_seen_at_ms,
+                licence_id,
+            }),
+        )
     }
 
     /// Marks the device as in use; `false` if it was revoked or removed meanwhile.
@@ -353,6 +390,102 @@ impl Storage {
                 .await?;
         });
         Ok(())
+    }
+
+    /// Records a licence; `false` if one with this id is already known (its row is left alone:
+    /// the database, not a key, says what a licence's status is).
+    pub async fn insert_licence(&self, l: &LicenceRow) -> Result<bool> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
+                "INSERT INTO licences (id, plan, max_devices, status, active_until, issued_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&l.id)
+            .bind(&l.plan)
+            .bind(l.max_devices)
+            .bind(&l.status)
+            .bind(l.active_until_ms)
+            .bind(l.issued_at_ms)
+            .bind(l.updated_at_ms)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    pub async fn licence(&self, id: &str) -> Result<Option<LicenceRow>> {
+        let sql = format!("SELECT {LICENCE_COLUMNS} FROM licences WHERE id = $1");
+        let row: Option<LicenceTuple> = on_pool!(self, |pool| {
+            sqlx::query_as(&sql).bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.map(licence_from_row))
+    }
+
+    /// Every licence, newest first, with its live (not revoked) device count.
+    pub async fn licences(&self) -> Result<Vec<(LicenceRow, i64)>> {
+        let sql = format!(
+            "SELECT {LICENCE_COLUMNS}, (SELECT COUNT(*) FROM devices d \
+             WHERE d.licence_id = licences.id AND d.revoked = FALSE) FROM licences \
+             ORDER BY issued_at DESC, id"
+        );
+        type Row = (String, String, i64, String, i64, i64, i64, i64);
+        let rows: Vec<Row> = on_pool!(self, |pool| { sqlx::query_as(&sql).fetch_all(pool).await? });
+        Ok(rows
+            .into_iter()
+            .map(|(a, b, c, d, e, f, g, devices)| {
+                (licence_from_row((a, b, c, d, e, f, g)), devices)
+            })
+            .collect())
+    }
+
+    /// Sets a licence's status and end; `false` if there is no such licence.
+    pub async fn set_licence(
+        &self,
+        id: &str,
+        status: &str,
+        active_until_ms: i64,
+        now_ms: i64,
+    ) -> Result<bool> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query(
+                "UPDATE licences SET status = $1, active_until = $2, updated_at = $3 WHERE id = $4",
+            )
+            .bind(status)
+            .bind(active_until_ms)
+            .bind(now_ms)
+            .bind(id)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// Moves a device to another licence (the person entered a new key without signing in
+    /// again); `false` if the device is gone or revoked.
+    pub async fn set_device_licence(&self, device_id: &str, licence_id: &str) -> Result<bool> {
+        let done = on_pool!(self, |pool| {
+            sqlx::query("UPDATE devices SET licence_id = $1 WHERE id = $2 AND revoked = FALSE")
+                .bind(licence_id)
+                .bind(device_id)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(done > 0)
+    }
+
+    /// How many live (not revoked) devices are bound to a licence.
+    pub async fn licence_devices(&self, id: &str) -> Result<i64> {
+        Ok(on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM devices WHERE licence_id = $1 AND revoked = FALSE",
+            )
+            .bind(id)
+            .fetch_one(pool)
+            .await?
+        }))
     }
 
     /// Removes events received before `cutoff_ms` (remembering, per user and overall, the highest

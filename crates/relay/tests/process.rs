@@ -48,6 +48,11 @@ fn command(envs: &[(&str, &str)], args: &[&str]) -> Command {
     for name in RELAY_ENV {
         cmd.env_remove(name);
     }
+    // These tests are about serving, not licences: the gate (on by default) is turned off
+    // unless the test configures it.
+    if !args.contains(&"--licence-key-file") {
+        cmd.env("VITALTRENDS_RELAY_NO_SUBSCRIPTION_GATE", "true");
+    }
     cmd.args(args)
         .envs(envs.iter().copied())
         .stdin(Stdio::null())
@@ -322,6 +327,33 @@ async fn bad_configuration_is_refused_with_a_clear_message() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{stderr}");
         assert!(!stderr.contains(SECRET));
+        assert!(out.stdout.is_empty());
+    }
+    // The subscription gate fails closed: no licence key file and no --no-subscription-gate is a
+    // refusal to serve, as is a key file it cannot read.
+    let whoop_app = [
+        ("VITALTRENDS_WHOOP_CLIENT_ID", sim.client_id.as_str()),
+        ("VITALTRENDS_WHOOP_CLIENT_SECRET", SECRET),
+    ];
+    let mut ungated = command(&whoop_app, &["--listen", "127.0.0.1:0"]);
+    ungated.env_remove("VITALTRENDS_RELAY_NO_SUBSCRIPTION_GATE");
+    let unreadable = command(
+        &whoop_app,
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--licence-key-file",
+            "/nonexistent/licence.key",
+        ],
+    );
+    for (mut cmd, expected) in [
+        (ungated, "--no-subscription-gate"),
+        (unreadable, "cannot read the licence key file"),
+    ] {
+        let out = cmd.output().await.expect("run");
+        assert_eq!(out.status.code(), Some(2), "{expected}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(expected), "{stderr}");
         assert!(out.stdout.is_empty());
     }
     // A database it cannot open: a failure, not a hang, and no URL echoed.

@@ -449,11 +449,20 @@ impl Engine {
         code: &str,
     ) -> Result<Profile> {
         let previous = self.connection_state().await?;
-        let tokens = self
+        // The licence may have been entered by another process (`vitaltrends licence set`).
+        self.tokens.load_licence_key().await?;
+        let exchanged = self
             .tokens
             .token_client()?
             .exchange_code(code, &request.redirect_uri, &request.pkce_verifier)
-            .await?;
+            .await;
+        let tokens = match exchanged {
+            Ok(tokens) => tokens,
+            Err(whoop::Error::Subscription { code }) => {
+                return Err(self.sign_in_refused_by_subscription(&previous, code).await);
+            }
+            Err(e) => return Err(e.into()),
+        };
         if matches!(
             self.tokens.token_client()?.endpoint(),
             whoop::oauth::TokenEndpoint::Broker { .. }
@@ -610,10 +619,211 @@ impl Engine {
             }
         }
         .await;
-        if let Err(Error::ReconnectNeeded { reason }) = &outcome {
-            self.mark_reconnect_needed(reason).await?;
+        match &outcome {
+            Err(Error::ReconnectNeeded { reason }) => self.mark_reconnect_needed(reason).await?,
+            Err(e) if is_subscription_ended(e) => self.mark_subscription_ended().await?,
+            _ => {}
         }
         outcome
+    }
+
+    /// The relay refused a sign-in for want of a subscription (or a free device slot). Nothing
+    /// changes for a connection that still works; otherwise the card says "Subscription
+    /// required" until the person subscribes or enters a licence key and connects again.
+    async fn sign_in_refused_by_subscription(
+        &self,
+        previous: &ConnectionState,
+        code: String,
+    ) -> Error {
+        let error = Error::Whoop(whoop::Error::Subscription { code });
+        if error.code() != whoop::error::SUBSCRIPTION_REQUIRED {
+            return error;
+        }
+        let keep = matches!(
+            previous,
+            ConnectionState::Connected { .. } | ConnectionState::SubscriptionEnded { .. }
+        );
+        if !keep {
+            let user = previous.user().map(|(id, name)| (id, name.to_string()));
+            let state = ConnectionState::SubscriptionRequired {
+                user_id: user.as_ref().map(|u| u.0),
+                name: user.map(|u| u.1),
+                since: self.clock.now(),
+            };
+            if let Err(e) = self.set_state(state).await {
+                return e;
+            }
+        }
+        error
+    }
+
+    /// A refresh or the event stream was refused because the subscription ended: nothing syncs
+    /// until it is renewed; the history stays.
+    pub(crate) async fn mark_subscription_ended(&self) -> Result<()> {
+        let _guard = self.state_transition.lock().await;
+        if let ConnectionState::Connected { user_id, name, .. } = self.connection_state().await? {
+            tracing::warn!("the VitalTrends subscription has ended; syncing stops");
+            self.set_state(ConnectionState::SubscriptionEnded {
+                user_id,
+                name,
+                since: self.clock.now(),
+            })
+            .await?;
+            self.set_live(false);
+            self.notifier.notify(Notification {
+                kind: NotificationKind::ReconnectNeeded,
+                title: "VitalTrends subscription ended".into(),
+                body: "Syncing has stopped; your history stays on this computer. Renew to \
+                       resume."
+                    .into(),
+            });
+        }
+        Ok(())
+    }
+
+    // ---- Licence ------------------------------------------------------------------------
+
+    /// Stores the person's licence key (a credential: in the secret store only, never in the
+    /// database or logs) and uses it from now on. After a lapse, syncing resumes with it.
+    pub async fn set_licence_key(&self, key: &str) -> Result<LicenceInfo> {
+        let key = key.trim();
+        let claims = licence::decode(key).map_err(|_| Error::InvalidLicence)?;
+        let key = Secret::new(key.to_string());
+        self.tokens.save_licence_key(&key).await?;
+        // The event stream follows the licence the relay has on record for this device.
+        self.move_device_to_licence(&key).await?;
+        if let ConnectionState::SubscriptionEnded { user_id, name, .. } =
+            self.connection_state().await?
+        {
+            // The relay decides at the next refresh; if it still refuses, the state comes back.
+            self.set_state(ConnectionState::Connected {
+                user_id,
+                name,
+                connected_at: self.clock.now(),
+            })
+            .await?;
+            self.request_job(JobKind::CatchUp);
+        }
+        Ok(LicenceInfo::from_claims(&claims))
+    }
+
+    /// What the stored licence key says (read offline), and, when the relay can be asked with
+    /// this device's credential, its current status and device count there.
+    pub async fn licence_info(&self) -> Result<Option<LicenceInfo>> {
+        let Some(key) = self.tokens.licence_key().await? else {
+            return Ok(None);
+        };
+        let Ok(claims) = licence::decode(key.expose()) else {
+            return Ok(None);
+        };
+        let mut info = LicenceInfo::from_claims(&claims);
+        if let Some(remote) = self.licence_at_relay().await {
+            if remote.licence_id == info.licence_id {
+                info.relay = Some(remote);
+            }
+        }
+        Ok(Some(info))
+    }
+
+    /// Tells the relay this device now uses `key` (`POST /v1/licence`). Nothing to do without a
+    /// relay or a device credential; a relay that cannot be reached is asked again when syncing
+    /// resumes. A refusal (not active, no free device) is the caller's error.
+    async fn move_device_to_licence(&self, key: &Secret) -> Result<()> {
+        if self.settings.relay_url.is_none() {
+            return Ok(());
+        }
+        let Some(credential) = self.device_credential().await? else {
+            return Ok(());
+        };
+        let answer = self
+            .http
+            .post(self.relay_url_for("/v1/licence")?)
+            .bearer_auth(credential.expose())
+            .form(&[(whoop::oauth::LICENCE_FIELD, key.expose())])
+            .timeout(self.schedule.relay_request_timeout)
+            .send()
+            .await;
+        let response = match answer {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(error = %e.without_url(), "could not tell the relay about the licence");
+                return Ok(());
+            }
+        };
+        let status = response.status().as_u16();
+        if status == 402 || status == 403 {
+            let body: serde_json::Value = response.json().await.unwrap_or_default();
+            if let Some(code) = body["code"].as_str() {
+                return Err(Error::Whoop(whoop::Error::Subscription {
+                    code: code.into(),
+                }));
+            }
+        }
+        Ok(())
+    }
+
+    /// `GET /v1/licence` with the device credential; `None` when there is no relay, no device,
+    /// or no answer (the offline view is still right about plan and id).
+    async fn licence_at_relay(&self) -> Option<RelayLicence> {
+        self.settings.relay_url.as_ref()?;
+        let credential = self.device_credential().await.ok()??;
+        let url = self.relay_url_for("/v1/licence").ok()?;
+        let resp = self
+            .http
+            .get(url)
+            .bearer_auth(credential.expose())
+            .timeout(self.schedule.relay_request_timeout)
+            .send()
+            .await
+            .ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        resp.json::<RelayLicence>().await.ok()
+    }
+
+    /// After a renewal paid without a new key (the billing webhook renewed the same licence):
+    /// when the relay reports this device's licence in service again, syncing resumes. `true`
+    /// if it did. Asked at start and before a sync; costs one small relay request, only while
+    /// the subscription is ended.
+    pub async fn resume_if_renewed(&self) -> Result<bool> {
+        if !matches!(
+            self.connection_state().await?,
+            ConnectionState::SubscriptionEnded { .. }
+        ) {
+            return Ok(false);
+        }
+        if let Some(key) = self.tokens.licence_key().await? {
+            // In case the relay did not hear about a key entered while it was unreachable.
+            if let Err(e) = self.move_device_to_licence(&key).await {
+                tracing::info!(error = %e, "the relay refused the stored licence");
+            }
+        }
+        let in_service = self
+            .licence_at_relay()
+            .await
+            .is_some_and(|l| l.service_until > self.clock.now());
+        if in_service {
+            tracing::info!("the VitalTrends subscription is active again; syncing resumes");
+            self.resume_subscription().await?;
+        }
+        Ok(in_service)
+    }
+
+    /// Try syncing again after a lapse, whatever the relay says (it decides at the next refresh).
+    pub async fn resume_subscription(&self) -> Result<()> {
+        if let ConnectionState::SubscriptionEnded { user_id, name, .. } =
+            self.connection_state().await?
+        {
+            self.set_state(ConnectionState::Connected {
+                user_id,
+                name,
+                connected_at: self.clock.now(),
+            })
+            .await?;
+            self.request_job(JobKind::CatchUp);
+        }
+        Ok(())
     }
 
     async fn mark_reconnect_needed(&self, reason: &str) -> Result<()> {
@@ -661,6 +871,11 @@ impl Engine {
             ConnectionState::Connected { .. } => Ok(()),
             ConnectionState::ReconnectNeeded { reason, .. } => {
                 Err(Error::ReconnectNeeded { reason })
+            }
+            ConnectionState::SubscriptionEnded { .. } => {
+                Err(Error::Whoop(whoop::Error::Subscription {
+                    code: whoop::error::SUBSCRIPTION_INACTIVE.into(),
+                }))
             }
             _ => Err(Error::NotConnected),
         }
@@ -1016,6 +1231,7 @@ impl Engine {
     /// Runs the sync a person asks for with `vitaltrends sync`: the import until it completed
     /// once, then a catch-up (reaching back further after a long absence).
     pub async fn sync_now(&self) -> Result<SyncReport> {
+        self.resume_if_renewed().await?;
         let kind = if self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_some() {
             JobKind::CatchUp
         } else {
@@ -1169,6 +1385,9 @@ impl Engine {
             Ok(()) | Err(Error::ReconnectNeeded { .. }) | Err(Error::NotConnected) => {
                 self.tokens.forget().await
             }
+            // The relay will not renew access for a lapsed subscription, so it cannot be revoked
+            // through it; the grant lapses at WHOOP unused.
+            Err(e) if is_subscription_ended(&e) => self.tokens.forget().await,
             Err(e) => Err(Error::RevokePending(e.to_string())),
         }
     }
@@ -1197,8 +1416,9 @@ impl Engine {
     /// Deletes every WHOOP record of this data directory. Only while not connected, so a sync
     /// cannot refill it behind the person's back.
     pub async fn delete_local_data(&self) -> Result<()> {
-        if let ConnectionState::Connected { .. } | ConnectionState::ReconnectNeeded { .. } =
-            self.connection_state().await?
+        if let ConnectionState::Connected { .. }
+        | ConnectionState::ReconnectNeeded { .. }
+        | ConnectionState::SubscriptionEnded { .. } = self.connection_state().await?
         {
             return Err(Error::Config(
                 "disconnect from WHOOP before deleting local data".into(),
@@ -1273,6 +1493,7 @@ impl Engine {
     /// At start: queue the import if it has not finished, or a catch-up reaching back to the
     /// last successful sync if the app was away longer than the staleness limit.
     pub async fn on_start(&self) -> Result<()> {
+        self.resume_if_renewed().await?;
         if self.ensure_syncable().await.is_err() {
             return Ok(());
         }
@@ -1425,6 +1646,9 @@ pub(crate) fn add_counts(total: &mut Counts, part: &Counts) {
 
 /// Whether a failed background job may succeed later without the person doing anything.
 fn retryable(error: &Error) -> bool {
+    if let Error::Whoop(whoop::Error::Subscription { .. }) = error {
+        return false;
+    }
     !matches!(
         error,
         Error::NotConnected
@@ -1439,6 +1663,55 @@ fn retryable(error: &Error) -> bool {
             | Error::SignInRefused { .. }
             | Error::RevokePending(_)
     )
+}
+
+/// The relay refused a refresh because the subscription ended past its grace (or, for a
+/// connection made before the gate was on, because no licence key is stored): syncing stops
+/// until a key is entered or the subscription renewed; the history and the grant stay.
+pub(crate) fn is_subscription_ended(error: &Error) -> bool {
+    matches!(
+        error.code(),
+        whoop::error::SUBSCRIPTION_INACTIVE | whoop::error::SUBSCRIPTION_REQUIRED
+    )
+}
+
+/// A licence as the app shows it: what the key says (read offline), and the relay's view when
+/// it could be asked.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct LicenceInfo {
+    pub licence_id: String,
+    pub plan: String,
+    /// Paid through, as issued (the relay's `active_until` is newer after a renewal).
+    pub expires_at: DateTime<Utc>,
+    pub max_devices: u32,
+    pub relay: Option<RelayLicence>,
+}
+
+impl LicenceInfo {
+    fn from_claims(c: &licence::Claims) -> LicenceInfo {
+        LicenceInfo {
+            licence_id: c.id.clone(),
+            plan: c.plan.clone(),
+            expires_at: DateTime::<Utc>::from_timestamp(c.expires_at, 0).unwrap_or_default(),
+            max_devices: c.max_devices,
+            relay: None,
+        }
+    }
+}
+
+/// The relay's `GET /v1/licence`.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct RelayLicence {
+    pub licence_id: String,
+    pub plan: String,
+    /// `active`, `cancelled` or `revoked`.
+    pub status: String,
+    pub active: bool,
+    pub active_until: DateTime<Utc>,
+    /// When refreshes and live updates stop (the end plus the grace period).
+    pub service_until: DateTime<Utc>,
+    pub max_devices: i64,
+    pub devices: i64,
 }
 
 /// The first sentence of the card's retry line: what went wrong, in the person's words.

@@ -58,6 +58,8 @@ pub enum Error {
         /// Whether the unusable grant was revoked at WHOOP.
         revoked: bool,
     },
+    #[error("that is not a VitalTrends licence key (it starts with VT1.)")]
+    InvalidLicence,
 }
 
 impl Error {
@@ -79,6 +81,7 @@ impl Error {
             Error::ScopeRefused { .. } => "invalid_scope",
             Error::SignInRefused { .. } => "sign_in_refused",
             Error::RelayDeviceNotBound { .. } => "relay_device_not_bound",
+            Error::InvalidLicence => "invalid_licence",
         }
     }
 }

@@ -17,8 +17,8 @@ mod stream;
 mod tokens;
 
 pub use engine::{
-    Engine, EngineOptions, Enqueued, LoopbackSignIn, Schedule, Status, SyncReport,
-    AUTHORIZATION_TIMEOUT,
+    Engine, EngineOptions, Enqueued, LicenceInfo, LoopbackSignIn, RelayLicence, Schedule, Status,
+    SyncReport, AUTHORIZATION_TIMEOUT,
 };
 pub use error::{Error, Result};
 pub use events::{
@@ -28,4 +28,4 @@ pub use secrets::{InsecureFileStore, KeychainStore, MemoryStore, SecretStore};
 pub use settings::Settings;
 pub use state::ConnectionState;
 pub use stream::{LiveUpdates, DEVICE_SECRET};
-pub use tokens::{TokenManager, TOKENS_SECRET};
+pub use tokens::{TokenManager, LICENCE_SECRET, TOKENS_SECRET};

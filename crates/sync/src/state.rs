@@ -24,6 +24,24 @@ pub enum ConnectionState {
         reason: String,
         since: DateTime<Utc>,
     },
+    /// The VitalTrends relay refused the sign-in: no active subscription (licence). The person
+    /// subscribes or enters a licence key, then connects again. Whoever this data directory
+    /// already holds history for is remembered.
+    SubscriptionRequired {
+        #[serde(default)]
+        user_id: Option<i64>,
+        #[serde(default)]
+        name: Option<String>,
+        since: DateTime<Utc>,
+    },
+    /// The subscription ended and its grace period is over: the relay refuses refreshes and the
+    /// event stream, so nothing syncs. The history stays; the WHOOP grant is intact (a refused
+    /// refresh never reached WHOOP), so a renewal resumes without signing in again.
+    SubscriptionEnded {
+        user_id: i64,
+        name: String,
+        since: DateTime<Utc>,
+    },
     /// Disconnected on purpose; the history stays on disk.
     Disconnected {
         user_id: i64,
@@ -42,6 +60,8 @@ impl ConnectionState {
             ConnectionState::Connected { .. } => "connected",
             ConnectionState::ReconnectNeeded { .. } => "reconnect_needed",
             ConnectionState::Disconnected { .. } => "disconnected",
+            ConnectionState::SubscriptionRequired { .. } => "subscription_required",
+            ConnectionState::SubscriptionEnded { .. } => "subscription_ended",
         }
     }
 
@@ -50,7 +70,11 @@ impl ConnectionState {
             ConnectionState::NotConnected => None,
             ConnectionState::Connected { user_id, name, .. }
             | ConnectionState::ReconnectNeeded { user_id, name, .. }
+            | ConnectionState::SubscriptionEnded { user_id, name, .. }
             | ConnectionState::Disconnected { user_id, name, .. } => Some((*user_id, name)),
+            ConnectionState::SubscriptionRequired { user_id, name, .. } => {
+                Some(((*user_id)?, name.as_deref()?))
+            }
         }
     }
 

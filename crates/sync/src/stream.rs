@@ -166,6 +166,10 @@ impl SseParser {
 }
 
 impl Engine {
+    pub(crate) fn relay_url_for(&self, path: &str) -> Result<Url> {
+        self.relay_url(path)
+    }
+
     fn relay_url(&self, path: &str) -> Result<Url> {
         let relay = self
             .settings
@@ -314,6 +318,11 @@ impl Engine {
             self.mark_device_unknown().await?;
             return Ok(());
         }
+        if response.status() == reqwest::StatusCode::PAYMENT_REQUIRED {
+            // The subscription ended (past its grace): the relay serves this device no longer.
+            self.mark_subscription_ended().await?;
+            return Ok(());
+        }
         if !response.status().is_success() {
             return Err(Error::Io(format!("relay answered {}", response.status())));
         }
@@ -363,6 +372,10 @@ impl Engine {
                         .await?;
                 }
             },
+            Some("subscription_inactive") => {
+                self.mark_subscription_ended().await?;
+                return Ok(false);
+            }
             Some(other) => tracing::debug!(event = other, "ignoring an unknown relay event"),
         }
         if let Some(cursor) = &message.id {

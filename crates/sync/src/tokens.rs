@@ -35,6 +35,9 @@ use crate::secrets::SecretStore;
 /// Name of the token pair in the `SecretStore`.
 pub const TOKENS_SECRET: &str = "whoop-tokens";
 
+/// Name of the VitalTrends licence key in the `SecretStore` (a credential: never in SQLite).
+pub const LICENCE_SECRET: &str = "vitaltrends-licence";
+
 /// The file in the data directory whose OS lock serialises token writes across processes.
 pub const TOKEN_LOCK_FILE: &str = "tokens.lock";
 
@@ -220,6 +223,33 @@ impl TokenManager {
         }
     }
 
+    /// The stored licence key, if any.
+    pub async fn licence_key(&self) -> Result<Option<Secret>> {
+        let secrets = self.secrets.clone();
+        blocking(move || secrets.get(LICENCE_SECRET)).await
+    }
+
+    /// Stores the licence key and sends it from now on.
+    pub async fn save_licence_key(&self, key: &Secret) -> Result<()> {
+        let secrets = self.secrets.clone();
+        let stored = key.clone();
+        blocking(move || secrets.set(LICENCE_SECRET, &stored)).await?;
+        if let Ok(client) = &self.client {
+            client.set_licence_key(Some(key.clone()));
+        }
+        Ok(())
+    }
+
+    /// Hands the stored licence key (read again: another process may have set it) to the token
+    /// client, which sends it to the relay with the code exchange and refreshes.
+    pub async fn load_licence_key(&self) -> Result<()> {
+        let key = self.licence_key().await?;
+        if let Ok(client) = &self.client {
+            client.set_licence_key(key);
+        }
+        Ok(())
+    }
+
     /// Forgets the tokens here and in the `SecretStore`.
     pub async fn forget(&self) -> Result<()> {
         let mut current = self.current.lock().await;
@@ -334,6 +364,7 @@ impl TokenManager {
                 reason: "WHOOP did not issue a refresh token".into(),
             });
         };
+        self.load_licence_key().await?;
         self.refreshes
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         // Through the relay, the refresh carries the device credential its broker handed out at

@@ -54,7 +54,35 @@ pub enum Error {
     /// the person has to sign in again. Nothing reached WHOOP, so no token was spent.
     #[error("the VitalTrends service does not know this device; sign in again")]
     DeviceUnknown,
+    /// The VitalTrends relay's subscription gate refused a token request: `code` is
+    /// `subscription_required` (no active licence to sign in with), `subscription_inactive` (the
+    /// licence ended and its grace period is over) or `device_limit`. Nothing reached WHOOP, so a
+    /// refused refresh leaves the refresh token unspent.
+    #[error("{}", subscription_message(code))]
+    Subscription { code: String },
 }
+
+fn subscription_message(code: &str) -> &'static str {
+    match code {
+        SUBSCRIPTION_INACTIVE => {
+            "your VitalTrends subscription has ended; renew it to sync again (your history stays \
+             on this computer)"
+        }
+        DEVICE_LIMIT => {
+            "this licence is already in use on as many devices as it allows; disconnect WHOOP on \
+             one of them first"
+        }
+        _ => {
+            "an active VitalTrends subscription is required to connect WHOOP: subscribe, or \
+              enter your licence key"
+        }
+    }
+}
+
+/// The relay's refusal codes (see `Error::Subscription`).
+pub const SUBSCRIPTION_REQUIRED: &str = "subscription_required";
+pub const SUBSCRIPTION_INACTIVE: &str = "subscription_inactive";
+pub const DEVICE_LIMIT: &str = "device_limit";
 
 impl Error {
     /// A stable code for logs and for the UI to branch on.
@@ -70,6 +98,11 @@ impl Error {
             Error::Status { .. } => "whoop_status",
             Error::Decode { .. } => "whoop_decode",
             Error::Config(_) => "config",
+            Error::Subscription { code } => match code.as_str() {
+                SUBSCRIPTION_INACTIVE => SUBSCRIPTION_INACTIVE,
+                DEVICE_LIMIT => DEVICE_LIMIT,
+                _ => SUBSCRIPTION_REQUIRED,
+            },
         }
     }
 

@@ -10,6 +10,7 @@
 //! plain form posts here because the broker variant has no secret and because the caller must be
 //! able to tell `invalid_grant` (the person has to reconnect) from every other failure.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use oauth2::{AuthUrl, ClientId, CsrfToken, PkceCodeChallenge, RedirectUrl, Scope};
@@ -130,6 +131,9 @@ pub struct TokenClient {
     http: reqwest::Client,
     endpoint: TokenEndpoint,
     max_attempts: u32,
+    /// The VitalTrends licence key, sent to a broker (never to WHOOP) with the code exchange and
+    /// every refresh. Shared by clones, so the owner can set it when the person enters one.
+    licence_key: Arc<RwLock<Option<Secret>>>,
 }
 
 /// How long a token request may take before its outcome counts as unknown. The relay's broker
@@ -149,7 +153,13 @@ impl TokenClient {
             http,
             endpoint,
             max_attempts: 4,
+            licence_key: Arc::default(),
         })
+    }
+
+    /// The licence key sent to the broker from now on (`None`: none).
+    pub fn set_licence_key(&self, key: Option<Secret>) {
+        *self.licence_key.write().unwrap_or_else(|e| e.into_inner()) = key;
     }
 
     pub fn endpoint(&self) -> &TokenEndpoint {
@@ -209,7 +219,13 @@ impl TokenClient {
                 form.push(("client_secret", client_secret.expose().to_string()));
                 Ok(token_url.clone())
             }
-            TokenEndpoint::Broker { base_url } => join(base_url, broker_path),
+            TokenEndpoint::Broker { base_url } => {
+                let key = self.licence_key.read().unwrap_or_else(|e| e.into_inner());
+                if let Some(key) = key.as_ref() {
+                    form.push((LICENCE_FIELD, key.expose().to_string()));
+                }
+                join(base_url, broker_path)
+            }
         }
     }
 
@@ -253,6 +269,9 @@ impl TokenClient {
                         })?;
                     if status.is_success() {
                         return parse_token_response(&body);
+                    }
+                    if let Some(code) = subscription_refusal(status.as_u16(), &body) {
+                        return Err(Error::Subscription { code });
                     }
                     if status.is_server_error() {
                         match broker_error(&body).as_deref() {
@@ -302,6 +321,27 @@ pub const BROKER_UNAUTHORIZED: &str = "unauthorized";
 
 /// The broker's answer when WHOOP may have received the request but its answer was lost.
 pub const BROKER_WHOOP_OUTCOME_UNKNOWN: &str = "whoop_outcome_unknown";
+
+/// The broker's form field for the licence key.
+pub const LICENCE_FIELD: &str = "licence_key";
+
+/// The relay's subscription gate: 402 with `subscription_required` or `subscription_inactive`,
+/// 403 with `device_limit`. WHOOP itself never answers 402.
+fn subscription_refusal(status: u16, body: &[u8]) -> Option<String> {
+    if status != 402 && status != 403 {
+        return None;
+    }
+    let code = broker_error(body)?;
+    match code.as_str() {
+        crate::error::SUBSCRIPTION_REQUIRED | crate::error::SUBSCRIPTION_INACTIVE
+            if status == 402 =>
+        {
+            Some(code)
+        }
+        crate::error::DEVICE_LIMIT if status == 403 => Some(code),
+        _ => None,
+    }
+}
 
 fn broker_error(body: &[u8]) -> Option<String> {
     serde_json::from_slice::<OAuthErrorBody>(body)
@@ -421,6 +461,33 @@ mod tests {
             classify_oauth_error(401, b"nope", true),
             Error::InvalidGrant { .. }
         ));
+    }
+
+    #[test]
+    fn subscription_refusals_are_recognised() {
+        let body = |code: &str| format!(r#"{{"error":"{code}","code":"{code}"}}"#).into_bytes();
+        assert_eq!(
+            subscription_refusal(402, &body("subscription_required")).as_deref(),
+            Some("subscription_required")
+        );
+        assert_eq!(
+            subscription_refusal(402, &body("subscription_inactive")).as_deref(),
+            Some("subscription_inactive")
+        );
+        assert_eq!(
+            subscription_refusal(403, &body("device_limit")).as_deref(),
+            Some("device_limit")
+        );
+        assert_eq!(subscription_refusal(403, &body("forbidden")), None);
+        assert_eq!(
+            subscription_refusal(400, &body("subscription_required")),
+            None
+        );
+        let err = Error::Subscription {
+            code: "subscription_inactive".into(),
+        };
+        assert_eq!(err.code(), "subscription_inactive");
+        assert!(err.to_string().contains("history stays"));
     }
 
     #[test]

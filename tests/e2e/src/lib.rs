@@ -277,14 +277,22 @@ impl RelayProcess {
         Self::start_with(sim, database, listen, &[]).await
     }
 
-    /// Like `start_on`, with more flags (`--trusted-proxy`, rate limits).
+    /// Like `start_on`, with more flags (`--trusted-proxy`, rate limits, the subscription
+    /// gate's). Without `--licence-key-file` among them the gate is off, as a self-hosted relay
+    /// runs it.
     pub async fn start_with(
         sim: &SimProcess,
         database: &Path,
         listen: &str,
         args: &[&str],
     ) -> RelayProcess {
+        let gate_off: &[&str] = if args.contains(&"--licence-key-file") {
+            &[]
+        } else {
+            &["--no-subscription-gate"]
+        };
         let mut child = Command::new(binary("vitaltrends-relay"))
+            .args(gate_off)
             .args(["--listen", listen, "--database-url"])
             .arg(format!("sqlite://{}", database.display()))
             .args(args)

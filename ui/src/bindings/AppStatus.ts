@@ -26,4 +26,9 @@ has_relay: boolean,
 /**
  * Why the chosen connection cannot start (a bad settings file, no keychain).
  */
-settings_problem: string | null, };
+settings_problem: string | null, 
+/**
+ * Whether WHOOP is reached through the VitalTrends service, which needs a subscription
+ * (Settings → Subscription is shown). Never in demo mode or with one's own WHOOP app.
+ */
+subscription: boolean, };

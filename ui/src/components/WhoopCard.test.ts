@@ -325,3 +325,65 @@ describe('confirmations', () => {
     expect(await screen.findByTestId('notice')).toHaveTextContent('deleted from this computer');
   });
 });
+
+describe('WHOOP card: the VitalTrends subscription', () => {
+  it('subscription required: Subscribe opens pricing, the key goes to set_licence, then Connect', async () => {
+    const { engine, user, card } = await openConnections(fixtureStatus('subscription_required'));
+    expect(screen.getByTestId('whoop-status')).toHaveTextContent('Subscription required');
+    expect(card).toHaveTextContent(/needs an active subscription/);
+    expect(q('connect-button')).toBeNull();
+    await user.click(screen.getByTestId('subscribe-button'));
+    expect(engine.callsTo('open_pricing')).toHaveLength(1);
+
+    engine.handlers.set_licence = () => ({
+      licence_id: 'lic_1',
+      plan: 'personal',
+      renews_at: '2027-01-01T00:00:00Z',
+      status: null,
+      devices: null,
+      max_devices: 3,
+    });
+    await user.click(screen.getByTestId('enter-key-button'));
+    const input = screen.getByTestId('licence-input');
+    expect(input).toHaveAttribute('type', 'password');
+    await user.type(input, 'VT1.abc.def');
+    await user.click(screen.getByTestId('save-key-button'));
+    expect(engine.callsTo('set_licence')[0]?.args).toEqual({ key: 'VT1.abc.def' });
+    // The key is not kept in the webview once sent, and Connect WHOOP comes next.
+    await waitFor(() => expect(q('licence-form')).toBeNull());
+    expect(screen.queryByDisplayValue('VT1.abc.def')).toBeNull();
+    await user.click(screen.getByTestId('connect-button'));
+    expect(engine.callsTo('connect_whoop')).toHaveLength(1);
+  });
+
+  it('a refused key says so in plain words', async () => {
+    const { engine, user } = await openConnections(fixtureStatus('subscription_required'));
+    engine.handlers.set_licence = () => {
+      throw { code: 'invalid_licence', message: 'that is not a VitalTrends licence key' };
+    };
+    await user.click(screen.getByTestId('enter-key-button'));
+    await user.type(screen.getByTestId('licence-input'), 'nonsense');
+    await user.click(screen.getByTestId('save-key-button'));
+    expect(await screen.findByTestId('card-error')).toHaveTextContent(
+      'That is not a VitalTrends licence key. It starts with VT1.',
+    );
+  });
+
+  it('subscription ended: history kept, Renew opens pricing, Disconnect stays available', async () => {
+    const { engine, user, card } = await openConnections(fixtureStatus('subscription_ended'));
+    expect(screen.getByTestId('whoop-status')).toHaveTextContent(
+      'Subscription ended · history kept',
+    );
+    expect(card).toHaveTextContent(/history stays on this\s+computer/);
+    expect(q('force-sync-button')).toBeNull();
+    expect(q('disconnect-button')).toBeEnabled();
+    expect(q('enter-key-button')).toBeEnabled();
+    await user.click(screen.getByTestId('renew-button'));
+    expect(engine.callsTo('open_pricing')).toHaveLength(1);
+  });
+
+  it('demo mode and own-app never show Settings → Subscription', async () => {
+    await openConnections(fixtureStatus('not_connected', { demo: true }));
+    expect(q('subscription-section')).toBeNull();
+  });
+});

@@ -17,6 +17,7 @@ import type { Arrival } from '../bindings/Arrival';
 import type { Dashboard } from '../bindings/Dashboard';
 import type { ForceSyncAnswer } from '../bindings/ForceSyncAnswer';
 import type { IpcError } from '../bindings/IpcError';
+import type { LicenceView } from '../bindings/LicenceView';
 import type { NavigateTarget } from '../bindings/NavigateTarget';
 import type { Notice } from '../bindings/Notice';
 import type { ModeKey } from '../bindings/ModeKey';
@@ -139,6 +140,21 @@ export async function disconnect(): Promise<void> {
 
 export async function deleteLocalData(): Promise<void> {
   await call<null>('delete_local_data');
+}
+
+/** The stored licence (plan, renewal date, devices); never the key itself. */
+export function getLicence(): Promise<LicenceView | null> {
+  return call<LicenceView | null>('get_licence');
+}
+
+/** Stores a licence key in the system keychain; after a lapse, syncing resumes with it. */
+export function setLicence(key: string): Promise<LicenceView> {
+  return call<LicenceView>('set_licence', { key });
+}
+
+/** Subscribe / Renew: the pricing page in the system browser. */
+export async function openPricing(): Promise<void> {
+  await call<null>('open_pricing');
 }
 
 export function getDashboard(range: RangeKey): Promise<Dashboard> {

@@ -26,6 +26,25 @@ const BY_CODE: Record<string, Omit<PlainError, 'code'>> = {
     message: "WHOOP is not answering. We'll retry in 5 minutes.",
     retry: true,
   },
+  subscription_required: {
+    message:
+      'Connecting WHOOP needs an active VitalTrends subscription. Subscribe, or enter your licence key.',
+    retry: false,
+  },
+  subscription_inactive: {
+    message:
+      'Your VitalTrends subscription has ended. Renew to sync again; your history stays on this computer.',
+    retry: false,
+  },
+  device_limit: {
+    message:
+      'This licence is already used on as many computers as it allows. Disconnect WHOOP on one of them first.',
+    retry: false,
+  },
+  invalid_licence: {
+    message: 'That is not a VitalTrends licence key. It starts with VT1.',
+    retry: false,
+  },
   no_backend: {
     message: 'The VitalTrends engine is not running. Restart VitalTrends and try again.',
     retry: false,

@@ -385,6 +385,7 @@ const BASE_STATUS: AppStatus = {
   mode: 'service',
   has_relay: true,
   settings_problem: null,
+  subscription: false,
 };
 
 /** Settings as a service build that has chosen nothing else shows them. */
@@ -474,6 +475,15 @@ export function fixtureStatus(
       days_of_history: 1834,
       records: 9461,
       import_complete: true,
+    },
+    subscription_required: { subscription: true },
+    subscription_ended: {
+      member_name: 'Alex Morgan',
+      last_synced_at: minutesAgo(60 * 24 * 15),
+      days_of_history: 1834,
+      records: 9461,
+      import_complete: true,
+      subscription: true,
     },
   };
   return { ...BASE_STATUS, state, ...byState[state], ...overrides };

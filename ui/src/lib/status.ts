@@ -94,6 +94,10 @@ export function freshnessLine(status: AppStatus | null, now: number): string {
       return `${updated} · not connected`;
     case 'authorizing':
       return `${updated} · signing in`;
+    case 'subscription_required':
+      return `${updated} · subscription required`;
+    case 'subscription_ended':
+      return `${updated} · subscription ended`;
   }
 }
 

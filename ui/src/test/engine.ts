@@ -75,6 +75,8 @@ export function installEngine(
         case 'disconnect':
         case 'delete_local_data':
         case 'retry_now':
+        case 'open_pricing':
+        case 'get_licence':
           return null;
         case 'force_sync':
           return { queued: true, message: 'Force Sync queued' };

@@ -188,6 +188,9 @@ impl RelayChild {
             .env("VITALTRENDS_WHOOP_BASE_URL", whoop_base_url)
             .env("VITALTRENDS_WHOOP_CLIENT_ID", client_id)
             .env("VITALTRENDS_WHOOP_CLIENT_SECRET", client_secret)
+            // The benchmark measures the relay, not licences (the bench's own serve-relay
+            // has no gate and ignores this).
+            .env("VITALTRENDS_RELAY_NO_SUBSCRIPTION_GATE", "true")
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

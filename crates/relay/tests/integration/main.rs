@@ -7,5 +7,6 @@ mod common;
 mod broker;
 mod hardening;
 mod intake;
+mod licences;
 mod lifecycle;
 mod stream;

@@ -234,6 +234,16 @@ export function createMockBackend(): BackendImpl {
       return settings.prefs;
     },
     open_folder: () => null,
+    get_licence: () => null,
+    set_licence: () => ({
+      licence_id: 'lic_demo',
+      plan: 'personal',
+      renews_at: new Date(Date.now() + 30 * 86_400_000).toISOString(),
+      status: 'active',
+      devices: 1,
+      max_devices: 3,
+    }),
+    open_pricing: () => null,
     delete_local_data: () => {
       dataKind = 'empty';
       setStatus({
