@@ -33,7 +33,7 @@ echo "== UI tests (mocked IPC)"
 npm --prefix ui test
 echo "== Rust tests"
 mkdir -p target
-cargo test --workspace 2>&1 | tee target/rust-tests.log
+cargo test --workspace --no-fail-fast 2>&1 | tee target/rust-tests.log
 echo "== IPC bindings are up to date"
 if ! git diff --quiet -- ui/src/bindings || [ -n "$(git ls-files --others --exclude-standard ui/src/bindings)" ]; then
   echo "ui/src/bindings changed when the tests regenerated them from Rust: commit the new files" >&2

@@ -276,8 +276,10 @@ async fn connect_needs_a_licence_and_a_lapse_ends_syncing_but_keeps_history() {
     .unwrap();
     let tokens: Value =
         serde_json::from_str(secrets["whoop-tokens"].as_str().expect("tokens")).unwrap();
+    let device = secrets["relay-device"].as_str().expect("a relay device");
     let refresh = http
         .post(format!("{}/oauth/whoop/refresh", relay.base_url))
+        .bearer_auth(device)
         .form(&[
             ("grant_type", "refresh_token"),
             ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
