@@ -105,6 +105,7 @@ async fn attack(label: &str, args: &[&str], expect_emfile: bool) -> String {
         .arg(r#"ulimit -n 1024 && exec "$0" "$@""#)
         .arg(BINARY)
         .args(["--listen", "127.0.0.1:0", "--database-url", &db])
+        .arg("--no-subscription-gate")
         .args(args)
         .env("VITALTRENDS_WHOOP_CLIENT_ID", "slowloris-test")
         .env("VITALTRENDS_WHOOP_CLIENT_SECRET", "slowloris-test-secret")

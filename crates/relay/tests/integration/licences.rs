@@ -54,6 +54,7 @@ async fn exchange_with(
 
 async fn refresh_with(
     base_url: &str,
+    credential: &str,
     refresh_token: &str,
     key: Option<&str>,
 ) -> (StatusCode, Value) {
@@ -67,6 +68,7 @@ async fn refresh_with(
     }
     let resp = http()
         .post(format!("{base_url}/oauth/whoop/refresh"))
+        .bearer_auth(credential)
         .form(&form)
         .send()
         .await
@@ -173,14 +175,14 @@ async fn a_lapsed_licence_keeps_refreshing_through_the_grace_then_stops(db: &Db)
     let mut stream = Sse::open(base, &credential, None).await;
 
     // A refresh needs the key.
-    let (status, json) = refresh_with(base, &refresh_token, None).await;
+    let (status, json) = refresh_with(base, &credential, &refresh_token, None).await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(json["code"], "subscription_required");
 
     let revoked = licence_admin::revoke(&db.url, &key).await.expect("revoke");
     assert_eq!(revoked.status, "revoked");
     // Inside the grace: refresh, poll and the open stream all still work.
-    let (status, json) = refresh_with(base, &refresh_token, Some(&key)).await;
+    let (status, json) = refresh_with(base, &credential, &refresh_token, Some(&key)).await;
     assert_eq!(status, StatusCode::OK, "{json}");
     refresh_token = json["refresh_token"].as_str().expect("rotated").to_string();
     let (status, _) = poll(base, &credential, None, 0).await;
@@ -205,7 +207,7 @@ async fn a_lapsed_licence_keeps_refreshing_through_the_grace_then_stops(db: &Db)
         "the stream ended"
     );
 
-    let (status, json) = refresh_with(base, &refresh_token, Some(&key)).await;
+    let (status, json) = refresh_with(base, &credential, &refresh_token, Some(&key)).await;
     assert_eq!(status, StatusCode::PAYMENT_REQUIRED);
     assert_eq!(json["code"], "subscription_inactive");
     let (status, body) =
@@ -237,7 +239,7 @@ async fn a_lapsed_licence_keeps_refreshing_through_the_grace_then_stops(db: &Db)
     }
     let (status, _) = poll(base, &credential, None, 0).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, json) = refresh_with(base, &refresh_token, Some(&renewed)).await;
+    let (status, json) = refresh_with(base, &credential, &refresh_token, Some(&renewed)).await;
     assert_eq!(status, StatusCode::OK, "{json}");
     relay.shutdown().await;
     db.cleanup().await;
