@@ -40,7 +40,7 @@ impl From<sync::Error> for IpcError {
 }
 
 /// Engine messages read as clauses ("you signed in to WHOOP as …"); a notice shows a sentence.
-fn sentence(text: &str) -> String {
+pub(crate) fn sentence(text: &str) -> String {
     let mut chars = text.trim().chars();
     let Some(first) = chars.next() else {
         return String::new();
@@ -403,7 +403,7 @@ pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
             _ => None,
         },
         mode: demo.then_some(crate::session::ModeKey::Demo),
-        has_relay: demo,
+        has_relay: engine.settings().relay_url.is_some(),
         settings_problem: None,
         subscription: uses_service(engine, demo),
     })
@@ -413,7 +413,6 @@ pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
 pub async fn status_of(core: &Core) -> IpcResult<AppStatus> {
     let mut status = status(&core.engine, core.demo).await?;
     status.mode = Some(core.mode.into());
-    status.has_relay = core.has_relay;
     // Only the VitalTrends service asks for a licence; an own app (even with its own relay)
     // and demo mode never do.
     status.subscription = matches!(status.mode, Some(crate::session::ModeKey::Service));
@@ -759,5 +758,4 @@ pub struct Core {
     pub mode: config::Mode,
     /// The loopback port sign-ins redirect to when deep links are unavailable (0: any).
     pub loopback_port: u16,
-    pub has_relay: bool,
 }

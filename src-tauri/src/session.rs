@@ -353,10 +353,11 @@ impl Sessions {
             about: AboutView {
                 version: env!("CARGO_PKG_VERSION").to_string(),
                 mode_label: mode.map_or("Not chosen yet", Mode::label).to_string(),
-                data_dir: match mode {
-                    Some(mode) => self.data_dir(mode).display().to_string(),
-                    None => self.paths.data_root.display().to_string(),
-                },
+                data_dir: self
+                    .folder("data")
+                    .unwrap_or_default()
+                    .display()
+                    .to_string(),
                 log_dir: self.paths.log_dir.display().to_string(),
                 settings_file: self.paths.settings_file.display().to_string(),
             },
@@ -368,8 +369,18 @@ impl Sessions {
         self.paths.data_root.join(mode.data_dir_name())
     }
 
-    pub fn paths(&self) -> &Paths {
-        &self.paths
+    /// The folder Settings → About's Open folder buttons open: the data of the mode in use (the
+    /// data root with nothing chosen), the logs, or the settings file's folder.
+    pub fn folder(&self, which: &str) -> Option<PathBuf> {
+        match which {
+            "data" => Some(match self.mode() {
+                Some(mode) => self.data_dir(mode),
+                None => self.paths.data_root.clone(),
+            }),
+            "logs" => Some(self.paths.log_dir.clone()),
+            "settings" => self.paths.settings_file.parent().map(PathBuf::from),
+            _ => None,
+        }
     }
 
     /// Stops what runs now and starts what the settings choose.
@@ -430,7 +441,6 @@ impl Sessions {
             demo: true,
             mode: Mode::Demo,
             loopback_port: 0,
-            has_relay: true,
         };
         let mut tasks = (self.starter)(&core);
         tasks.push(tokio::spawn(crate::demo::grow(
@@ -475,7 +485,6 @@ impl Sessions {
             demo: false,
             mode: connection.mode,
             loopback_port: connection.loopback_port,
-            has_relay: connection.relay_url.is_some(),
         };
         let tasks = (self.starter)(&core);
         Ok(Running {
@@ -569,19 +578,9 @@ fn field_label(key: &str) -> &str {
 }
 
 fn settings_error(e: config::Error) -> IpcError {
-    let text = e.to_string();
-    let mut message: String = text
-        .chars()
-        .take(1)
-        .flat_map(char::to_uppercase)
-        .chain(text.chars().skip(1))
-        .collect();
-    if !message.ends_with('.') {
-        message.push('.');
-    }
     IpcError {
         code: e.code().to_string(),
-        message,
+        message: core::sentence(&e.to_string()),
     }
 }
 

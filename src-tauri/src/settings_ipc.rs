@@ -79,27 +79,16 @@ pub async fn open_folder(
     sessions: State<'_, Sessions>,
     which: String,
 ) -> IpcResult<()> {
-    let about = sessions.settings_view().about;
-    let path = match which.as_str() {
-        "data" => about.data_dir,
-        "logs" => about.log_dir,
-        "settings" => std::path::Path::new(&about.settings_file)
-            .parent()
-            .map(|p| p.display().to_string())
-            .unwrap_or(about.settings_file),
-        other => {
-            return Err(IpcError {
-                code: "unknown_folder".into(),
-                message: format!("There is no folder called {other}."),
-            })
-        }
-    };
+    let path = sessions.folder(&which).ok_or_else(|| IpcError {
+        code: "unknown_folder".into(),
+        message: format!("There is no folder called {which}."),
+    })?;
     // A folder not written yet (logs before the first line, a mode never used) opens anyway.
     let _ = std::fs::create_dir_all(&path);
     app.opener()
-        .open_path(&path, None::<&str>)
+        .open_path(path.display().to_string(), None::<&str>)
         .map_err(|e| IpcError {
             code: "open_folder".into(),
-            message: format!("Could not open {path} ({e})."),
+            message: format!("Could not open {} ({e}).", path.display()),
         })
 }

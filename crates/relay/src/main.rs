@@ -173,12 +173,8 @@ enum LicenceCommand {
     },
 }
 
-fn read_secret_line(path: &std::path::Path, what: &str) -> Result<String, String> {
-    read_secret_file(what, path)
-}
-
 fn key_file(path: &std::path::Path) -> Result<licence::KeyFile, String> {
-    licence::KeyFile::parse(&read_secret_line(path, "licence key file")?)
+    licence::KeyFile::parse(&read_secret_file("licence key file", path)?)
         .map_err(|e| format!("{}: {e}", path.display()))
 }
 
@@ -386,7 +382,7 @@ fn config(cli: &Cli) -> Result<RelayConfig, String> {
         metrics_listen: cli.metrics_listen,
         subscription_gate: subscription_gate(cli)?,
         billing_webhook_secret: match &cli.billing_webhook_secret_file {
-            Some(path) => Some(read_secret_line(path, "billing webhook secret file")?),
+            Some(path) => Some(read_secret_file("billing webhook secret file", path)?),
             None => None,
         },
         ..RelayConfig::default()
