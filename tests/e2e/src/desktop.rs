@@ -87,8 +87,16 @@ impl Desktop {
                 .spawn()
                 .expect("openbox (apt install openbox)"),
         );
+        // A session bus that starts nothing by itself: with the system's service files, the
+        // first call for the keychain or a portal made before the suite's own daemon owns its
+        // name would start a second daemon (a locked keychain in the real home directory, whose
+        // first write waits forever for a password prompt). Every service the app talks to here
+        // is one the suite starts; a call to anything else fails at once.
+        let bus_config = dir.join("session-bus.conf");
+        std::fs::write(&bus_config, SESSION_BUS_CONFIG).unwrap();
         let mut bus = Command::new("dbus-daemon")
-            .args(["--session", "--nofork", "--print-address=1"])
+            .arg(format!("--config-file={}", bus_config.display()))
+            .args(["--nofork", "--print-address=1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -156,16 +164,25 @@ impl Desktop {
         stdin.write_all(b"test-keyring-password").await.unwrap();
         drop(stdin);
         self.processes.add(daemon);
+        // Ready means what the app needs: an item stored in the default collection and read
+        // back, each step bounded (a keychain that wants a password prompt would wait forever).
         eventually(
-            "the keychain answers on the bus",
-            Duration::from_secs(20),
+            "the keychain stores and returns a secret",
+            Duration::from_secs(30),
             || async {
-                Command::new("secret-tool")
-                    .args(["search", "--all", "probe", "probe"])
+                let store = Command::new("timeout")
+                    .args(["5", "sh", "-c"])
+                    .arg("printf ready | secret-tool store --label=probe probe suite")
                     .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
                     .output()
                     .await
-                    .is_ok_and(|o| o.status.success())
+                    .is_ok_and(|o| o.status.success());
+                let read = Command::new("timeout")
+                    .args(["5", "secret-tool", "lookup", "probe", "suite"])
+                    .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
+                    .output()
+                    .await;
+                store && read.is_ok_and(|o| o.status.success() && o.stdout == b"ready")
             },
         )
         .await;
@@ -453,6 +470,38 @@ fn fake_browser(dir: &Path, app: &Path, consent: Consent) -> PathBuf {
     bin
 }
 
+/// Every `*.log` file under `dir`.
+fn collect_logs(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect_logs(&path, files);
+        } else if path.extension().is_some_and(|e| e == "log") {
+            files.push(path);
+        }
+    }
+}
+
+/// The suite's session bus: the usual session policy without `<standard_session_servicedirs/>`,
+/// so nothing is started on demand.
+const SESSION_BUS_CONFIG: &str = r#"<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <keep_umask/>
+  <listen>unix:tmpdir=/tmp</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+"#;
+
 /// A minimal W3C WebDriver client for tauri-driver.
 pub struct WebDriver {
     http: reqwest::Client,
@@ -460,6 +509,9 @@ pub struct WebDriver {
     session: String,
     /// When the app was asked to start (the new-session request).
     pub launched_at: Instant,
+    /// Where the app and the stand-in browser write logs, printed when a wait fails so a
+    /// failure on CI explains itself.
+    log_dirs: Vec<PathBuf>,
 }
 
 impl WebDriver {
@@ -522,11 +574,17 @@ impl WebDriver {
             .as_str()
             .unwrap_or_else(|| panic!("no session: {answer}"))
             .to_string();
+        let log_dirs = env
+            .iter()
+            .filter(|(k, _)| k == "XDG_DATA_HOME" || k == "VITALTRENDS_DATA_DIR")
+            .map(|(_, v)| PathBuf::from(v))
+            .collect();
         WebDriver {
             http,
             base,
             session,
             launched_at: launching,
+            log_dirs,
         }
     }
 
@@ -581,10 +639,9 @@ impl WebDriver {
             if let Some(element) = self.find(css).await {
                 return element;
             }
-            assert!(
-                started.elapsed() < limit,
-                "{css} did not appear within {limit:?}"
-            );
+            if started.elapsed() >= limit {
+                panic!("{css} did not appear within {limit:?}{}", self.logs_tail());
+            }
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
     }
@@ -614,12 +671,42 @@ impl WebDriver {
                     return last;
                 }
             }
-            assert!(
-                started.elapsed() < limit,
-                "{css} never matched within {limit:?}; last text {last:?}"
-            );
+            if started.elapsed() >= limit {
+                panic!(
+                    "{css} never matched within {limit:?}; last text {last:?}{}",
+                    self.logs_tail()
+                );
+            }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
+    }
+
+    /// The last lines of every log the app and the stand-in browser wrote (the browser's
+    /// `opened.log` sits beside the app's data directories).
+    fn logs_tail(&self) -> String {
+        let mut files = Vec::new();
+        for dir in &self.log_dirs {
+            collect_logs(dir, &mut files);
+            if let Some(work) = dir.parent() {
+                files.push(work.join("opened.log"));
+            }
+        }
+        files.sort();
+        files.dedup();
+        let mut out = String::new();
+        for file in files {
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                continue;
+            };
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            out.push_str(&format!(
+                "\n--- {} ---\n{}",
+                file.display(),
+                tail.join("\n")
+            ));
+        }
+        out
     }
 
     pub async fn wait_gone(&self, css: &str, limit: Duration) {
@@ -799,8 +886,8 @@ fn process_memory(pid: u32) -> Option<ProcessMemory> {
     })
 }
 
-/// The newest cycle's recovery as the Today card shows it ("62%" or "Pending"), from the
-/// simulator's `/_sim/dump`.
+/// The newest cycle's recovery as the Today card shows it ("62%", "Pending", or "No score" for
+/// a night WHOOP could not score), from the simulator's `/_sim/dump`.
 pub fn expected_recovery(dump: &Value) -> String {
     let newest = dump["cycle"][0]["id"].clone();
     let recovery = dump["recovery"]
@@ -808,15 +895,26 @@ pub fn expected_recovery(dump: &Value) -> String {
         .unwrap()
         .iter()
         .find(|r| r["cycle_id"] == newest);
-    match recovery.and_then(|r| r["score"]["recovery_score"].as_f64()) {
-        Some(score) => format!("{}%", score.round() as i64),
-        None => "Pending".into(),
+    let Some(recovery) = recovery else {
+        // No recovery yet for the newest cycle: WHOOP is still working on it.
+        return "Pending".into();
+    };
+    match (
+        recovery["score_state"].as_str(),
+        recovery["score"]["recovery_score"].as_f64(),
+    ) {
+        (Some("SCORED"), Some(score)) => format!("{}%", score.round() as i64),
+        (Some("UNSCORABLE"), _) => "No score".into(),
+        _ => "Pending".into(),
     }
 }
 
-/// Whether an element's text shows `word` as a word of its own (so "6%" does not match "65%").
+/// Whether an element's text shows `word` as whole words of their own (so "6%" does not match
+/// "65%"; "No score" matches those two words in a row).
 pub fn shows_word(text: &str, word: &str) -> bool {
-    text.split_whitespace().any(|w| w == word)
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let wanted: Vec<&str> = word.split_whitespace().collect();
+    !wanted.is_empty() && words.windows(wanted.len()).any(|w| w == wanted.as_slice())
 }
 
 /// Where the suites save their screenshots: `target/shots/`.
