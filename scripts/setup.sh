@@ -15,6 +15,7 @@ packages=(
   gnome-keyring libsecret-tools imagemagick xdotool libglib2.0-bin dbus-bin dbus-daemon
   openbox wmctrl
   caddy systemd
+  python3 python3-venv
 )
 command -v node >/dev/null 2>&1 || packages+=(nodejs)
 command -v npm >/dev/null 2>&1 || packages+=(npm)
@@ -53,4 +54,15 @@ if [ ! -d ui/node_modules ] || [ ui/package-lock.json -nt ui/node_modules/.packa
   npm --prefix ui install --no-audit --no-fund
 fi
 npm --prefix ui run build >/dev/null
+
+# Python packages the suites use as independent clients and readers (scripts/python-requirements.txt
+# says which and why), in a virtual environment under target/ so the system stays untouched.
+venv=target/python
+python=/usr/bin/python3
+[ -x "$python" ] || python=python3
+[ -x "$venv/bin/python" ] || "$python" -m venv "$venv"
+if ! cmp -s scripts/python-requirements.txt "$venv/.installed"; then
+  "$venv/bin/pip" install --quiet --disable-pip-version-check -r scripts/python-requirements.txt
+  cp scripts/python-requirements.txt "$venv/.installed"
+fi
 echo "setup: ready"

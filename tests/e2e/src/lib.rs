@@ -15,6 +15,22 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 /// A binary of this workspace, from the same target directory as the running test.
+/// The Python interpreter of the suites' virtual environment (`target/python`, made by
+/// scripts/setup.sh with the packages in scripts/python-requirements.txt).
+pub fn python() -> PathBuf {
+    let path = binary("vitaltrends")
+        .parent()
+        .and_then(Path::parent)
+        .expect("target directory")
+        .join("python/bin/python");
+    assert!(
+        path.exists(),
+        "{} is missing: run scripts/setup.sh (the README's test command does)",
+        path.display()
+    );
+    path
+}
+
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/<name>
