@@ -4,8 +4,10 @@
 //! beside each engine, tests hand in their own.
 //!
 //! Each mode keeps its records in a directory of its own under the data root (`service/`,
-//! `own-app/`, `demo/`), so switching never mixes them, and a different WHOOP member inside one
-//! mode is refused by the engine (`other_member`) rather than merged.
+//! `own-app/`, `demo/`), so switching never mixes them. Inside one mode, a sign-in as a different
+//! WHOOP member is refused by the engine (`other_member`) rather than merged; the person may then
+//! switch accounts (`switch_member`), which sets the current member's store aside
+//! (`sync::members`): one store per (mode, member).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -224,6 +226,75 @@ impl Sessions {
             Err(e) => Some(e.message),
         };
         Ok(AppStatus::unconfigured(problem))
+    }
+
+    /// Switches to the WHOOP member a refused sign-in was for, within the same mode: the member
+    /// in use is disconnected (access withdrawn, history kept) and their store set aside under
+    /// `members/<user id>/`; the other member's store comes back if they had one here before, or
+    /// a new one starts. The person then signs in again as that member (their refused grant was
+    /// withdrawn), and records of the two never share a file.
+    pub async fn switch_member(&self) -> IpcResult<()> {
+        let _one_at_a_time = self.switching.lock().await;
+        let core = self.core()?;
+        let Some(target) = core.engine.refused_member() else {
+            return Err(IpcError {
+                code: "no_member_to_switch_to".into(),
+                message: "There is no other WHOOP account to switch to. Sign in to WHOOP as that \
+                          account first."
+                    .into(),
+            });
+        };
+        let current = match core.engine.connection_state().await?.user() {
+            Some((id, _)) => Some(id),
+            None => core
+                .engine
+                .store()
+                .profile()
+                .await
+                .map_err(sync::Error::from)?
+                .map(|p| p.user_id),
+        };
+        match core.engine.disconnect().await {
+            Ok(()) | Err(sync::Error::NotConnected) => {}
+            // Their access could not be withdrawn (WHOOP unreachable): switching now would lose
+            // the tokens needed to withdraw it later, so nothing moves.
+            Err(e) => return Err(e.into()),
+        }
+        let data_dir = self.data_dir(core.mode);
+        let previous = std::mem::replace(&mut *write(&self.active), Active::Unchosen);
+        drop(previous);
+        core.engine.store().close().await;
+        drop(core);
+        let moved = (|| -> std::io::Result<()> {
+            if let Some(current) = current {
+                sync::members::set_aside(&data_dir, current)?;
+            }
+            sync::members::bring_back(&data_dir, target.user_id)?;
+            Ok(())
+        })();
+        if let Err(e) = &moved {
+            tracing::warn!(error = %e, "could not set the member's store aside");
+        }
+        // Whatever happened to the files, something runs again: the store in place.
+        let next = self.start_chosen().await;
+        let problem = match &next {
+            Active::Problem(p) => Some(p.clone()),
+            _ => None,
+        };
+        *write(&self.active) = next;
+        if let Err(e) = moved {
+            return Err(IpcError {
+                code: "switch_failed".into(),
+                message: format!("The records could not be set aside ({e}); nothing was switched."),
+            });
+        }
+        problem.map_or(Ok(()), Err)
+    }
+
+    /// Dismisses the offer to switch to the member of a refused sign-in.
+    pub fn keep_member(&self) -> IpcResult<()> {
+        self.core()?.engine.forget_refused_member();
+        Ok(())
     }
 
     /// The desktop preferences as last read or saved.

@@ -386,6 +386,7 @@ const BASE_STATUS: AppStatus = {
   has_relay: true,
   settings_problem: null,
   subscription: false,
+  switch_to: null,
 };
 
 /** Settings as a service build that has chosen nothing else shows them. */
