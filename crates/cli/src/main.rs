@@ -440,7 +440,7 @@ async fn print_progress(mut events: tokio::sync::broadcast::Receiver<EngineEvent
             Ok(EngineEvent::Progress(p)) => {
                 let phase = match p.phase {
                     Phase::Recent => format!(
-                        "last 6 months: {}/{} windows",
+                        "last 6 months: {} of {} months done",
                         p.recent_windows_done, p.recent_windows_total
                     ),
                     Phase::History => match p.oldest_day {

@@ -57,8 +57,6 @@ pub struct Schedule {
     pub offline_margin: chrono::Duration,
     /// Phase 1 of the import and the span of Force Sync.
     pub recent_span: chrono::Duration,
-    /// Phase 1 is split into windows this long and fetched in parallel.
-    pub recent_window: chrono::Duration,
     /// WHOOP requests in flight at once.
     pub max_parallel_requests: usize,
     /// A relay event WHOOP failed on transiently is retried after this, doubling per attempt
@@ -83,8 +81,6 @@ impl Default for Schedule {
             catch_up_window: chrono::Duration::days(7),
             offline_margin: chrono::Duration::days(3),
             recent_span: chrono::Duration::days(183),
-            // About 20 cycles, sleeps, recoveries or workouts: one page per collection each.
-            recent_window: chrono::Duration::days(20),
             max_parallel_requests: 8,
             event_retry_after: Duration::from_secs(30),
             retry_delays: [1, 5, 15, 60]
