@@ -5,6 +5,7 @@
 
 mod app;
 pub mod core;
+#[cfg(feature = "demo")]
 pub mod demo;
 mod notify;
 pub mod session;

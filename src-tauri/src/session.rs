@@ -69,8 +69,14 @@ struct Running {
     core: Core,
     tasks: Vec<JoinHandle<()>>,
     /// Demo mode's in-process simulator and relay, stopped when dropped.
-    _demo: Option<crate::demo::Demo>,
+    _demo: Option<DemoServices>,
 }
+
+#[cfg(feature = "demo")]
+type DemoServices = crate::demo::Demo;
+/// A build without demo data has nothing to keep running beside a demo engine.
+#[cfg(not(feature = "demo"))]
+type DemoServices = std::convert::Infallible;
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -168,6 +174,8 @@ pub struct AboutView {
 pub struct SettingsView {
     pub mode: Option<ModeKey>,
     pub service_available: bool,
+    /// Whether this build carries demo data (a release may leave it out).
+    pub demo_available: bool,
     pub problem: Option<IpcError>,
     pub own_app: OwnAppView,
     pub prefs: PrefsView,
@@ -313,6 +321,10 @@ impl Sessions {
                     .into(),
             });
         }
+        #[cfg(not(feature = "demo"))]
+        if mode == Some(Mode::Demo) {
+            return Err(no_demo());
+        }
         let mut config = self.load_config()?;
         config.mode = mode;
         self.save_config(&config)?;
@@ -410,6 +422,7 @@ impl Sessions {
         SettingsView {
             mode: mode.map(ModeKey::from),
             service_available: self.release.has_service(),
+            demo_available: cfg!(feature = "demo"),
             problem,
             own_app: OwnAppView {
                 client_id: config.whoop.client_id.clone(),
@@ -499,6 +512,12 @@ impl Sessions {
         }
     }
 
+    #[cfg(not(feature = "demo"))]
+    async fn start_demo(&self) -> IpcResult<Running> {
+        Err(no_demo())
+    }
+
+    #[cfg(feature = "demo")]
     async fn start_demo(&self) -> IpcResult<Running> {
         let dir = self.data_dir(Mode::Demo);
         let demo = crate::demo::start(&dir, self.options(Mode::Demo), crate::demo::sim_config())
@@ -645,6 +664,16 @@ fn field_label(key: &str) -> &str {
         "whoop.base_url" => "WHOOP API address",
         "loopback.port" => "Loopback port",
         other => other,
+    }
+}
+
+#[cfg(not(feature = "demo"))]
+fn no_demo() -> IpcError {
+    IpcError {
+        code: "demo_unavailable".into(),
+        message: "This build of VitalTrends has no demo data. Connect your WHOOP account \
+                  instead."
+            .into(),
     }
 }
 

@@ -394,6 +394,7 @@ export function fixtureSettings(overrides: Partial<SettingsView> = {}): Settings
   return {
     mode: 'service',
     service_available: true,
+    demo_available: true,
     problem: null,
     own_app: {
       client_id: null,
