@@ -5,6 +5,10 @@
 //!
 //! It drives the real app the way the end-to-end suite does: Xvfb with a window manager, a
 //! private session bus, tauri-driver, the simulator and relay on loopback.
+//!
+//! Beside it, the same measurement of an empty Tauri 2 app built from the same Tauri (the
+//! `empty-app` crate: one window, a hello-world page), so the app's memory reads as a ratio to
+//! what any Tauri app costs on this machine.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -22,6 +26,10 @@ pub struct Args {
     /// Fresh starts timed for the cold-start figure.
     #[arg(long, default_value_t = 5)]
     starts: u32,
+    /// The empty Tauri app to compare with; by default the one built next to this benchmark
+    /// (`cargo build --release -p empty-app`).
+    #[arg(long)]
+    empty_app: Option<PathBuf>,
 }
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -39,7 +47,20 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "{} is missing: build it with `cargo build --release -p vitaltrends-desktop`",
         app.display()
     );
+    let empty_app = match args.empty_app {
+        Some(path) => path,
+        None => app.with_file_name("vitaltrends-empty-app"),
+    };
     let work = tempfile::tempdir()?;
+    let empty = if empty_app.exists() {
+        Some(measure_empty_app(&empty_app, &work.path().join("empty")).await)
+    } else {
+        eprintln!(
+            "{} is missing (cargo build --release -p empty-app): no baseline",
+            empty_app.display()
+        );
+        None
+    };
     let sim = whoop_sim::start(
         whoop_sim::SimConfig {
             days: 365,
@@ -72,7 +93,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         let (open, tray) = session.memory_open_and_in_tray().await;
         session.ui.close().await;
-        print_table(&app, &starts, &open, &tray);
+        print_table(&app, &starts, &open, &tray, empty.as_deref());
     }
     relay.shutdown().await;
     Ok(())
@@ -144,6 +165,38 @@ impl Session {
     }
 }
 
+/// The empty app's process tree once its window shows the page and WebKit has settled.
+async fn measure_empty_app(app: &Path, dir: &Path) -> Vec<ProcessMemory> {
+    std::fs::create_dir_all(dir).expect("a work directory");
+    let desktop = Desktop::start(dir).await;
+    let mut child = tokio::process::Command::new(app)
+        .env("DISPLAY", &desktop.display)
+        .env("DBUS_SESSION_BUS_ADDRESS", &desktop.bus)
+        .env("XDG_DATA_HOME", dir.join("xdg"))
+        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
+        .env("XDG_CACHE_HOME", dir.join("xdg-cache"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the empty app starts");
+    eventually("the empty app's web process", WAIT, || async {
+        process_tree(app)
+            .iter()
+            .any(|p| p.name.starts_with("WebKitWebProc"))
+    })
+    .await;
+    // As long as the app is given to settle after drawing its dashboard.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let tree = process_tree(app);
+    let _ = child.kill().await;
+    tree
+}
+
+fn pss_kib(tree: &[ProcessMemory]) -> u64 {
+    tree.iter().map(|p| p.pss_kib).sum()
+}
+
 fn mib(kib: u64) -> String {
     format!("{:.0} MiB", kib as f64 / 1024.0)
 }
@@ -165,7 +218,13 @@ fn size_cell(path: &Path) -> String {
     }
 }
 
-fn print_table(app: &Path, starts: &[Duration], open: &[ProcessMemory], tray: &[ProcessMemory]) {
+fn print_table(
+    app: &Path,
+    starts: &[Duration],
+    open: &[ProcessMemory],
+    tray: &[ProcessMemory],
+    empty: Option<&[ProcessMemory]>,
+) {
     let mut sorted = starts.to_vec();
     sorted.sort();
     let ms = |d: Duration| format!("{:.2} s", d.as_secs_f64());
@@ -196,6 +255,26 @@ fn print_table(app: &Path, starts: &[Duration], open: &[ProcessMemory], tray: &[
         "| memory, window closed to the tray (sync running) | {} |",
         memory_cell(tray)
     );
+    if let Some(empty) = empty {
+        let base = pss_kib(empty).max(1) as f64;
+        let own = empty
+            .iter()
+            .find(|p| !p.name.starts_with("WebKit"))
+            .map_or(0, |p| p.pss_kib);
+        println!(
+            "| memory, empty Tauri 2 app (one window, hello world) | {} |",
+            memory_cell(empty)
+        );
+        println!(
+            "| window open ÷ empty app (goal ≤ 1.3 + 30 MB) | {:.2} ({} over 1.3× the empty app) |",
+            pss_kib(open) as f64 / base,
+            mib(pss_kib(open).saturating_sub((base * 1.3) as u64)),
+        );
+        println!(
+            "| in the tray − the empty app's own process (goal ≤ 25 MB) | {} |",
+            mib(pss_kib(tray).saturating_sub(own)),
+        );
+    }
     println!("| app binary | {} |", size_cell(app));
     match deb {
         Some(deb) => println!("| .deb bundle | {} |", size_cell(&deb)),
