@@ -15,6 +15,14 @@ pub enum Error {
     Csv(#[from] csv::Error),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("Parquet export failed: {0}")]
+    Parquet(String),
+    /// A day range that cannot be (it starts after it ends).
+    #[error("{0}")]
+    Range(String),
+    /// A file offered for restore that is not a usable VitalTrends backup; nothing was replaced.
+    #[error("{0}")]
+    NotABackup(String),
 }
 
 impl Error {
@@ -23,6 +31,9 @@ impl Error {
             Error::Db(_) | Error::Migrate(_) => "database",
             Error::Io { .. } | Error::Csv(_) => "io",
             Error::Corrupt(_) => "corrupt",
+            Error::Parquet(_) => "io",
+            Error::NotABackup(_) => "not_a_backup",
+            Error::Range(_) => "invalid_range",
         }
     }
 }
