@@ -226,6 +226,28 @@ pub async fn restore_backup(database: &Path, candidate: &Path) -> Result<Restore
     remove_database_files(&incoming);
     // Check the header first so a foreign file is refused before anything is copied.
     check_header(candidate)?;
+    if database.exists() {
+        // Opening and closing checkpoints the WAL and removes it, unless another connection
+        // (another process) still has the database open: then swapping the file would leave
+        // that process writing to the one set aside.
+        Store::open(database).await?.close().await;
+        // The pool's close can return while SQLite still checkpoints a large log on its
+        // connection's thread: give it a moment before concluding someone else holds it.
+        let wal = with_suffix(database, "-wal");
+        for _ in 0..50 {
+            if !wal.exists() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if wal.exists() {
+            return Err(Error::InUse(format!(
+                "{} is open in another VitalTrends process (the app or `vitaltrends run`): quit \
+                 it, then restore",
+                database.display()
+            )));
+        }
+    }
     if let Some(dir) = database.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
     }
@@ -250,10 +272,14 @@ pub async fn restore_backup(database: &Path, candidate: &Path) -> Result<Restore
         }
     }
     let kept_aside = if database.exists() {
-        let aside = with_suffix(
-            database,
-            &format!(".replaced-{}", Utc::now().format("%Y%m%dT%H%M%SZ")),
-        );
+        let stamp = Utc::now().format("%Y%m%dT%H%M%SZ").to_string();
+        // Two restores within a second must not overwrite the first one's kept file.
+        let mut aside = with_suffix(database, &format!(".replaced-{stamp}"));
+        let mut n = 1;
+        while aside.exists() {
+            n += 1;
+            aside = with_suffix(database, &format!(".replaced-{stamp}-{n}"));
+        }
         std::fs::rename(database, &aside).map_err(|e| io(database, e))?;
         // A WAL belongs to its database: it goes aside with it (a closed store has none).
         for suffix in ["-wal", "-shm"] {

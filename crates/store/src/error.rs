@@ -17,6 +17,9 @@ pub enum Error {
     Corrupt(String),
     #[error("Parquet export failed: {0}")]
     Parquet(String),
+    /// The database is open in another process (the app, `vitaltrends run`).
+    #[error("{0}")]
+    InUse(String),
     /// A day range that cannot be (it starts after it ends).
     #[error("{0}")]
     Range(String),
@@ -34,6 +37,7 @@ impl Error {
             Error::Parquet(_) => "io",
             Error::NotABackup(_) => "not_a_backup",
             Error::Range(_) => "invalid_range",
+            Error::InUse(_) => "in_use",
         }
     }
 }

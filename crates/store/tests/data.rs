@@ -441,6 +441,13 @@ async fn damaged_and_foreign_files_are_refused_and_nothing_is_replaced() {
         assert_eq!(left, vec!["vitaltrends.db"], "no leftovers after {message}");
     }
 
+    // Not while another process (here another open store) has the database open.
+    let open_elsewhere = Store::open(&target).await.unwrap();
+    let err = store::restore_backup(&target, &good).await.unwrap_err();
+    assert_eq!(err.code(), "in_use", "{err}");
+    open_elsewhere.close().await;
+    assert_eq!(dump(&target).await, before);
+
     // The good one replaces it, and the replaced database is kept aside, unchanged.
     let outcome = store::restore_backup(&target, &good).await.unwrap();
     let aside = outcome.kept_aside.expect("the old database kept aside");

@@ -74,7 +74,7 @@ impl ImportPlan {
 }
 
 /// Shared progress of a job whose parts run concurrently; every update is published in order.
-struct Tracker<'a> {
+pub(crate) struct Tracker<'a> {
     engine: &'a Engine,
     progress: Mutex<Progress>,
     parts_total: u32,
@@ -82,7 +82,13 @@ struct Tracker<'a> {
 }
 
 impl<'a> Tracker<'a> {
-    fn new(engine: &'a Engine, job: JobKind, windows: u32, parts_total: u32, records: u64) -> Self {
+    pub(crate) fn new(
+        engine: &'a Engine,
+        job: JobKind,
+        windows: u32,
+        parts_total: u32,
+        records: u64,
+    ) -> Self {
         Tracker {
             engine,
             progress: Mutex::new(Progress {
@@ -99,7 +105,7 @@ impl<'a> Tracker<'a> {
         }
     }
 
-    fn update(&self, change: impl FnOnce(&mut Progress)) {
+    pub(crate) fn update(&self, change: impl FnOnce(&mut Progress)) {
         let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         change(&mut progress);
         // Published under the lock so concurrent parts cannot reorder the steps.
@@ -372,6 +378,16 @@ pub(crate) async fn fetch_window<T: StoreRecord>(
     since: Option<DateTime<Utc>>,
     generation: u64,
 ) -> Result<Page<T>> {
+    fetch_between(engine, since, None, generation).await
+}
+
+/// Every page of one collection from `since` until `until` (or now).
+pub(crate) async fn fetch_between<T: StoreRecord>(
+    engine: &Engine,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    generation: u64,
+) -> Result<Page<T>> {
     let mut all = Page {
         records: Vec::new(),
         skipped: Vec::new(),
@@ -379,7 +395,7 @@ pub(crate) async fn fetch_window<T: StoreRecord>(
     };
     let mut query = PageQuery {
         start: since,
-        end: None,
+        end: until,
         next_token: None,
     };
     loop {
@@ -401,7 +417,10 @@ pub(crate) async fn fetch_window<T: StoreRecord>(
 }
 
 /// Marks one part of a tracked job done when `part` finishes.
-async fn counted<T>(tracker: &Tracker<'_>, part: impl Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn counted<T>(
+    tracker: &Tracker<'_>,
+    part: impl Future<Output = Result<T>>,
+) -> Result<T> {
     let result = part.await;
     tracker.part_done();
     result

@@ -10,6 +10,7 @@ mod error;
 pub mod events;
 mod import;
 pub mod loopback;
+pub mod refetch;
 pub mod secrets;
 mod settings;
 mod state;
