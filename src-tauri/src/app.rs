@@ -168,6 +168,18 @@ async fn disconnect(sessions: State<'_, Sessions>) -> IpcResult<()> {
     Ok(sessions.core()?.engine.disconnect().await?)
 }
 
+/// Switches to the WHOOP account a refused sign-in was for (see `Sessions::switch_member`).
+#[tauri::command]
+async fn switch_member(sessions: State<'_, Sessions>) -> IpcResult<()> {
+    sessions.switch_member().await
+}
+
+/// Keeps the member in use and drops the offer to switch.
+#[tauri::command]
+fn keep_member(sessions: State<'_, Sessions>) -> IpcResult<()> {
+    sessions.keep_member()
+}
+
 #[tauri::command]
 async fn delete_local_data(sessions: State<'_, Sessions>) -> IpcResult<()> {
     Ok(sessions.core()?.engine.delete_local_data().await?)
@@ -221,6 +233,8 @@ pub fn run() -> anyhow::Result<()> {
             force_sync,
             retry_now,
             disconnect,
+            switch_member,
+            keep_member,
             delete_local_data,
             get_dashboard,
             crate::settings_ipc::get_settings,

@@ -149,6 +149,8 @@ pub struct AppStatus {
     /// Whether WHOOP is reached through the VitalTrends service, which needs a subscription
     /// (Settings → Subscription is shown). Never in demo mode or with one's own WHOOP app.
     pub subscription: bool,
+    /// The other WHOOP member a refused sign-in was for: the card offers to switch to them.
+    pub switch_to: Option<String>,
 }
 
 impl AppStatus {
@@ -174,6 +176,7 @@ impl AppStatus {
             has_relay: false,
             settings_problem,
             subscription: false,
+            switch_to: None,
         }
     }
 }
@@ -408,6 +411,7 @@ pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
         has_relay: engine.settings().relay_url.is_some(),
         settings_problem: None,
         subscription: uses_service(engine, demo),
+        switch_to: None,
     })
 }
 
@@ -418,6 +422,7 @@ pub async fn status_of(core: &Core) -> IpcResult<AppStatus> {
     // Only the VitalTrends service asks for a licence; an own app (even with its own relay)
     // and demo mode never do.
     status.subscription = matches!(status.mode, Some(crate::session::ModeKey::Service));
+    status.switch_to = core.engine.refused_member().map(|member| member.name);
     Ok(status)
 }
 

@@ -8,6 +8,7 @@ mod app;
 pub mod core;
 pub mod data;
 mod data_ipc;
+#[cfg(feature = "demo")]
 pub mod demo;
 mod notify;
 pub mod session;

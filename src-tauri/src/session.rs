@@ -4,8 +4,10 @@
 //! beside each engine, tests hand in their own.
 //!
 //! Each mode keeps its records in a directory of its own under the data root (`service/`,
-//! `own-app/`, `demo/`), so switching never mixes them, and a different WHOOP member inside one
-//! mode is refused by the engine (`other_member`) rather than merged.
+//! `own-app/`, `demo/`), so switching never mixes them. Inside one mode, a sign-in as a different
+//! WHOOP member is refused by the engine (`other_member`) rather than merged; the person may then
+//! switch accounts (`switch_member`), which sets the current member's store aside
+//! (`sync::members`): one store per (mode, member).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
@@ -67,8 +69,14 @@ struct Running {
     core: Core,
     tasks: Vec<JoinHandle<()>>,
     /// Demo mode's in-process simulator and relay, stopped when dropped.
-    _demo: Option<crate::demo::Demo>,
+    _demo: Option<DemoServices>,
 }
+
+#[cfg(feature = "demo")]
+type DemoServices = crate::demo::Demo;
+/// A build without demo data has nothing to keep running beside a demo engine.
+#[cfg(not(feature = "demo"))]
+type DemoServices = std::convert::Infallible;
 
 impl Drop for Running {
     fn drop(&mut self) {
@@ -166,6 +174,8 @@ pub struct AboutView {
 pub struct SettingsView {
     pub mode: Option<ModeKey>,
     pub service_available: bool,
+    /// Whether this build carries demo data (a release may leave it out).
+    pub demo_available: bool,
     pub problem: Option<IpcError>,
     pub own_app: OwnAppView,
     pub prefs: PrefsView,
@@ -226,6 +236,75 @@ impl Sessions {
         Ok(AppStatus::unconfigured(problem))
     }
 
+    /// Switches to the WHOOP member a refused sign-in was for, within the same mode: the member
+    /// in use is disconnected (access withdrawn, history kept) and their store set aside under
+    /// `members/<user id>/`; the other member's store comes back if they had one here before, or
+    /// a new one starts. The person then signs in again as that member (their refused grant was
+    /// withdrawn), and records of the two never share a file.
+    pub async fn switch_member(&self) -> IpcResult<()> {
+        let _one_at_a_time = self.switching.lock().await;
+        let core = self.core()?;
+        let Some(target) = core.engine.refused_member() else {
+            return Err(IpcError {
+                code: "no_member_to_switch_to".into(),
+                message: "There is no other WHOOP account to switch to. Sign in to WHOOP as that \
+                          account first."
+                    .into(),
+            });
+        };
+        let current = match core.engine.connection_state().await?.user() {
+            Some((id, _)) => Some(id),
+            None => core
+                .engine
+                .store()
+                .profile()
+                .await
+                .map_err(sync::Error::from)?
+                .map(|p| p.user_id),
+        };
+        match core.engine.disconnect().await {
+            Ok(()) | Err(sync::Error::NotConnected) => {}
+            // Their access could not be withdrawn (WHOOP unreachable): switching now would lose
+            // the tokens needed to withdraw it later, so nothing moves.
+            Err(e) => return Err(e.into()),
+        }
+        let data_dir = self.data_dir(core.mode);
+        let previous = std::mem::replace(&mut *write(&self.active), Active::Unchosen);
+        drop(previous);
+        core.engine.store().close().await;
+        drop(core);
+        let moved = (|| -> std::io::Result<()> {
+            if let Some(current) = current {
+                sync::members::set_aside(&data_dir, current)?;
+            }
+            sync::members::bring_back(&data_dir, target.user_id)?;
+            Ok(())
+        })();
+        if let Err(e) = &moved {
+            tracing::warn!(error = %e, "could not set the member's store aside");
+        }
+        // Whatever happened to the files, something runs again: the store in place.
+        let next = self.start_chosen().await;
+        let problem = match &next {
+            Active::Problem(p) => Some(p.clone()),
+            _ => None,
+        };
+        *write(&self.active) = next;
+        if let Err(e) = moved {
+            return Err(IpcError {
+                code: "switch_failed".into(),
+                message: format!("The records could not be set aside ({e}); nothing was switched."),
+            });
+        }
+        problem.map_or(Ok(()), Err)
+    }
+
+    /// Dismisses the offer to switch to the member of a refused sign-in.
+    pub fn keep_member(&self) -> IpcResult<()> {
+        self.core()?.engine.forget_refused_member();
+        Ok(())
+    }
+
     /// The desktop preferences as last read or saved.
     pub fn prefs(&self) -> DesktopPrefs {
         read(&self.prefs).clone()
@@ -241,6 +320,10 @@ impl Sessions {
                           WHOOP developer app or demo data."
                     .into(),
             });
+        }
+        #[cfg(not(feature = "demo"))]
+        if mode == Some(Mode::Demo) {
+            return Err(no_demo());
         }
         let mut config = self.load_config()?;
         config.mode = mode;
@@ -339,6 +422,7 @@ impl Sessions {
         SettingsView {
             mode: mode.map(ModeKey::from),
             service_available: self.release.has_service(),
+            demo_available: cfg!(feature = "demo"),
             problem,
             own_app: OwnAppView {
                 client_id: config.whoop.client_id.clone(),
@@ -428,6 +512,12 @@ impl Sessions {
         }
     }
 
+    #[cfg(not(feature = "demo"))]
+    async fn start_demo(&self) -> IpcResult<Running> {
+        Err(no_demo())
+    }
+
+    #[cfg(feature = "demo")]
     async fn start_demo(&self) -> IpcResult<Running> {
         let dir = self.data_dir(Mode::Demo);
         let demo = crate::demo::start(&dir, self.options(Mode::Demo), crate::demo::sim_config())
@@ -574,6 +664,16 @@ fn field_label(key: &str) -> &str {
         "whoop.base_url" => "WHOOP API address",
         "loopback.port" => "Loopback port",
         other => other,
+    }
+}
+
+#[cfg(not(feature = "demo"))]
+fn no_demo() -> IpcError {
+    IpcError {
+        code: "demo_unavailable".into(),
+        message: "This build of VitalTrends has no demo data. Connect your WHOOP account \
+                  instead."
+            .into(),
     }
 }
 

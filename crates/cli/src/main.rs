@@ -11,12 +11,13 @@ use clap::{Parser, Subcommand, ValueEnum};
 use url::Url;
 use whoop::Secret;
 
+mod progress;
 mod settings_cmd;
 
 use config::{Choice, Mode};
 use sync::{
-    ConnectionState, Engine, EngineEvent, EngineOptions, InsecureFileStore, KeychainStore,
-    Notification, Notifier, Phase, SecretStore, Settings,
+    ConnectionState, Engine, EngineOptions, InsecureFileStore, KeychainStore, Notification,
+    Notifier, SecretStore, Settings,
 };
 
 #[derive(Parser)]
@@ -510,13 +511,13 @@ fn open_browser(url: &Url) -> std::io::Result<()> {
 
 async fn sync(engine: &Arc<Engine>, force: bool) -> anyhow::Result<()> {
     let started = Instant::now();
-    let progress = tokio::spawn(print_progress(engine.subscribe()));
+    let progress = progress::Display::start(engine.subscribe());
     let result = if force {
         engine.force_sync_now().await
     } else {
         engine.sync_now().await
     };
-    progress.abort();
+    progress.finish();
     let report = result?;
     let w = report.written;
     let what = match report.kind.as_str() {
@@ -545,43 +546,16 @@ async fn sync(engine: &Arc<Engine>, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Prints one line per progress step, as the desktop's sync banner would show it.
-async fn print_progress(mut events: tokio::sync::broadcast::Receiver<EngineEvent>) {
-    use tokio::sync::broadcast::error::RecvError;
-    loop {
-        match events.recv().await {
-            Ok(EngineEvent::Progress(p)) => {
-                let phase = match p.phase {
-                    Phase::Recent => format!(
-                        "last 6 months: {}/{} windows",
-                        p.recent_windows_done, p.recent_windows_total
-                    ),
-                    Phase::History => match p.oldest_day {
-                        Some(day) => format!("history: back to {}", day.format("%B %Y")),
-                        None => "history".to_string(),
-                    },
-                };
-                println!("progress: {} · {} records", phase, p.records);
-            }
-            Ok(EngineEvent::RetryScheduled(retry)) => {
-                println!("{} ({})", retry.message, retry.job.as_str());
-            }
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => {}
-            Err(RecvError::Closed) => return,
-        }
-    }
-}
-
 async fn run_foreground(engine: Arc<Engine>) -> anyhow::Result<()> {
     engine.on_start().await?;
-    let printer = tokio::spawn(print_progress(engine.subscribe()));
+    let printer = progress::Display::lines(engine.subscribe());
     let jobs = tokio::spawn(engine.clone().run_jobs());
     let scheduler = tokio::spawn(engine.clone().run_scheduler());
     let stream = tokio::spawn(engine.clone().run_stream());
     println!("VitalTrends is running; Ctrl-C to stop.");
     tokio::signal::ctrl_c().await?;
-    for task in [printer, jobs, scheduler, stream] {
+    printer.finish();
+    for task in [jobs, scheduler, stream] {
         task.abort();
     }
     println!("Stopped.");
@@ -593,10 +567,10 @@ struct PrintNotifier;
 
 impl Notifier for PrintNotifier {
     fn notify(&self, notification: Notification) {
-        println!(
+        progress::println(&format!(
             "notification: {} · {}",
             notification.title, notification.body
-        );
+        ));
     }
 }
 

@@ -57,8 +57,6 @@ pub struct Schedule {
     pub offline_margin: chrono::Duration,
     /// Phase 1 of the import and the span of Force Sync.
     pub recent_span: chrono::Duration,
-    /// Phase 1 is split into windows this long and fetched in parallel.
-    pub recent_window: chrono::Duration,
     /// WHOOP requests in flight at once.
     pub max_parallel_requests: usize,
     /// A relay event WHOOP failed on transiently is retried after this, doubling per attempt
@@ -83,8 +81,6 @@ impl Default for Schedule {
             catch_up_window: chrono::Duration::days(7),
             offline_margin: chrono::Duration::days(3),
             recent_span: chrono::Duration::days(183),
-            // About 20 cycles, sleeps, recoveries or workouts: one page per collection each.
-            recent_window: chrono::Duration::days(20),
             max_parallel_requests: 8,
             event_retry_after: Duration::from_secs(30),
             retry_delays: [1, 5, 15, 60]
@@ -231,6 +227,9 @@ pub struct Engine {
     jobs: Mutex<JobQueue>,
     job_added: Notify,
     pending: Mutex<Option<PendingAuthorization>>,
+    /// The other WHOOP member the last refused sign-in was for, so the shell can offer to
+    /// switch to them (their grant was withdrawn; switching signs in again).
+    refused_member: Mutex<Option<Member>>,
     live: AtomicBool,
     /// Bumped by Disconnect: a running job sees it and stops.
     generation: AtomicU64,
@@ -238,6 +237,13 @@ pub struct Engine {
     state_transition: tokio::sync::Mutex<()>,
     /// Failed background jobs waiting for their retry; mirrored in the store's meta.
     retries: Mutex<Vec<PendingRetry>>,
+}
+
+/// A WHOOP member, as a switch between accounts names them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Member {
+    pub user_id: i64,
+    pub name: String,
 }
 
 /// A retry and whether it has been handed to the queue already.
@@ -292,6 +298,7 @@ impl Engine {
             jobs: Mutex::new(JobQueue::default()),
             job_added: Notify::new(),
             pending: Mutex::new(None),
+            refused_member: Mutex::new(None),
             live: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             requests_in_flight: Semaphore::new(permits),
@@ -497,6 +504,7 @@ impl Engine {
             self.store.delete_meta("relay_cursor").await?;
         }
         self.store.save_profile(&profile).await?;
+        self.forget_refused_member();
         let name = format!("{} {}", profile.record.first_name, profile.record.last_name)
             .trim()
             .to_string();
@@ -541,6 +549,13 @@ impl Engine {
             .trim()
             .to_string();
         tracing::warn!("sign-in as another WHOOP member refused");
+        *self
+            .refused_member
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(Member {
+            user_id: other.record.user_id,
+            name: other_name.clone(),
+        });
         let revoked = match self.client.revoke(tokens.access_token.expose()).await {
             Ok(()) => true,
             Err(e) => {
@@ -558,6 +573,22 @@ impl Engine {
             other: other_name,
             revoked,
         }
+    }
+
+    /// The member of the last sign-in refused as someone else's (`Error::OtherMember`), until
+    /// a sign-in succeeds or the offer to switch is dismissed.
+    pub fn refused_member(&self) -> Option<Member> {
+        self.refused_member
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub fn forget_refused_member(&self) {
+        *self
+            .refused_member
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// The whole loopback flow: listen on 127.0.0.1, hand the URL to `open` (a browser, or a

@@ -26,8 +26,9 @@ pub enum Error {
     Cancelled,
     #[error(
         "you signed in to WHOOP as {other}, but this VitalTrends holds {current}'s history, so \
-         nothing was changed{}. Sign in as {current} to reconnect, or disconnect and delete the \
-         local data first to start over as {other}",
+         nothing was changed{}. Sign in as {current} to reconnect, or switch accounts in the app: \
+         {current}'s history is then set aside, kept apart, and {other} gets a history of their \
+         own",
         if *revoked { " and the access just granted was withdrawn" } else { "" }
     )]
     OtherMember {

@@ -45,7 +45,7 @@ pub struct Progress {
     pub phase: Phase,
     /// Records stored by this job so far.
     pub records: u64,
-    /// Phase 1 is split into time windows; how many are complete.
+    /// Phase 1 in months (six): how many every collection has read back through.
     pub recent_windows_done: u32,
     pub recent_windows_total: u32,
     /// The oldest day reached so far ("going back to March 2023").

@@ -1,23 +1,26 @@
 //! The first import and Force Sync.
 //!
-//! The import runs in two phases. Phase 1 takes the last six months, split into windows of
-//! about twenty days that every collection fetches in parallel, so the months a person looks at
-//! first arrive in a few round trips. Phase 2 walks back from there, page by page, until WHOOP has
-//! nothing older. The plan (where phase 1 starts, its windows) is fixed when the import begins and
-//! persisted, and every page is stored together with its checkpoint, so a killed process resumes
-//! exactly where it stopped: no page fetched twice, none skipped.
+//! The import reads each collection as one chain of pages, newest first, from today back to the
+//! oldest record WHOOP has. Every request but a collection's last brings a full page of 25, so the
+//! import costs the fewest requests the data allows (every install shares one WHOOP app quota),
+//! and the dashboard fills from today backwards: the first page of each collection is today's.
+//! The four chains run side by side. The first six months are "phase 1" only as far as progress
+//! goes: the plan fixes where they end when the import begins, and the import reports months
+//! done until every chain has passed that point.
+//!
+//! Every page is stored together with its checkpoint (the chain's next paging token), so a
+//! killed process resumes exactly where it stopped: no page fetched twice, none skipped.
 //!
 //! Force Sync re-reads the last six months and makes the store match WHOOP there, deleting what
 //! WHOOP no longer has only after the whole window was fetched. The live applier keeps running
 //! meanwhile (a Force Sync can take minutes); the replacement leaves alone whatever it changed
 //! after the fetch began, so neither a record created nor one deleted meanwhile is undone.
 
+use std::collections::HashMap;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Mutex;
 
 use chrono::{DateTime, NaiveDate, Utc};
-use futures_util::future::try_join_all;
 use serde::{Deserialize, Serialize};
 use store::{Checkpoint, ImportWindow, StoreRecord, WindowContents};
 use whoop::types::format_timestamp;
@@ -29,54 +32,31 @@ use crate::events::{JobKind, Phase, Progress};
 
 pub(crate) const PLAN_KEY: &str = "import_plan";
 
+/// Phase 1 in the months progress counts (the UI says "3 of 6 months done").
+const RECENT_MONTHS: u32 = 6;
+
+/// Where an import's phase 1 ends, fixed when it begins. (Plans written by earlier versions also
+/// list window boundaries; they are ignored.)
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct ImportPlan {
     /// Phase 1 covers `[recent_start, now)`; phase 2 everything before.
     recent_start: DateTime<Utc>,
-    /// Phase 1 window starts, oldest first; the last window is open-ended.
-    boundaries: Vec<DateTime<Utc>>,
 }
 
-impl ImportPlan {
-    /// Windows of equal width, at most `window` long: a short leftover window would cost every
-    /// collection one more (mostly empty) request.
-    fn new(now: DateTime<Utc>, span: chrono::Duration, window: chrono::Duration) -> Self {
-        let recent_start = now - span;
-        let window = window.max(chrono::Duration::hours(1));
-        let count = (span.num_seconds() as f64 / window.num_seconds() as f64)
-            .ceil()
-            .max(1.0) as i32;
-        let width = span / count;
-        let boundaries = (0..count).map(|i| recent_start + width * i).collect();
-        ImportPlan {
-            recent_start,
-            boundaries,
-        }
-    }
-
-    fn recent_windows(&self) -> Vec<ImportWindow> {
-        self.boundaries
-            .iter()
-            .enumerate()
-            .map(|(i, start)| ImportWindow {
-                start: Some(*start),
-                end: self.boundaries.get(i + 1).copied(),
-            })
-            .collect()
-    }
-
-    fn history_window(&self) -> ImportWindow {
-        ImportWindow {
-            start: None,
-            end: Some(self.recent_start),
-        }
-    }
-}
+/// Each collection's chain of pages: the whole timeline, newest first.
+const WHOLE_HISTORY: ImportWindow = ImportWindow {
+    start: None,
+    end: None,
+};
 
 /// Shared progress of a job whose parts run concurrently; every update is published in order.
 pub(crate) struct Tracker<'a> {
     engine: &'a Engine,
     progress: Mutex<Progress>,
+    /// Import only: where phase 1 began, and how far back each chain has read so far (a chain
+    /// that finished counts as all the way back).
+    recent_start: Option<DateTime<Utc>>,
+    reached: Mutex<HashMap<Collection, Option<DateTime<Utc>>>>,
     parts_total: u32,
     parts_done: Mutex<u32>,
 }
@@ -100,9 +80,18 @@ impl<'a> Tracker<'a> {
                 oldest_day: None,
                 percent: Some(0),
             }),
+            recent_start: None,
+            reached: Mutex::new(HashMap::new()),
             parts_total: parts_total.max(1),
             parts_done: Mutex::new(0),
         }
+    }
+
+    /// An import's tracker: progress in months of phase 1, then the oldest day reached.
+    fn import(engine: &'a Engine, plan: &ImportPlan, records: u64) -> Self {
+        let mut tracker = Tracker::new(engine, JobKind::Import, RECENT_MONTHS, 1, records);
+        tracker.recent_start = Some(plan.recent_start);
+        tracker
     }
 
     pub(crate) fn update(&self, change: impl FnOnce(&mut Progress)) {
@@ -112,18 +101,62 @@ impl<'a> Tracker<'a> {
         self.engine.set_progress(progress.clone());
     }
 
-    /// A page was stored; `stored` is how many records the store holds now.
-    fn page(&self, stored: u64, oldest: Option<DateTime<Utc>>) {
+    /// A page of `collection` was stored: `written` records are new or changed, the page
+    /// reaches back to `oldest`, and `finished` says it was the chain's last.
+    fn page(
+        &self,
+        collection: Collection,
+        written: u64,
+        oldest: Option<DateTime<Utc>>,
+        finished: bool,
+    ) {
+        let recent_done = self.recent_start.map(|recent_start| {
+            let mut reached = self.reached.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = reached
+                .entry(collection)
+                .or_insert(Some(self.engine.clock.now()));
+            // `None`: all the way back.
+            *entry = match (*entry, oldest) {
+                _ if finished => None,
+                (None, _) => None,
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (Some(a), None) => Some(a),
+            };
+            // Phase 1 is as far along as its slowest chain.
+            let now = self.engine.clock.now();
+            let span = (now - recent_start).num_seconds().max(1) as f64;
+            let covered = Collection::ALL
+                .iter()
+                .map(|c| match reached.get(c) {
+                    None => 0.0,
+                    Some(None) => 1.0,
+                    Some(Some(t)) => ((now - *t).num_seconds() as f64 / span).clamp(0.0, 1.0),
+                })
+                .fold(1.0, f64::min);
+            covered
+        });
         self.update(|p| {
-            // Parts finish concurrently; a late, smaller count must not move the figure back.
-            p.records = p.records.max(stored);
+            // A running total: the store is not counted again for every page.
+            p.records += written;
             if let Some(oldest) = oldest.map(|t| t.date_naive()) {
                 p.oldest_day = Some(p.oldest_day.map_or(oldest, |d: NaiveDate| d.min(oldest)));
+            }
+            if let Some(covered) = recent_done {
+                if p.phase == Phase::Recent {
+                    let months = (covered * f64::from(RECENT_MONTHS)).floor() as u32;
+                    p.recent_windows_done = months.max(p.recent_windows_done);
+                    p.percent = Some(((covered * 100.0) as u8).max(p.percent.unwrap_or(0)));
+                    if covered >= 1.0 {
+                        p.phase = Phase::History;
+                        p.recent_windows_done = p.recent_windows_total;
+                        p.percent = None;
+                    }
+                }
             }
         });
     }
 
-    /// One (collection, window) part finished.
+    /// One part of a job finished (Force Sync counts its four collections).
     fn part_done(&self) {
         let done = {
             let mut done = self.parts_done.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,65 +172,34 @@ impl<'a> Tracker<'a> {
             }
         });
     }
-
-    fn enter_history(&self) {
-        self.update(|p| {
-            p.phase = Phase::History;
-            p.recent_windows_done = p.recent_windows_total;
-            p.percent = None;
-        });
-    }
 }
 
 impl Engine {
     pub(crate) async fn import(&self, generation: u64) -> Result<SyncReport> {
         let plan = self.import_plan().await?;
-        let recent = plan.recent_windows();
-        let history = plan.history_window();
-
         // Records already imported by an earlier, interrupted run count towards progress.
         let resumed = self.store.counts().await?.total();
-        let parts = (recent.len() * Collection::ALL.len()) as u32;
-        let tracker = Tracker::new(self, JobKind::Import, recent.len() as u32, parts, resumed);
+        let tracker = Tracker::import(self, &plan, resumed);
         tracker.update(|_| {});
 
-        // Phase 1: every collection and window at once (the engine caps requests in flight).
+        // Every collection's chain at once, with the profile beside them.
         let mut report = SyncReport::default();
-        let profile = self.refresh_profile_and_body();
-        let mut phase1: Vec<Pin<Box<dyn Future<Output = Result<SyncReport>> + Send + '_>>> =
-            Vec::new();
-        for window in &recent {
-            phase1.push(Box::pin(
-                self.import_part::<Cycle>(*window, generation, &tracker),
-            ));
-            phase1.push(Box::pin(
-                self.import_part::<Sleep>(*window, generation, &tracker),
-            ));
-            phase1.push(Box::pin(
-                self.import_part::<Recovery>(*window, generation, &tracker),
-            ));
-            phase1.push(Box::pin(
-                self.import_part::<Workout>(*window, generation, &tracker),
-            ));
-        }
-        let (parts, ()) = tokio::try_join!(try_join_all(phase1), profile)?;
-        for part in parts {
-            merge(&mut report, &part);
-        }
-
-        // Phase 2: older history, each collection walking back on its own.
-        tracker.enter_history();
-        let (c, s, r, w) = tokio::try_join!(
-            self.import_part::<Cycle>(history, generation, &tracker),
-            self.import_part::<Sleep>(history, generation, &tracker),
-            self.import_part::<Recovery>(history, generation, &tracker),
-            self.import_part::<Workout>(history, generation, &tracker),
+        let (c, s, r, w, ()) = tokio::try_join!(
+            self.import_chain::<Cycle>(generation, &tracker),
+            self.import_chain::<Sleep>(generation, &tracker),
+            self.import_chain::<Recovery>(generation, &tracker),
+            self.import_chain::<Workout>(generation, &tracker),
+            self.refresh_profile_and_body(),
         )?;
         for part in [c, s, r, w] {
             merge(&mut report, &part);
         }
         self.store.set_meta(IMPORT_COMPLETE_KEY, "1").await?;
-        tracker.update(|p| p.percent = Some(100));
+        tracker.update(|p| {
+            p.phase = Phase::History;
+            p.recent_windows_done = p.recent_windows_total;
+            p.percent = Some(100);
+        });
         Ok(report)
     }
 
@@ -208,24 +210,22 @@ impl Engine {
             }
             tracing::warn!("unreadable import plan; starting a new one");
         }
-        let plan = ImportPlan::new(
-            self.clock.now(),
-            self.schedule.recent_span,
-            self.schedule.recent_window,
-        );
+        let plan = ImportPlan {
+            recent_start: self.clock.now() - self.schedule.recent_span,
+        };
         let json = serde_json::to_string(&plan).map_err(|e| Error::Io(e.to_string()))?;
         self.store.set_meta(PLAN_KEY, &json).await?;
         Ok(plan)
     }
 
-    /// Pages through one collection over one window from its checkpoint. Each page and the
-    /// checkpoint after it are stored in one transaction.
-    async fn import_part<T: StoreRecord>(
+    /// Pages through one collection, newest first, from its checkpoint to the oldest record.
+    /// Each page and the checkpoint after it are stored in one transaction.
+    async fn import_chain<T: StoreRecord>(
         &self,
-        window: ImportWindow,
         generation: u64,
         tracker: &Tracker<'_>,
     ) -> Result<SyncReport> {
+        let window = WHOLE_HISTORY;
         let collection = T::COLLECTION;
         let mut checkpoint = self
             .store
@@ -278,11 +278,14 @@ impl Engine {
             report.unchanged += counts.unchanged;
             report.skipped += page.skipped.len() as u64;
             self.data_arrived(counts.written, 0).await?;
-            let oldest = page.records.iter().filter_map(|r| r.record.start()).min();
-            tracker.page(self.store.counts().await?.total(), oldest);
-        }
-        if window.start.is_some() {
-            tracker.part_done();
+            // How far back this page reaches (a recovery has no start of its own; when WHOOP
+            // last touched it is close enough for progress).
+            let oldest = page
+                .records
+                .iter()
+                .map(|r| r.record.start().unwrap_or_else(|| r.record.updated_at()))
+                .min();
+            tracker.page(collection, counts.written, oldest, checkpoint.done);
         }
         Ok(report)
     }

@@ -10,6 +10,7 @@ mod error;
 pub mod events;
 mod import;
 pub mod loopback;
+pub mod members;
 pub mod refetch;
 pub mod secrets;
 mod settings;
@@ -18,8 +19,8 @@ mod stream;
 mod tokens;
 
 pub use engine::{
-    Engine, EngineOptions, Enqueued, LicenceInfo, LoopbackSignIn, RelayLicence, Schedule, Status,
-    SyncReport, AUTHORIZATION_TIMEOUT,
+    Engine, EngineOptions, Enqueued, LicenceInfo, LoopbackSignIn, Member, RelayLicence, Schedule,
+    Status, SyncReport, AUTHORIZATION_TIMEOUT,
 };
 pub use error::{Error, Result};
 pub use events::{

@@ -175,12 +175,13 @@ async fn a_body_measurement_gone_at_whoop_is_gone_here() {
 /// window is read again from its start and the import completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_saved_paging_token_restarts_its_window() {
-    // One phase-1 window, so every collection pages through it several times.
-    let schedule = Schedule {
-        recent_window: chrono::Duration::days(183),
-        ..Schedule::default()
-    };
-    let host = host_with(sim_config(400, 25), Arc::new(SystemClock), schedule).await;
+    // Every collection pages through its chain several times.
+    let host = host_with(
+        sim_config(400, 25),
+        Arc::new(SystemClock),
+        Schedule::default(),
+    )
+    .await;
     host.connect().await;
     host.post("/_sim/faults", json!({"latency_ms": 40})).await;
 

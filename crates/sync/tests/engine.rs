@@ -12,9 +12,7 @@ use serde_json::{json, Value};
 use sync::events::{thousands, Clock};
 use sync::{EngineEvent, Enqueued, Error, JobKind, NotificationKind, Phase, Schedule};
 use whoop::types::parse_timestamp;
-
-/// A time window: start (inclusive, `None` unbounded) and end (exclusive).
-type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+use whoop::Collection;
 
 fn time(v: &Value) -> Option<DateTime<Utc>> {
     v.as_str().and_then(parse_timestamp)
@@ -83,69 +81,15 @@ async fn phased_import_matches_whoop_with_monotonic_progress() {
         sent[0].body
     );
 
-    // Requests: per collection and window, no more pages than its records need (an empty
-    // window costs the one request that finds it empty).
-    let plan: Value = serde_json::from_str(
-        &host
-            .engine
-            .store()
-            .get_meta("import_plan")
-            .await
-            .unwrap()
-            .unwrap(),
-    )
-    .unwrap();
-    let recent_start = time(&plan["recent_start"]).unwrap();
-    let bounds: Vec<DateTime<Utc>> = plan["boundaries"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(time)
-        .collect();
-    let mut windows: Vec<Window> = bounds
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (Some(*b), bounds.get(i + 1).copied()))
-        .collect();
-    windows.push((None, Some(recent_start)));
-    let sleep_start: HashMap<String, DateTime<Utc>> = dump["sleep"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| {
-            (
-                s["id"].as_str().unwrap().to_string(),
-                time(&s["start"]).unwrap(),
-            )
-        })
-        .collect();
-    let far_future = Utc::now() + chrono::Duration::days(1);
+    // Requests: each collection is one chain of full pages, so it costs exactly the pages its
+    // records fill (an empty collection, the one request that finds it empty).
     for collection in ["cycle", "sleep", "recovery", "workout"] {
-        let mut bound = 0;
-        for (start, end) in &windows {
-            let n = dump[collection]
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|r| {
-                    let (s, e) = if collection == "recovery" {
-                        let s = sleep_start[r["sleep_id"].as_str().unwrap()];
-                        (s, s)
-                    } else {
-                        (
-                            time(&r["start"]).unwrap(),
-                            time(&r["end"]).unwrap_or(far_future),
-                        )
-                    };
-                    start.is_none_or(|ws| e >= ws) && end.is_none_or(|we| s < we)
-                })
-                .count() as u64;
-            bound += n.div_ceil(25).max(1);
-        }
+        let n = dump[collection].as_array().unwrap().len() as u64;
         let used = host.collection_requests(collection).await;
-        assert!(
-            used <= bound,
-            "{collection}: {used} requests, bound {bound}"
+        assert_eq!(
+            used,
+            n.div_ceil(25).max(1),
+            "{collection}: {used} requests for {n} records"
         );
     }
     assert_eq!(
@@ -153,6 +97,53 @@ async fn phased_import_matches_whoop_with_monotonic_progress() {
         0,
         "pacing kept clear of 429"
     );
+}
+
+/// The dashboard fills from today backwards: while the import has stored only its first pages,
+/// those are the newest records of every collection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_import_brings_today_first() {
+    let host = host(sim_config(400, 8)).await;
+    host.connect().await;
+    let dump = host.dump().await;
+    host.post("/_sim/faults", json!({"latency_ms": 150})).await;
+    let engine = host.engine.clone();
+    let import = tokio::spawn(async move { engine.sync_now().await });
+    let total: usize = ["cycle", "sleep", "recovery", "workout"]
+        .iter()
+        .map(|c| dump[c].as_array().unwrap().len())
+        .sum();
+    // Once every collection has a page, long before the end.
+    let early = loop {
+        let counts = host.engine.store().counts().await.unwrap();
+        if Collection::ALL.iter().all(|c| counts.get(*c) > 0) {
+            break host.export().await;
+        }
+        assert!(!import.is_finished(), "the import ended before it was seen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let held: usize = ["cycle", "sleep", "recovery", "workout"]
+        .iter()
+        .map(|c| early[c].as_array().unwrap().len())
+        .sum();
+    assert!(held < total / 2, "{held} of {total}: seen too late to tell");
+    for collection in ["cycle", "sleep", "recovery", "workout"] {
+        let newest = &dump[collection][0];
+        let key = if collection == "recovery" {
+            "cycle_id"
+        } else {
+            "id"
+        };
+        assert!(
+            early[collection]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|r| r[key] == newest[key]),
+            "{collection}: WHOOP's newest record is not among the first imported"
+        );
+    }
+    import.await.unwrap().unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,20 +67,19 @@ async fn connect_and_import_400_days_matches_the_simulator() {
         synced.stdout
     );
 
-    // Phase 1 windows plus the history window, from the progress lines.
-    let windows: u64 = synced
+    // Not on a terminal, progress is one line per phase, not one per page.
+    let progress: Vec<&str> = synced
         .stdout
         .lines()
-        .find_map(|l| {
-            l.split(" windows")
-                .next()?
-                .rsplit('/')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .expect("progress lines name the phase 1 windows")
-        + 1;
+        .filter(|l| l.starts_with("progress: "))
+        .collect();
+    assert!(
+        progress.len() == 2
+            && progress[0].starts_with("progress: last 6 months")
+            && progress[1].starts_with("progress: history"),
+        "{}",
+        synced.stdout
+    );
 
     // Every record WHOOP has is stored, with the same ids, updated_at, score state and scores:
     // the JSON export must equal the simulator's dump record for record.
@@ -129,18 +128,16 @@ async fn connect_and_import_400_days_matches_the_simulator() {
             assert_eq!(stored, record, "{collection} {key} differs");
         }
 
-        // No more requests than the pages the records need. The import fetches the last six
-        // months as parallel windows, each bounded by ceil(records in it / 25); summed over the
-        // windows that is at most one partial page per window more than the whole collection
-        // needs. (The sync crate's tests check the exact per-window bound.)
+        // Exactly the pages the records fill: each collection is one chain of full pages, newest
+        // first, and only its last page is partial.
         let records = want.len() as u64;
-        let bound = records.div_ceil(25) + windows;
+        let bound = records.div_ceil(25).max(1);
         let used = stats["requests"][format!("{collection}.collection")]
             .as_u64()
             .unwrap_or(0);
-        assert!(
-            used <= bound,
-            "{collection}: {used} requests for {records} records (bound {bound})"
+        assert_eq!(
+            used, bound,
+            "{collection}: {used} requests for {records} records"
         );
         assert!(used > 0, "{collection}: the import made no requests at all");
     }

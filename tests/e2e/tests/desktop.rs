@@ -95,17 +95,26 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     );
     ui.screenshot(&shots.join("card-2-importing.png")).await;
 
-    // The dashboard: the banner shows during the import and clears by itself.
+    // The dashboard: the banner shows during the import and clears by itself. The import
+    // brings today first, so today's values are right while years of history still arrive.
+    let dump = sim.get_json("/_sim/dump").await;
+    let want = expected_recovery(&dump);
     ui.click("[data-testid=nav-dashboard]").await;
     let banner = ui.text("[data-testid=sync-banner]", SHORT).await;
     assert!(banner.contains("Importing your WHOOP history"), "{banner}");
+    ui.wait_text("[data-testid=today-recovery]", SHORT, |t| {
+        shows_word(t, &want)
+    })
+    .await;
+    assert!(
+        ui.exists("[data-testid=sync-banner]").await,
+        "today's values arrived only after the import"
+    );
     // One paint after the switch, so the picture shows the screen and not the frame before it.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
     ui.screenshot(&shots.join("dashboard-1-importing.png"))
         .await;
     ui.wait_gone("[data-testid=sync-banner]", LONG).await;
-    let dump = sim.get_json("/_sim/dump").await;
-    let want = expected_recovery(&dump);
     let recovery = ui
         .wait_text("[data-testid=today-recovery]", LONG, |t| {
             shows_word(t, &want)

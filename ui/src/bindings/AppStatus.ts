@@ -31,4 +31,8 @@ settings_problem: string | null,
  * Whether WHOOP is reached through the VitalTrends service, which needs a subscription
  * (Settings → Subscription is shown). Never in demo mode or with one's own WHOOP app.
  */
-subscription: boolean, };
+subscription: boolean, 
+/**
+ * The other WHOOP member a refused sign-in was for: the card offers to switch to them.
+ */
+switch_to: string | null, };

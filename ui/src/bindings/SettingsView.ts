@@ -8,4 +8,8 @@ import type { PrefsView } from "./PrefsView";
 /**
  * Everything the chooser, the own-app form and Settings → General and About show.
  */
-export type SettingsView = { mode: ModeKey | null, service_available: boolean, problem: IpcError | null, own_app: OwnAppView, prefs: PrefsView, about: AboutView, };
+export type SettingsView = { mode: ModeKey | null, service_available: boolean, 
+/**
+ * Whether this build carries demo data (a release may leave it out).
+ */
+demo_available: boolean, problem: IpcError | null, own_app: OwnAppView, prefs: PrefsView, about: AboutView, };

@@ -38,6 +38,14 @@ describe('choosing how to connect', () => {
     expect(within(chooser).getByTestId('choose-demo')).toHaveTextContent('Explore with demo data');
   });
 
+  it('a build without demo data does not offer it', async () => {
+    const { user } = await open(nothingChosen(), noService({ demo_available: false }));
+    await user.click(screen.getByTestId('connect-button'));
+    const chooser = await screen.findByTestId('connect-chooser');
+    expect(within(chooser).getByTestId('choose-own-app')).toBeEnabled();
+    expect(within(chooser).queryByTestId('choose-demo')).toBeNull();
+  });
+
   it('a service build offers the service too', async () => {
     const { user } = await open(nothingChosen(), fixtureSettings({ mode: null }));
     await user.click(screen.getByTestId('connect-button'));

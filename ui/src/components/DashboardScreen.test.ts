@@ -110,6 +110,27 @@ describe('dashboard', () => {
     expect(charts.some((c) => c.data[1]?.at(-1) === 91)).toBe(true);
   });
 
+  it('years of history draw no more points than the charts have room for', async () => {
+    // Five years, "All": 1826 days for charts about 600 px wide (jsdom measures nothing).
+    installEngine({ dashboard: () => fullDashboard('all', undefined, 1826) });
+    localStorage.setItem('vitaltrends.range', 'all');
+    renderApp();
+    await screen.findByTestId('chart-recovery');
+    const { default: FakeUPlot } = (await import('uplot')) as unknown as {
+      default: { instances: { data: unknown[][]; destroyed: boolean }[] };
+    };
+    const live = () => FakeUPlot.instances.filter((c) => !c.destroyed);
+    await waitFor(() => expect(live()).toHaveLength(5));
+    for (const chart of live()) {
+      const points = chart.data[0]?.length ?? 0;
+      expect(points).toBeGreaterThan(400);
+      expect(points).toBeLessThanOrEqual(600);
+    }
+    // The HRV legend says what a point is now.
+    expect(screen.getByTestId('chart-hrv')).toHaveTextContent('4-day average');
+    localStorage.removeItem('vitaltrends.range');
+  });
+
   it('a burst of data-changed events is folded into few fetches', async () => {
     const engine = installEngine();
     renderApp();

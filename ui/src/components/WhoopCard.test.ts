@@ -387,3 +387,58 @@ describe('WHOOP card: the VitalTrends subscription', () => {
     expect(q('subscription-section')).toBeNull();
   });
 });
+
+describe('switching WHOOP accounts', () => {
+  const refused = (): AppStatus => ({
+    ...fixtureStatus('connected'),
+    member_name: 'Alex Morgan',
+    switch_to: 'Riley Other',
+  });
+
+  it('offers the refused account; confirming switches, then signs in again', async () => {
+    const { engine, user } = await openConnections(refused());
+    const offer = await screen.findByTestId('member-switch');
+    expect(offer).toHaveTextContent('You signed in to WHOOP as Riley Other');
+    engine.handlers.switch_member = () => {
+      engine.status = { ...fixtureStatus('not_connected'), switch_to: null };
+      return null;
+    };
+    await user.click(screen.getByTestId('switch-member-button'));
+    const dialog = await screen.findByRole('dialog');
+    expect(dialog).toHaveTextContent('Switch to Riley Other?');
+    expect(dialog).toHaveTextContent(/sets their history aside/);
+    // Nothing happens before the person confirms.
+    expect(engine.callsTo('switch_member')).toHaveLength(0);
+    await user.click(within(dialog).getByRole('button', { name: 'Switch and sign in' }));
+    await waitFor(() => expect(engine.callsTo('connect_whoop')).toHaveLength(1));
+    expect(engine.callsTo('switch_member')).toHaveLength(1);
+    const order = engine.calls
+      .map((c) => c.cmd)
+      .filter((cmd) => cmd === 'switch_member' || cmd === 'connect_whoop');
+    expect(order).toEqual(['switch_member', 'connect_whoop']);
+    await waitFor(() => expect(q('member-switch')).toBeNull());
+  });
+
+  it('a failed switch says why and signs in as nobody', async () => {
+    const { engine, user } = await openConnections(refused());
+    engine.handlers.switch_member = () => {
+      throw { code: 'revoke_pending', message: 'WHOOP could not be reached to revoke access.' };
+    };
+    await user.click(await screen.findByTestId('switch-member-button'));
+    const dialog = await screen.findByRole('dialog');
+    await user.click(within(dialog).getByRole('button', { name: 'Switch and sign in' }));
+    await waitFor(() => expect(dialog).toHaveTextContent('WHOOP could not be reached'));
+    expect(engine.callsTo('connect_whoop')).toHaveLength(0);
+  });
+
+  it('keeping the current account drops the offer', async () => {
+    const { engine, user } = await openConnections(refused());
+    engine.handlers.keep_member = () => {
+      engine.status = { ...engine.status, switch_to: null };
+      return null;
+    };
+    await user.click(await screen.findByTestId('keep-member-button'));
+    expect(engine.callsTo('keep_member')).toHaveLength(1);
+    await waitFor(() => expect(q('member-switch')).toBeNull());
+  });
+});

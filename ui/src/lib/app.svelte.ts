@@ -79,7 +79,12 @@ export class AppState {
       }),
       onDataChanged(() => void this.loadDashboard()),
       onNavigate((target) => this.go(target)),
-      onNotice((n) => this.notify(n.kind, n.message)),
+      onNotice((n) => {
+        this.notify(n.kind, n.message);
+        // A sign-in's outcome arrives as a notice; the card may have something to offer with it
+        // (switching to the account that was refused).
+        void this.refreshStatus();
+      }),
     ];
     const arrival = takeArrival();
     if (arrival?.screen) this.go(arrival.screen);

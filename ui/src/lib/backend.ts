@@ -142,6 +142,16 @@ export async function disconnect(): Promise<void> {
   await call<null>('disconnect');
 }
 
+/** Switches to the WHOOP account a refused sign-in was for; the current one's history is kept apart. */
+export async function switchMember(): Promise<void> {
+  await call<null>('switch_member');
+}
+
+/** Keeps the WHOOP account in use and drops the offer to switch. */
+export async function keepMember(): Promise<void> {
+  await call<null>('keep_member');
+}
+
 export async function deleteLocalData(): Promise<void> {
   await call<null>('delete_local_data');
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { recoverySpec, sleepSpec, strainSpec, trendLineSpec } from './charts';
+import { pointTitle, recoverySpec, sleepSpec, strainSpec, trendLineSpec } from './charts';
 import { FIXTURE_TODAY, fullDashboard, generateHistory } from './fixtures';
 import { dayRange, daySpan } from './metrics';
 import { chartTheme } from './theme.svelte';
@@ -87,5 +87,31 @@ describe('fixtures', () => {
     const year = fullDashboard('1y');
     expect(year.series.recovery.length).toBeGreaterThan(330);
     expect(year.series.recovery.length).toBeLessThanOrEqual(365);
+  });
+});
+
+describe('points that stand for several days', () => {
+  it('a hovered point names the span it averages', () => {
+    expect(pointTitle('2025-01-01', 1)).not.toMatch(/average/);
+    const title = pointTitle('2025-01-29', 4);
+    expect(title).toMatch(/29/);
+    expect(title).toMatch(/1/);
+    expect(title).toMatch(/2025/);
+    expect(title).toMatch(/4-day average$/);
+  });
+
+  it('a long range keeps its average only where it spans more than one point', () => {
+    const days = dayRange('2021-01-01', '2025-12-31');
+    const weeks = days.filter((_, i) => i % 7 === 0);
+    const points = weeks.map((day, i) => ({ day, value: 50 + (i % 10) }));
+    expect(trendLineSpec(weeks, points, t, { label: 'HRV', unit: 'ms' }, 7).averageLabel).toBe(
+      null,
+    );
+    expect(trendLineSpec(days, points, t, { label: 'HRV', unit: 'ms' }, 1).averageLabel).toBe(
+      '7-day average',
+    );
+    const recovery = recoverySpec(weeks, points, t, 7);
+    expect(recovery.data[0]).toHaveLength(weeks.length);
+    expect(recovery.averageLabel).toBe('30-day average');
   });
 });

@@ -6,7 +6,15 @@ import { LOCALE } from './format';
 import uPlot from 'uplot';
 import type { Point } from '../bindings/Point';
 import type { SleepPoint } from '../bindings/SleepPoint';
-import { fmtDayWithYear, fmtDecimal, fmtHours, fmtInt, fmtPercent, parseDay } from './format';
+import {
+  dayKey,
+  fmtDayWithYear,
+  fmtDecimal,
+  fmtHours,
+  fmtInt,
+  fmtPercent,
+  parseDay,
+} from './format';
 import { alignToDays, baselineBand, dayToSeconds, recoveryBand, rollingMean } from './metrics';
 import type { ChartTheme } from './theme.svelte';
 
@@ -67,6 +75,24 @@ export function withAlpha(color: string, alpha: number): string {
 
 /** Above this many days a chart is "dense": thinner marks and a smoothing line. */
 export const DENSE_DAYS = 120;
+
+/**
+ * A hovered point's title: its day, or for a point standing for `bucket` days (a long range
+ * drawn with fewer points than days) the span it averages.
+ */
+export function pointTitle(day: string, bucket: number): string {
+  if (bucket <= 1) return fmtDayWithYear(day);
+  const last = parseDay(day);
+  last.setDate(last.getDate() + bucket - 1);
+  const first = dtf({ day: 'numeric', month: 'short' }).format(parseDay(day));
+  return `${first} – ${fmtDayWithYear(dayKey(last))} · ${bucket}-day average`;
+}
+
+/** A rolling window of `windowDays` in points of `bucket` days; null when one point covers it. */
+function windowPoints(windowDays: number, bucket: number): number | null {
+  const points = Math.round(windowDays / bucket);
+  return points >= 2 ? points : null;
+}
 
 function baseAxes(t: ChartTheme, yValues?: uPlot.Axis['values'], ySplits?: number[]): uPlot.Axis[] {
   const font = `11px ${t.font}`;
@@ -136,12 +162,15 @@ export function recoverySpec(
   days: readonly string[],
   points: readonly Point[],
   t: ChartTheme,
+  bucket = 1,
 ): ChartSpec {
   const values = alignToDays(days, points);
-  const dense = days.length > DENSE_DAYS;
+  const spanDays = days.length * bucket;
+  const dense = spanDays > DENSE_DAYS;
   // Long ranges: the daily bars fade back and a rolling average carries the trend.
-  const avgWindow = days.length > 400 ? 30 : 7;
-  const avg = dense ? rollingMean(values, avgWindow, Math.ceil(avgWindow / 3)) : null;
+  const avgWindow = spanDays > 400 ? 30 : 7;
+  const avgPoints = windowPoints(avgWindow, bucket);
+  const avg = dense && avgPoints ? rollingMean(values, avgPoints, Math.ceil(avgPoints / 3)) : null;
   const inBand = (band: 'green' | 'yellow' | 'red') =>
     values.map((v) => (v != null && recoveryBand(v) === band ? v : null));
   const data: uPlot.AlignedData = [
@@ -198,7 +227,7 @@ export function recoverySpec(
           color: t.text,
           mark: 'line',
         });
-      return { title: fmtDayWithYear(day), rows };
+      return { title: pointTitle(day, bucket), rows };
     },
     averageLabel: avg ? `${avgWindow}-day average` : null,
   };
@@ -211,10 +240,19 @@ export function trendLineSpec(
   points: readonly Point[],
   t: ChartTheme,
   opts: { label: string; unit: string; digits?: number },
+  bucket = 1,
 ): ChartSpec {
   const values = alignToDays(days, points);
-  const avg7 = rollingMean(values, 7, 3);
-  const { lower, upper } = baselineBand(values, 30, 7);
+  const weekPoints = windowPoints(7, bucket);
+  const avg7 = weekPoints
+    ? rollingMean(values, weekPoints, Math.ceil(weekPoints / 2))
+    : values.map(() => null);
+  const monthPoints = windowPoints(30, bucket) ?? 2;
+  const { lower, upper } = baselineBand(
+    values,
+    monthPoints,
+    Math.max(2, Math.ceil(monthPoints / 4)),
+  );
   const few = days.length <= 45;
   const data: uPlot.AlignedData = [x(days), upper, lower, values, avg7];
   const digits = opts.digits ?? 0;
@@ -240,8 +278,8 @@ export function trendLineSpec(
         { label: 'Normal range (low)', stroke: 'transparent', width: 0, points: { show: false } },
         {
           label: opts.label,
-          stroke: days.length > DENSE_DAYS ? withAlpha(t.line, 0.55) : t.line,
-          width: days.length > DENSE_DAYS ? 1 : 1.25,
+          stroke: days.length * bucket > DENSE_DAYS ? withAlpha(t.line, 0.55) : t.line,
+          width: days.length * bucket > DENSE_DAYS ? 1 : 1.25,
           spanGaps: true,
           points: { show: few, size: 4, fill: t.line, stroke: t.line },
         },
@@ -284,8 +322,9 @@ export function trendLineSpec(
           color: t.accentSoft,
           mark: 'swatch',
         });
-      return { title: fmtDayWithYear(day), rows };
+      return { title: pointTitle(day, bucket), rows };
     },
+    averageLabel: weekPoints ? '7-day average' : null,
   };
 }
 
@@ -295,6 +334,7 @@ export function sleepSpec(
   days: readonly string[],
   points: readonly SleepPoint[],
   t: ChartTheme,
+  bucket = 1,
 ): ChartSpec {
   const byDay = new Map(points.map((p) => [p.day, p]));
   const rows = days.map((d) => byDay.get(d) ?? null);
@@ -342,7 +382,8 @@ export function sleepSpec(
       const day = days[i];
       const p = rows[i];
       if (!day) return null;
-      if (!p) return { title: fmtDayWithYear(day), rows: [{ label: 'Sleep', value: 'No data' }] };
+      if (!p)
+        return { title: pointTitle(day, bucket), rows: [{ label: 'Sleep', value: 'No data' }] };
       const asleep = p.light + p.deep + p.rem;
       const out: TooltipRow[] = [
         { label: 'Asleep', value: fmtHours(asleep) },
@@ -353,7 +394,7 @@ export function sleepSpec(
       ];
       if (p.need != null)
         out.push({ label: 'Sleep need', value: fmtHours(p.need), color: t.text, mark: 'line' });
-      return { title: fmtDayWithYear(day), rows: out };
+      return { title: pointTitle(day, bucket), rows: out };
     },
   };
 }
@@ -367,6 +408,7 @@ export function strainSpec(
   dayStrain: readonly Point[],
   workoutStrain: readonly Point[],
   t: ChartTheme,
+  bucket = 1,
 ): ChartSpec {
   const values = alignToDays(days, dayStrain);
   const index = new Map(days.map((d, i) => [d, i]));
@@ -381,7 +423,7 @@ export function strainSpec(
   }
   const usedMarkers = markers.filter(hasValues);
   const data: uPlot.AlignedData = [x(days), values, ...usedMarkers];
-  const dense = days.length > 120;
+  const dense = days.length * bucket > DENSE_DAYS;
   return {
     data,
     options: (w, h) => ({
@@ -434,7 +476,7 @@ export function strainSpec(
           mark: 'dot',
         }),
       );
-      return { title: fmtDayWithYear(day), rows };
+      return { title: pointTitle(day, bucket), rows };
     },
   };
 }

@@ -386,6 +386,7 @@ const BASE_STATUS: AppStatus = {
   has_relay: true,
   settings_problem: null,
   subscription: false,
+  switch_to: null,
 };
 
 /** Settings as a service build that has chosen nothing else shows them. */
@@ -393,6 +394,7 @@ export function fixtureSettings(overrides: Partial<SettingsView> = {}): Settings
   return {
     mode: 'service',
     service_available: true,
+    demo_available: true,
     problem: null,
     own_app: {
       client_id: null,

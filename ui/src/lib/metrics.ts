@@ -1,4 +1,5 @@
 import type { Point } from '../bindings/Point';
+import type { SleepPoint } from '../bindings/SleepPoint';
 import { dayKey, parseDay } from './format';
 
 export type RecoveryBand = 'green' | 'yellow' | 'red';
@@ -135,4 +136,84 @@ export function mean(values: readonly (number | null)[]): number | null {
 /** Seconds since the epoch at local midnight of a day (uPlot's x unit). */
 export function dayToSeconds(day: string): number {
   return Math.round(parseDay(day).getTime() / 1000);
+}
+
+/**
+ * How many consecutive days one chart point stands for, so that a chart `width` pixels wide
+ * draws at most one point per `pxPerPoint` pixels: 1 (daily) until the range holds more days
+ * than that. Memory and redraw time then stop growing with years of history.
+ */
+export function bucketSize(dayCount: number, width: number, pxPerPoint = 1): number {
+  const points = Math.max(1, Math.floor(width / pxPerPoint));
+  return Math.max(1, Math.ceil(dayCount / points));
+}
+
+/** The first day of each run of `size` consecutive days. */
+export function bucketDays(days: readonly string[], size: number): string[] {
+  if (size <= 1) return [...days];
+  const out: string[] = [];
+  for (let i = 0; i < days.length; i += size) out.push(days[i] as string);
+  return out;
+}
+
+/**
+ * Points folded into runs of `size` days (as `bucketDays` cuts them), dated by each run's first
+ * day: the mean of the run's values, or its largest with `how = 'max'`. Runs without a value are
+ * left out, as days without one are.
+ */
+export function bucketPoints(
+  days: readonly string[],
+  points: readonly Point[],
+  size: number,
+  how: 'mean' | 'max' = 'mean',
+): Point[] {
+  if (size <= 1) return [...points];
+  const bucketOf = new Map(days.map((d, i) => [d, Math.floor(i / size)]));
+  const sums = new Map<number, { sum: number; count: number; max: number }>();
+  for (const p of points) {
+    const b = bucketOf.get(p.day);
+    if (b === undefined) continue;
+    const acc = sums.get(b) ?? { sum: 0, count: 0, max: -Infinity };
+    acc.sum += p.value;
+    acc.count += 1;
+    acc.max = Math.max(acc.max, p.value);
+    sums.set(b, acc);
+  }
+  return [...sums.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([b, acc]) => ({
+      day: days[b * size] as string,
+      value: how === 'max' ? acc.max : acc.sum / acc.count,
+    }));
+}
+
+/** Nights folded into runs of `size` days: the mean of each stage and of the need. */
+export function bucketSleep(
+  days: readonly string[],
+  points: readonly SleepPoint[],
+  size: number,
+): SleepPoint[] {
+  if (size <= 1) return [...points];
+  const stage = (key: 'light' | 'deep' | 'rem' | 'awake') =>
+    bucketPoints(
+      days,
+      points.map((p) => ({ day: p.day, value: p[key] })),
+      size,
+    );
+  const need = new Map(
+    bucketPoints(
+      days,
+      points.flatMap((p) => (p.need != null ? [{ day: p.day, value: p.need }] : [])),
+      size,
+    ).map((p) => [p.day, p.value]),
+  );
+  const [light, deep, rem, awake] = [stage('light'), stage('deep'), stage('rem'), stage('awake')];
+  return light.map((l, i) => ({
+    day: l.day,
+    light: l.value,
+    deep: deep[i]?.value ?? 0,
+    rem: rem[i]?.value ?? 0,
+    awake: awake[i]?.value ?? 0,
+    need: need.get(l.day) ?? null,
+  }));
 }

@@ -74,6 +74,8 @@ export function installEngine(
         case 'cancel_connect':
         case 'disconnect':
         case 'delete_local_data':
+        case 'switch_member':
+        case 'keep_member':
         case 'retry_now':
         case 'open_pricing':
         case 'get_licence':

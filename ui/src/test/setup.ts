@@ -1,6 +1,16 @@
 import '@testing-library/jest-dom/vitest';
 import { afterEach, vi } from 'vitest';
 
+// jsdom has no layout, so nothing ever resizes; components that measure themselves
+// (`bind:clientWidth`) need the observer to exist and read a width of 0.
+if (typeof globalThis.ResizeObserver === 'undefined') {
+  globalThis.ResizeObserver = class {
+    observe(): void {}
+    unobserve(): void {}
+    disconnect(): void {}
+  };
+}
+
 // uPlot draws on <canvas>, which jsdom does not implement. Charts are covered by the pure spec
 // builders in lib/charts.ts; in component tests uPlot is a stub that records what it was given.
 vi.mock('uplot', () => {
