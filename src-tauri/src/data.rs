@@ -161,12 +161,17 @@ pub async fn delete_days(engine: &Engine, from: &str, to: &str) -> IpcResult<Str
     ))
 }
 
-/// Every day of `year`, up to `today` when the year is this one.
+/// Every day of `year` from the first day of history on (a day before it is not missing, it
+/// was never there), up to `today` when the year is this one.
 pub async fn calendar(engine: &Engine, year: i32, today: NaiveDate) -> IpcResult<Vec<CalendarDay>> {
-    let first = NaiveDate::from_ymd_opt(year, 1, 1).ok_or_else(|| IpcError {
+    let january = NaiveDate::from_ymd_opt(year, 1, 1).ok_or_else(|| IpcError {
         code: "invalid_range".into(),
         message: format!("{year} is not a year VitalTrends can show."),
     })?;
+    let Some(first_day) = engine.store().data_summary().await?.first_day else {
+        return Ok(Vec::new());
+    };
+    let first = january.max(first_day);
     let last = NaiveDate::from_ymd_opt(year, 12, 31)
         .expect("a year has a 31 December")
         .min(today);
