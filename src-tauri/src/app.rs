@@ -242,6 +242,12 @@ pub fn run() -> anyhow::Result<()> {
             crate::settings_ipc::save_own_app,
             crate::settings_ipc::set_pref,
             crate::settings_ipc::open_folder,
+            crate::data_ipc::get_data,
+            crate::data_ipc::export_data,
+            crate::data_ipc::backup_data,
+            crate::data_ipc::delete_days,
+            crate::data_ipc::get_calendar,
+            crate::data_ipc::refetch_days,
             get_licence,
             set_licence,
             open_pricing

@@ -83,6 +83,7 @@ pub enum JobKindKey {
     Import,
     CatchUp,
     ForceSync,
+    Refetch,
 }
 
 impl From<JobKind> for JobKindKey {
@@ -91,6 +92,7 @@ impl From<JobKind> for JobKindKey {
             JobKind::Import => JobKindKey::Import,
             JobKind::CatchUp => JobKindKey::CatchUp,
             JobKind::ForceSync => JobKindKey::ForceSync,
+            JobKind::Refetch => JobKindKey::Refetch,
         }
     }
 }

@@ -3,12 +3,14 @@
 //! - `import`: how fast and how frugal the import is against WHOOP's limits (simulator in-process).
 //! - `relay`: verified webhooks per second (SQLite, PostgreSQL), webhook-to-store latency through
 //!   a real engine, and the relay's memory per idle event stream.
+//! - `export`: Parquet, CSV and JSON exports and a backup of five years of data: time and size.
 //! - `desktop`: the real app's cold start, its memory with the window open and in the tray, and
 //!   the sizes of its binary and bundle.
 //!
 //! Everything runs on loopback, and every load loop is bounded in count and in time.
 
 mod desktop;
+mod export;
 mod import;
 mod relay_bench;
 
@@ -17,7 +19,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "vitaltrends-bench",
-    about = "VitalTrends benchmarks (import, relay, desktop), on loopback against the WHOOP simulator, printed as tables"
+    about = "VitalTrends benchmarks (import, relay, export, desktop), on loopback against the WHOOP simulator, printed as tables"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -33,6 +35,9 @@ enum Command {
     /// applied-in-store latency through the relay and a real engine, and the relay's resident
     /// memory per idle event stream.
     Relay(relay_bench::Args),
+    /// Export benchmarks: time and size of Parquet, CSV and JSON exports and of a backup, for
+    /// five years of data imported from the simulator.
+    Export(export::Args),
     /// Desktop benchmarks: cold start to an interactive Connections screen, memory of the app's
     /// whole process tree with the window open and closed to the tray, binary and bundle size.
     /// Needs a desktop session's tools (Xvfb, openbox, dbus, tauri-driver; scripts/setup.sh).
@@ -48,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Import(args) => import::run(args).await,
         Command::Relay(args) => relay_bench::run(args).await,
+        Command::Export(args) => export::run(args).await,
         Command::Desktop(args) => desktop::run(args).await,
         Command::ServeRelay(args) => relay_bench::child::serve(args).await,
     }

@@ -101,21 +101,63 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Export the local data: JSON in WHOOP's own shape, or one CSV file per collection.
+    /// Export the local data: JSON in WHOOP's own shape, or one CSV or Parquet file per
+    /// collection (columns in docs/EXPORT.md), for all time or a range of days.
     Export {
         #[arg(long, value_enum)]
         format: ExportFormat,
-        /// JSON: a file (default: stdout). CSV: a directory (default: ./vitaltrends-export).
+        /// JSON: a file (default: stdout). CSV and Parquet: a directory (default:
+        /// ./vitaltrends-export).
         #[arg(long)]
         out: Option<PathBuf>,
+        /// First local WHOOP day to export (YYYY-MM-DD); default: the first there is.
+        #[arg(long)]
+        from: Option<chrono::NaiveDate>,
+        /// Last local WHOOP day to export (YYYY-MM-DD), inclusive; default: the last there is.
+        #[arg(long)]
+        to: Option<chrono::NaiveDate>,
+    },
+    /// Write a consistent copy of the database to FILE (safe while syncing).
+    Backup {
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Replace the database with a backup, after checking it (integrity, schema version, that
+    /// it is a VitalTrends database). The replaced database is kept beside it as
+    /// vitaltrends.db.replaced-<time>. Quit the app first.
+    Restore {
+        file: PathBuf,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Rebuild the typed tables from the raw WHOOP JSON every record keeps, without calling
+    /// WHOOP.
+    Rebuild,
+    /// Fetch a range of days from WHOOP again and replace exactly what is stored for them
+    /// (repairs missing or stale days).
+    Refetch {
+        /// First local WHOOP day (YYYY-MM-DD).
+        #[arg(long)]
+        from: chrono::NaiveDate,
+        /// Last local WHOOP day, inclusive.
+        #[arg(long)]
+        to: chrono::NaiveDate,
     },
     /// Revoke VitalTrends' access at WHOOP and forget the tokens; the history stays.
     Disconnect,
-    /// Delete every WHOOP record kept locally (after disconnecting).
+    /// Delete every WHOOP record kept locally (after disconnecting), or with --from and --to
+    /// only those of that range of days.
     DeleteData {
         /// Confirm; without it nothing is deleted.
         #[arg(long)]
         yes: bool,
+        /// First local WHOOP day to delete (YYYY-MM-DD); needs --to.
+        #[arg(long, requires = "to")]
+        from: Option<chrono::NaiveDate>,
+        /// Last local WHOOP day to delete, inclusive; needs --from.
+        #[arg(long, requires = "from")]
+        to: Option<chrono::NaiveDate>,
     },
     /// The VitalTrends licence key the VitalTrends service's relay asks for when connecting.
     #[command(subcommand)]
@@ -139,6 +181,7 @@ enum LicenceCommand {
 enum ExportFormat {
     Csv,
     Json,
+    Parquet,
 }
 
 fn main() -> ExitCode {
@@ -195,6 +238,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("no OS data directory; pass --data-dir"))?
             .join("VitalTrends"),
     };
+    if let Command::Restore { file, yes } = &cli.command {
+        return restore(&data_dir.join("vitaltrends.db"), file, *yes).await;
+    }
     let secrets: Arc<dyn SecretStore> = match cli.secret_store {
         SecretStoreKind::Keychain => Arc::new(KeychainStore::new(&data_dir.display().to_string())),
         SecretStoreKind::InsecureFile => {
@@ -283,7 +329,48 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sync { force } => sync(&engine, force).await,
         Command::Run => run_foreground(engine).await,
         Command::Status { json } => status(&engine, json).await,
-        Command::Export { format, out } => export(&engine, format, out).await,
+        Command::Export {
+            format,
+            out,
+            from,
+            to,
+        } => export(&engine, format, out, store::DayRange::new(from, to)?).await,
+        Command::Backup { out } => {
+            let info = engine.store().backup_to(&out).await?;
+            println!(
+                "Backed up {} records ({} to {}) to {}.",
+                info.counts.total(),
+                info.first_day.as_deref().unwrap_or("-"),
+                info.last_day.as_deref().unwrap_or("-"),
+                out.display()
+            );
+            Ok(())
+        }
+        Command::Restore { .. } => unreachable!("handled before the engine opens"),
+        Command::Refetch { from, to } => {
+            let report = engine.refetch_now(from, to).await?;
+            println!(
+                "Re-fetched {from} to {to}: {} records stored, {} unchanged, {} removed.",
+                report.written.total(),
+                report.unchanged,
+                report.deleted
+            );
+            Ok(())
+        }
+        Command::Rebuild => {
+            let started = Instant::now();
+            let counts = engine.store().rebuild().await?;
+            println!(
+                "Rebuilt {} records from their raw JSON in {:.1} s (cycles {}, sleeps {}, recoveries {}, workouts {}).",
+                counts.total(),
+                started.elapsed().as_secs_f64(),
+                counts.cycle,
+                counts.sleep,
+                counts.recovery,
+                counts.workout
+            );
+            Ok(())
+        }
         Command::Disconnect => {
             engine.disconnect().await?;
             println!("WHOOP access revoked.");
@@ -312,7 +399,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Licence(LicenceCommand::Show { json }) => licence_show(&engine, json).await,
-        Command::DeleteData { yes } => {
+        Command::DeleteData {
+            yes,
+            from: Some(from),
+            to: Some(to),
+        } => {
+            if !yes {
+                anyhow::bail!(
+                    "this deletes every WHOOP record from {from} to {to} in {}; run again with \
+                     --yes to confirm",
+                    engine.settings().database_path().display()
+                );
+            }
+            let n = engine
+                .store()
+                .delete_range(&store::DayRange::new(Some(from), Some(to))?)
+                .await?;
+            println!(
+                "Deleted {} records from {from} to {to} (cycles {}, sleeps {}, recoveries {}, workouts {}).",
+                n.total(),
+                n.cycle,
+                n.sleep,
+                n.recovery,
+                n.workout
+            );
+            Ok(())
+        }
+        Command::DeleteData { yes, .. } => {
             if !yes {
                 anyhow::bail!(
                     "this deletes every WHOOP record in {}; run again with --yes to confirm",
@@ -564,24 +677,73 @@ async fn export(
     engine: &Arc<Engine>,
     format: ExportFormat,
     out: Option<PathBuf>,
+    range: store::DayRange,
 ) -> anyhow::Result<()> {
-    match format {
-        ExportFormat::Json => {
-            let json = serde_json::to_string_pretty(&engine.store().export_json().await?)?;
-            match out {
-                Some(path) => {
-                    std::fs::write(&path, json)?;
-                    eprintln!("Wrote {}", path.display());
-                }
-                None => println!("{json}"),
-            }
+    let format = match format {
+        ExportFormat::Csv => store::ExportFormat::Csv,
+        ExportFormat::Json => store::ExportFormat::Json,
+        ExportFormat::Parquet => store::ExportFormat::Parquet,
+    };
+    let quiet = |_: store::ExportProgress| {};
+    if let (store::ExportFormat::Json, None) = (format, &out) {
+        let json = engine.store().export_json_range(&range, &quiet).await?;
+        println!("{}", serde_json::to_string_pretty(&json)?);
+        return Ok(());
+    }
+    let out = out.unwrap_or_else(|| PathBuf::from("vitaltrends-export"));
+    for file in engine
+        .store()
+        .export_to(format, &out, &range, &quiet)
+        .await?
+    {
+        println!("Wrote {}", file.display());
+    }
+    Ok(())
+}
+
+/// Restores a backup after the person confirms (or `--yes`); the engine is not open, so the
+/// file can be swapped.
+async fn restore(
+    database: &std::path::Path,
+    file: &std::path::Path,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let info = store::check_backup(file).await?;
+    println!(
+        "{} holds {} records ({} cycles, {} sleeps, {} recoveries, {} workouts) from {} to {}.",
+        file.display(),
+        info.counts.total(),
+        info.counts.cycle,
+        info.counts.sleep,
+        info.counts.recovery,
+        info.counts.workout,
+        info.first_day.as_deref().unwrap_or("-"),
+        info.last_day.as_deref().unwrap_or("-"),
+    );
+    if !yes {
+        use std::io::{IsTerminal, Write};
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!(
+                "restoring replaces {}; run again with --yes to confirm",
+                database.display()
+            );
         }
-        ExportFormat::Csv => {
-            let dir = out.unwrap_or_else(|| PathBuf::from("vitaltrends-export"));
-            for file in engine.store().export_csv(&dir).await? {
-                println!("Wrote {}", file.display());
-            }
+        print!(
+            "Replace {} with it? The current one is kept aside. [y/N] ",
+            database.display()
+        );
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            println!("Nothing restored.");
+            return Ok(());
         }
+    }
+    let outcome = store::restore_backup(database, file).await?;
+    println!("Restored {} into {}.", file.display(), database.display());
+    if let Some(aside) = outcome.kept_aside {
+        println!("The replaced database is kept as {}.", aside.display());
     }
     Ok(())
 }

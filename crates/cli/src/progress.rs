@@ -122,6 +122,7 @@ fn job_label(job: JobKind) -> &'static str {
         JobKind::Import => "import",
         JobKind::ForceSync => "Force Sync",
         JobKind::CatchUp => "catch-up",
+        JobKind::Refetch => "re-fetch",
     }
 }
 

@@ -15,6 +15,17 @@ pub enum Error {
     Csv(#[from] csv::Error),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    #[error("Parquet export failed: {0}")]
+    Parquet(String),
+    /// The database is open in another process (the app, `vitaltrends run`).
+    #[error("{0}")]
+    InUse(String),
+    /// A day range that cannot be (it starts after it ends).
+    #[error("{0}")]
+    Range(String),
+    /// A file offered for restore that is not a usable VitalTrends backup; nothing was replaced.
+    #[error("{0}")]
+    NotABackup(String),
 }
 
 impl Error {
@@ -23,6 +34,10 @@ impl Error {
             Error::Db(_) | Error::Migrate(_) => "database",
             Error::Io { .. } | Error::Csv(_) => "io",
             Error::Corrupt(_) => "corrupt",
+            Error::Parquet(_) => "io",
+            Error::NotABackup(_) => "not_a_backup",
+            Error::Range(_) => "invalid_range",
+            Error::InUse(_) => "in_use",
         }
     }
 }

@@ -3,8 +3,11 @@
 //! One `Store` per database file. It writes WHOOP records idempotently (an older version never
 //! overwrites a newer one), keeps the sync engine's bookkeeping (import checkpoints written in the
 //! same transaction as the page they describe, sync runs, small persisted state), answers the
-//! dashboard's day-by-day reads, and exports everything as CSV or as WHOOP-shaped JSON.
+//! dashboard's day-by-day reads, exports (CSV, WHOOP-shaped JSON, Parquet), backs up and restores
+//! the file, and looks after the data (completeness per day, deleting a range, rebuilding the
+//! typed tables from the raw JSON).
 
+mod backup;
 mod bookkeeping;
 mod changes;
 mod dashboard;
@@ -12,6 +15,8 @@ pub mod day;
 mod error;
 mod event_issues;
 mod export;
+mod maintenance;
+mod parquet_export;
 mod reads;
 mod records;
 mod window;
@@ -27,14 +32,20 @@ use sqlx::SqlitePool;
 use whoop::types::{format_timestamp, parse_timestamp};
 use whoop::{BodyMeasurement, Collection, Fetched, Profile};
 
+pub use backup::{check_backup, known_schema_version, restore_backup, BackupInfo, RestoreOutcome};
 pub use bookkeeping::{Checkpoint, ImportWindow, RunOutcome, RunStatus, SyncRun};
 pub use changes::ChangeMark;
 pub use dashboard::{MetricNow, SleepNow, SleepStages, TodaySummary, WorkoutSummary};
 pub use error::{Error, Result};
 pub use event_issues::{EventIssue, EventIssueSummary, SkippedEvent};
+pub use export::{DayRange, ExportFormat, ExportProgress, Progress};
+pub use maintenance::{Completeness, DataSummary, DayCompleteness};
 pub use reads::{DayValue, Metric};
 pub use records::{StoreRecord, UpsertCounts};
 pub use window::{WindowContents, WindowOutcome};
+
+/// The schema steps in ./migrations, which a restored backup's must be among.
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// Record counts per collection.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -110,7 +121,7 @@ impl Store {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        MIGRATOR.run(&self.pool).await?;
         Ok(())
     }
 

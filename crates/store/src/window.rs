@@ -53,7 +53,22 @@ impl Store {
         contents: &WindowContents,
         fetch_began: ChangeMark,
     ) -> Result<WindowOutcome> {
+        self.replace_range(start, None, contents, fetch_began).await
+    }
+
+    /// `replace_window` for `[start, end)`: with an `end`, only local records that also start
+    /// before it (a recovery: whose sleep or cycle does) are candidates for deletion, WHOOP's
+    /// own rule for a query with both bounds. Re-fetching a few days uses it.
+    pub async fn replace_range(
+        &self,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        contents: &WindowContents,
+        fetch_began: ChangeMark,
+    ) -> Result<WindowOutcome> {
         let start = format_timestamp(&start);
+        // No end: a start no record can reach.
+        let end = end.map_or_else(|| "9999".to_string(), |e| format_timestamp(&e));
         let mut tx = self.pool.begin().await?;
         let later = changes_after(&mut tx, fetch_began).await?;
         let changed_later =
@@ -106,27 +121,30 @@ impl Store {
         deleted += sqlx::query(
             "DELETE FROM recovery WHERE CAST(cycle_id AS TEXT) NOT IN
                (SELECT k FROM keep_key WHERE collection = 'recovery')
-             AND (sleep_id IN (SELECT id FROM sleep WHERE start >= ?1)
-                  OR cycle_id IN (SELECT id FROM cycle WHERE start >= ?1))",
+             AND (sleep_id IN (SELECT id FROM sleep WHERE start >= ?1 AND start < ?2)
+                  OR cycle_id IN (SELECT id FROM cycle WHERE start >= ?1 AND start < ?2))",
         )
         .bind(&start)
+        .bind(&end)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         deleted += sqlx::query(
-            r#"DELETE FROM cycle WHERE COALESCE("end", '9999') >= ?
+            r#"DELETE FROM cycle WHERE COALESCE("end", '9999') >= ? AND start < ?
              AND CAST(id AS TEXT) NOT IN (SELECT k FROM keep_key WHERE collection = 'cycle')"#,
         )
         .bind(&start)
+        .bind(&end)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         for table in ["sleep", "workout"] {
             deleted += sqlx::query(&format!(
-                r#"DELETE FROM {table} WHERE "end" >= ?
+                r#"DELETE FROM {table} WHERE "end" >= ? AND start < ?
                  AND id NOT IN (SELECT k FROM keep_key WHERE collection = '{table}')"#
             ))
             .bind(&start)
+            .bind(&end)
             .execute(&mut *tx)
             .await?
             .rows_affected();

@@ -125,6 +125,8 @@ pub(crate) struct JobRequest {
     pub kind: JobKind,
     /// Catch-up only: fetch from here.
     pub since: Option<DateTime<Utc>>,
+    /// Re-fetch only: the first and last local day.
+    pub days: Option<(chrono::NaiveDate, chrono::NaiveDate)>,
 }
 
 #[derive(Default)]
@@ -984,7 +986,11 @@ impl Engine {
 
     /// Queues a background job. The same job already waiting or running makes this a no-op.
     pub fn request_job(&self, kind: JobKind) -> Enqueued {
-        self.enqueue(JobRequest { kind, since: None })
+        self.enqueue(JobRequest {
+            kind,
+            since: None,
+            days: None,
+        })
     }
 
     pub(crate) fn enqueue(&self, request: JobRequest) -> Enqueued {
@@ -995,9 +1001,17 @@ impl Engine {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             };
+            // Two re-fetches waiting: one over both ranges (and the days between) serves both.
+            queued.days = match (queued.days, request.days) {
+                (Some(a), Some(b)) => Some((a.0.min(b.0), a.1.max(b.1))),
+                (a, b) => a.or(b),
+            };
             return Enqueued::AlreadyQueued;
         }
-        if jobs.running == Some(request.kind) && request.kind != JobKind::CatchUp {
+        // A running re-fetch may cover other days than the one asked for: that one queues.
+        if jobs.running == Some(request.kind)
+            && !matches!(request.kind, JobKind::CatchUp | JobKind::Refetch)
+        {
             return Enqueued::AlreadyQueued;
         }
         jobs.queued.push_back(request);
@@ -1097,6 +1111,7 @@ impl Engine {
                     JobRequest {
                         kind: p.retry.job,
                         since: p.retry.since,
+                        days: None,
                     }
                 })
                 .collect()
@@ -1256,6 +1271,7 @@ impl Engine {
         Ok(self.enqueue(JobRequest {
             kind: JobKind::CatchUp,
             since: Some(since),
+            days: None,
         }))
     }
 
@@ -1272,7 +1288,12 @@ impl Engine {
             JobKind::CatchUp => Some(self.catch_up_start().await?),
             _ => None,
         };
-        self.run_job(JobRequest { kind, since }).await
+        self.run_job(JobRequest {
+            kind,
+            since,
+            days: None,
+        })
+        .await
     }
 
     /// Runs Force Sync now, in the caller's task (the CLI; the desktop queues it instead).
@@ -1280,6 +1301,7 @@ impl Engine {
         self.run_job(JobRequest {
             kind: JobKind::ForceSync,
             since: None,
+            days: None,
         })
         .await
     }
@@ -1300,6 +1322,10 @@ impl Engine {
                 self.catch_up(since, generation).await
             }
             JobKind::ForceSync => self.force_sync(generation).await,
+            JobKind::Refetch => match request.days {
+                Some(days) => self.refetch(days, generation).await,
+                None => Err(Error::Io("a re-fetch without its days".into())),
+            },
         };
         let requests = self.client.stats().requests - before;
         let outcome = match &result {
@@ -1356,7 +1382,7 @@ impl Engine {
                     ),
                 });
             }
-            JobKind::CatchUp => {}
+            JobKind::CatchUp | JobKind::Refetch => {}
         }
         Ok(report)
     }
@@ -1516,6 +1542,7 @@ impl Engine {
             self.enqueue(JobRequest {
                 kind: JobKind::CatchUp,
                 since: Some(gap.map_or(window, |since| since.min(window))),
+                days: None,
             });
         }
         Ok(stale)
@@ -1535,6 +1562,7 @@ impl Engine {
                 self.enqueue(JobRequest {
                     kind: JobKind::CatchUp,
                     since: Some(since),
+                    days: None,
                 });
             }
             return Ok(());
@@ -1544,6 +1572,7 @@ impl Engine {
             self.enqueue(JobRequest {
                 kind: JobKind::CatchUp,
                 since: Some(since),
+                days: None,
             });
         }
         let now = self.clock.now();
@@ -1552,6 +1581,7 @@ impl Engine {
                 self.enqueue(JobRequest {
                     kind: JobKind::CatchUp,
                     since: Some(last - self.schedule.offline_margin),
+                    days: None,
                 });
             }
         }
@@ -1581,6 +1611,7 @@ impl Engine {
         self.enqueue(JobRequest {
             kind: JobKind::CatchUp,
             since: Some(since),
+            days: None,
         });
         Ok(())
     }

@@ -15,6 +15,8 @@ pub enum JobKind {
     Import,
     CatchUp,
     ForceSync,
+    /// Re-fetching a range of days (the completeness calendar's repair).
+    Refetch,
 }
 
 impl JobKind {
@@ -23,6 +25,7 @@ impl JobKind {
             JobKind::Import => "import",
             JobKind::CatchUp => "catch_up",
             JobKind::ForceSync => "force_sync",
+            JobKind::Refetch => "refetch",
         }
     }
 }

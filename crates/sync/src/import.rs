@@ -50,7 +50,7 @@ const WHOLE_HISTORY: ImportWindow = ImportWindow {
 };
 
 /// Shared progress of a job whose parts run concurrently; every update is published in order.
-struct Tracker<'a> {
+pub(crate) struct Tracker<'a> {
     engine: &'a Engine,
     progress: Mutex<Progress>,
     /// Import only: where phase 1 began, and how far back each chain has read so far (a chain
@@ -62,7 +62,13 @@ struct Tracker<'a> {
 }
 
 impl<'a> Tracker<'a> {
-    fn new(engine: &'a Engine, job: JobKind, windows: u32, parts_total: u32, records: u64) -> Self {
+    pub(crate) fn new(
+        engine: &'a Engine,
+        job: JobKind,
+        windows: u32,
+        parts_total: u32,
+        records: u64,
+    ) -> Self {
         Tracker {
             engine,
             progress: Mutex::new(Progress {
@@ -88,7 +94,7 @@ impl<'a> Tracker<'a> {
         tracker
     }
 
-    fn update(&self, change: impl FnOnce(&mut Progress)) {
+    pub(crate) fn update(&self, change: impl FnOnce(&mut Progress)) {
         let mut progress = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         change(&mut progress);
         // Published under the lock so concurrent parts cannot reorder the steps.
@@ -375,6 +381,16 @@ pub(crate) async fn fetch_window<T: StoreRecord>(
     since: Option<DateTime<Utc>>,
     generation: u64,
 ) -> Result<Page<T>> {
+    fetch_between(engine, since, None, generation).await
+}
+
+/// Every page of one collection from `since` until `until` (or now).
+pub(crate) async fn fetch_between<T: StoreRecord>(
+    engine: &Engine,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+    generation: u64,
+) -> Result<Page<T>> {
     let mut all = Page {
         records: Vec::new(),
         skipped: Vec::new(),
@@ -382,7 +398,7 @@ pub(crate) async fn fetch_window<T: StoreRecord>(
     };
     let mut query = PageQuery {
         start: since,
-        end: None,
+        end: until,
         next_token: None,
     };
     loop {
@@ -404,7 +420,10 @@ pub(crate) async fn fetch_window<T: StoreRecord>(
 }
 
 /// Marks one part of a tracked job done when `part` finishes.
-async fn counted<T>(tracker: &Tracker<'_>, part: impl Future<Output = Result<T>>) -> Result<T> {
+pub(crate) async fn counted<T>(
+    tracker: &Tracker<'_>,
+    part: impl Future<Output = Result<T>>,
+) -> Result<T> {
     let result = part.await;
     tracker.part_done();
     result

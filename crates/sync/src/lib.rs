@@ -11,6 +11,7 @@ pub mod events;
 mod import;
 pub mod loopback;
 pub mod members;
+pub mod refetch;
 pub mod secrets;
 mod settings;
 mod state;

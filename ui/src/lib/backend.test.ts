@@ -3,17 +3,23 @@ import { emit } from '@tauri-apps/api/event';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import {
   BackendError,
+  backupData,
   cancelConnect,
   connectWhoop,
+  deleteDays,
   deleteLocalData,
   disconnect,
+  exportData,
   forceSync,
+  getCalendar,
   getDashboard,
   getStatus,
+  onExportProgress,
   onDataChanged,
   onNavigate,
   onNotice,
   onStatusChanged,
+  refetchDays,
   toBackendError,
 } from './backend';
 import { emptyDashboard, fixtureStatus } from './fixtures';
@@ -56,6 +62,34 @@ describe('backend commands (through Tauri IPC)', () => {
       'get_dashboard',
     ]);
     expect(calls.at(-1)?.args).toEqual({ range: '90d' });
+  });
+
+  it('sends the data commands with the argument names the shell reads', async () => {
+    const calls = record();
+    await exportData('parquet', '2025-01-01', null, '/tmp/export');
+    await backupData('/tmp/b.db');
+    await deleteDays('2025-02-01', '2025-02-03');
+    await getCalendar(2025);
+    await refetchDays('2025-02-01', '2025-02-03');
+    expect(calls).toEqual([
+      {
+        cmd: 'export_data',
+        args: { format: 'parquet', from: '2025-01-01', to: null, path: '/tmp/export' },
+      },
+      { cmd: 'backup_data', args: { path: '/tmp/b.db' } },
+      { cmd: 'delete_days', args: { from: '2025-02-01', to: '2025-02-03' } },
+      { cmd: 'get_calendar', args: { year: 2025 } },
+      { cmd: 'refetch_days', args: { from: '2025-02-01', to: '2025-02-03' } },
+    ]);
+  });
+
+  it('delivers export progress', async () => {
+    record();
+    const seen: unknown[] = [];
+    const stop = await onExportProgress((p) => seen.push(p));
+    await emit('export-progress', { done: 500, total: 1000 });
+    stop();
+    expect(seen).toEqual([{ done: 500, total: 1000 }]);
   });
 
   it('turns a {code, message} rejection into a BackendError', async () => {

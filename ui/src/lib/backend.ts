@@ -14,7 +14,11 @@ import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
 import type { AppStatus } from '../bindings/AppStatus';
 import type { Arrival } from '../bindings/Arrival';
+import type { CalendarDay } from '../bindings/CalendarDay';
 import type { Dashboard } from '../bindings/Dashboard';
+import type { DataView } from '../bindings/DataView';
+import type { ExportFormatKey } from '../bindings/ExportFormatKey';
+import type { ExportProgressView } from '../bindings/ExportProgressView';
 import type { ForceSyncAnswer } from '../bindings/ForceSyncAnswer';
 import type { IpcError } from '../bindings/IpcError';
 import type { LicenceView } from '../bindings/LicenceView';
@@ -196,11 +200,59 @@ export async function openFolder(which: 'data' | 'logs' | 'settings'): Promise<v
   await call<null>('open_folder', { which });
 }
 
+// ---- Settings → Data and the completeness calendar ----
+
+/** Where the data lives, its size, records per collection, first and last day. */
+export function getData(): Promise<DataView> {
+  return call<DataView>('get_data');
+}
+
+/**
+ * Exports the days `from`..`to` (`YYYY-MM-DD`, either null: all time) to `path`: a file for
+ * JSON, a folder for CSV and Parquet. Progress arrives through `onExportProgress`. Returns the
+ * files written.
+ */
+export function exportData(
+  format: ExportFormatKey,
+  from: string | null,
+  to: string | null,
+  path: string,
+): Promise<string[]> {
+  return call<string[]>('export_data', { format, from, to, path });
+}
+
+/** A consistent copy of the database at `path`, safe while syncing. */
+export function backupData(path: string): Promise<string> {
+  return call<string>('backup_data', { path });
+}
+
+/** Deletes the records of the days `from`..`to`. */
+export function deleteDays(from: string, to: string): Promise<string> {
+  return call<string>('delete_days', { from, to });
+}
+
+/** Each WHOOP day of `year` (up to today): scored, pending, unscorable or missing. */
+export function getCalendar(year: number): Promise<CalendarDay[]> {
+  return call<CalendarDay[]>('get_calendar', { year });
+}
+
+/** Queues "Re-fetch these days"; false when merged into a re-fetch already waiting. */
+export function refetchDays(from: string, to: string): Promise<boolean> {
+  return call<boolean>('refetch_days', { from, to });
+}
+
 // ---- events ----
 
 async function subscribe<T>(event: string, handler: (payload: T) => void): Promise<Unsubscribe> {
   const backend = await impl();
   return backend.listen<T>(event, handler);
+}
+
+/** How far a running export is. */
+export function onExportProgress(
+  handler: (progress: ExportProgressView) => void,
+): Promise<Unsubscribe> {
+  return subscribe<ExportProgressView>('export-progress', handler);
 }
 
 /** Every connection state change and progress step. */
