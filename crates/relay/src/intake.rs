@@ -18,14 +18,12 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use whoop::webhook::{verify, WebhookEvent, SIGNATURE_HEADER, TIMESTAMP_HEADER};
-
 use tokio::sync::{mpsc, oneshot};
+use whoop::webhook::{verify, WebhookEvent, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 use crate::client_ip::ClientIp;
 use crate::error::json_error;
-use crate::metrics::bump;
-use crate::metrics::Metrics;
+use crate::metrics::{bump, Metrics};
 use crate::server::{now_ms, AppState};
 use crate::storage::{NewEvent, Storage};
 use crate::wake::Waker;
@@ -59,7 +57,7 @@ impl Committer {
     pub fn spawn(
         storage: Storage,
         waker: Waker,
-        metrics: std::sync::Arc<Metrics>,
+        metrics: Arc<Metrics>,
     ) -> (Committer, tokio::task::JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(write_batches(rx, storage, waker, metrics));
@@ -84,7 +82,7 @@ async fn write_batches(
     mut rx: mpsc::Receiver<Pending>,
     storage: Storage,
     waker: Waker,
-    metrics: std::sync::Arc<Metrics>,
+    metrics: Arc<Metrics>,
 ) {
     let mut batch: Vec<Pending> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
