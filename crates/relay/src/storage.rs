@@ -242,9 +242,10 @@ impl Storage {
              RETURNING seq, user_id, trace_id, type, object_id",
         );
         let inserted: Vec<InsertedRow> = match self {
-            // SQLite has a single writer, so seq order is commit order.
+            // SQLite has a single writer, so seq order is commit order. One statement in
+            // autocommit is its own transaction (all rows or none), which saves the BEGIN and
+            // COMMIT round trips to the driver's worker thread while the writer is held.
             Storage::Sqlite(pool) => {
-                let mut tx = pool.begin().await?;
                 let mut q = sqlx::query_as(&sql);
                 for ev in batch {
                     q = q
@@ -254,9 +255,7 @@ impl Storage {
                         .bind(&ev.trace_id)
                         .bind(ev.received_at_ms);
                 }
-                let rows = q.fetch_all(&mut *tx).await?;
-                tx.commit().await?;
-                rows
+                q.fetch_all(pool).await?
             }
             Storage::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
