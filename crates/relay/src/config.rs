@@ -39,10 +39,12 @@ pub struct RelayConfig {
     pub per_ip_per_minute: u32,
     /// Webhook and token-broker requests per second over all clients.
     pub global_per_second: u32,
-    /// How often an open stream re-reads the log without a wake-up. Wake-ups come from intake on
-    /// this node and, on PostgreSQL, from other nodes' NOTIFYs, with a wake-all whenever the
-    /// LISTEN connection is re-established; the backstop only covers a NOTIFY lost without the
-    /// connection dropping. Each read costs a query per open stream, so it is kept long.
+    /// How often the node reads the log's tail to wake the streams of users whose log grew
+    /// without a wake-up (and how long a stream waits to retry a failed read). Wake-ups come
+    /// from intake on this node and, on PostgreSQL, from other nodes' NOTIFYs, with a wake-all
+    /// whenever the LISTEN connection is re-established; the backstop only covers a NOTIFY lost
+    /// without the connection dropping. One query per period for the node, whatever the number
+    /// of open streams.
     pub poll_backstop: Duration,
     /// Reverse proxies whose `X-Forwarded-For` is believed (see `client_ip`); empty: the TCP
     /// peer is the client.

@@ -18,7 +18,6 @@ use axum::Json;
 use futures_util::stream::{self, Stream};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use tokio::sync::broadcast::error::RecvError;
 use tokio::time::{Instant, MissedTickBehavior};
 
 use crate::client_ip::ClientIp;
@@ -29,7 +28,7 @@ use crate::licences;
 use crate::metrics::OpenStream;
 use crate::server::{now_ms, AppState};
 use crate::storage::{Device, StoredEvent};
-use crate::wake::Wake;
+use crate::wake::Wakes;
 
 /// Rows read per query; a device far behind gets its backlog in batches.
 const BATCH: i64 = 200;
@@ -225,7 +224,7 @@ pub async fn read(
         .filter(|v| !v.is_empty());
     let cursor = last_event_id.or(q.cursor.as_deref());
     // Subscribe before the first read so nothing committed in between goes unnoticed.
-    let wakes = app.waker.subscribe();
+    let wakes = app.waker.subscribe(device.user_id);
     let start = match resolve_start(&app, device.user_id, cursor).await {
         Ok(s) => s,
         Err(err) => return unavailable(&err),
@@ -246,15 +245,12 @@ async fn long_poll(
     app: Arc<AppState>,
     device: Device,
     start: Start,
-    mut wakes: tokio::sync::broadcast::Receiver<Wake>,
+    mut wakes: Wakes,
     wait: Duration,
 ) -> Response {
     let _open = OpenStream::new(&app.metrics);
     let deadline = Instant::now() + wait;
     let mut shutdown = app.shutdown.clone();
-    let mut backstop = tokio::time::interval(app.config.poll_backstop);
-    backstop.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    backstop.tick().await;
     let events = loop {
         let events = match app
             .storage
@@ -268,18 +264,14 @@ async fn long_poll(
         if !events.is_empty() || start.gap.is_some() || Instant::now() >= deadline {
             break events;
         }
-        // Wait for a reason to read again; other users' wake-ups are not one.
-        let keep_waiting = loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => break true,
-                _ = backstop.tick() => break true,
-                woke = wakes.recv() => match woke {
-                    Ok(w) if !w.concerns(device.user_id) => {}
-                    Ok(_) | Err(RecvError::Lagged(_)) => break true,
-                    Err(RecvError::Closed) => break false,
-                },
-                _ = stopped(&mut shutdown) => break false,
+        // Wait for a reason to read again (only this user's wake-ups reach here).
+        let keep_waiting = tokio::select! {
+            _ = tokio::time::sleep_until(deadline) => true,
+            _ = wakes.woken() => {
+                crate::metrics::bump(&app.metrics.stream_wakeups);
+                true
             }
+            _ = stopped(&mut shutdown) => false,
         };
         if !keep_waiting {
             break Vec::new();
@@ -309,6 +301,14 @@ async fn stopped(shutdown: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = shutdown.wait_for(|stop| *stop).await;
 }
 
+/// Resolves at `at`, or never without one.
+async fn retry(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// One stream's state between items.
 struct StreamState {
     app: Arc<AppState>,
@@ -316,9 +316,10 @@ struct StreamState {
     after: i64,
     pending: VecDeque<(Event, Option<i64>)>,
     need_read: bool,
-    wakes: tokio::sync::broadcast::Receiver<Wake>,
+    /// After a failed read: when to try again (no wake-up may come to prompt it).
+    retry_at: Option<Instant>,
+    wakes: Wakes,
     heartbeat: tokio::time::Interval,
-    backstop: tokio::time::Interval,
     shutdown: tokio::sync::watch::Receiver<bool>,
     last_touch: Instant,
     /// When the device's licence (plus grace) ends, if the gate is on; re-read now and then.
@@ -345,30 +346,30 @@ impl StreamState {
                 return Step::End;
             }
             if self.need_read {
-                self.read().await;
+                // Boxed, like the checks below: an idle stream's future then only holds the
+                // wait, not the largest database call's state (10,000 idle streams × that).
+                Box::pin(self.read()).await;
                 continue;
             }
+            let retry_at = self.retry_at;
             let heartbeat_due = tokio::select! {
                 _ = stopped(&mut self.shutdown) => return Step::End,
-                woke = self.wakes.recv() => {
-                    match woke {
-                        Ok(w) => self.need_read = w.concerns(self.device.user_id),
-                        Err(RecvError::Lagged(_)) => self.need_read = true,
-                        Err(RecvError::Closed) => return Step::End,
-                    }
+                _ = self.wakes.woken() => {
+                    crate::metrics::bump(&self.app.metrics.stream_wakeups);
+                    self.need_read = true;
                     false
                 }
-                _ = self.backstop.tick() => {
+                _ = retry(retry_at) => {
                     self.need_read = true;
                     false
                 }
                 _ = self.heartbeat.tick() => true,
             };
             if heartbeat_due {
-                if !self.still_authorised().await {
+                if !Box::pin(self.still_authorised()).await {
                     return Step::End;
                 }
-                if !self.licence_still_active().await {
+                if !Box::pin(self.licence_still_active()).await {
                     // Say why before closing; reconnecting gets the same answer as a 402.
                     self.ending = true;
                     let data = json!({ "code": licences::SUBSCRIPTION_INACTIVE }).to_string();
@@ -388,6 +389,7 @@ impl StreamState {
             .await
         {
             Ok(events) => {
+                self.retry_at = None;
                 self.need_read = events.len() as i64 == BATCH;
                 for ev in &events {
                     let cursor = Cursor::new(&self.app.epoch, ev.seq).to_string();
@@ -399,10 +401,11 @@ impl StreamState {
                 }
             }
             Err(err) => {
-                // Keep the stream (and its cursor) and try again at the next backstop tick; a
+                // Keep the stream (and its cursor) and try again a backstop period later; a
                 // database blip should not make every device reconnect at once.
                 tracing::warn!(error = %err, "stream read failed");
                 self.need_read = false;
+                self.retry_at = Some(Instant::now() + self.app.config.poll_backstop);
             }
         }
     }
@@ -449,7 +452,7 @@ fn sse(
     app: Arc<AppState>,
     device: Device,
     start: Start,
-    wakes: tokio::sync::broadcast::Receiver<Wake>,
+    wakes: Wakes,
     slot: StreamSlot,
     licence_deadline: Option<i64>,
 ) -> Response {
@@ -464,9 +467,6 @@ fn sse(
     let now = Instant::now();
     let mut heartbeat = tokio::time::interval_at(now + app.config.heartbeat, app.config.heartbeat);
     heartbeat.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let mut backstop =
-        tokio::time::interval_at(now + app.config.poll_backstop, app.config.poll_backstop);
-    backstop.set_missed_tick_behavior(MissedTickBehavior::Delay);
     let state = StreamState {
         _open: OpenStream::new(&app.metrics),
         _slot: slot,
@@ -476,9 +476,9 @@ fn sse(
         after: start.after,
         pending,
         need_read: true,
+        retry_at: None,
         wakes,
         heartbeat,
-        backstop,
         last_touch: now,
         licence_deadline,
         licence_checked: now,

@@ -55,8 +55,9 @@ struct Cli {
     /// Seconds between heartbeat comments on idle event streams.
     #[arg(long, default_value_t = 15)]
     heartbeat_secs: u64,
-    /// Milliseconds between an open stream's re-reads of the log without a wake-up (a last
-    /// resort: intake and NOTIFY wake streams at once).
+    /// Milliseconds between the node's backstop reads of the log's tail, which wake the streams
+    /// of users whose log grew without a wake-up (a last resort: intake and NOTIFY wake a
+    /// user's streams at once). One query per period for the node, not one per open stream.
     #[arg(long, default_value_t = 15_000)]
     poll_backstop_ms: u64,
     /// Webhook and token-broker requests per client IP per minute.

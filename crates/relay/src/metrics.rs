@@ -31,7 +31,11 @@ pub struct Metrics {
     pub webhooks_ignored: AtomicU64,
     rejected: [AtomicU64; REJECT_REASONS.len()],
     pub events_stored: AtomicU64,
+    /// Intake transactions (each holds every webhook that was waiting when it began).
+    pub intake_batches: AtomicU64,
     pub events_delivered: AtomicU64,
+    /// Times a stream or long poll was woken to re-read the log (its own user's events only).
+    pub stream_wakeups: AtomicU64,
     pub streams_open: AtomicI64,
     pub devices_bound: AtomicU64,
     pub device_binding_failed: AtomicU64,
@@ -102,6 +106,16 @@ impl Metrics {
             "relay_events_stored_total",
             "New events appended to the log.",
             load(&self.events_stored),
+        );
+        counter(
+            "relay_intake_batches_total",
+            "Intake transactions; webhooks stored per batch = verified webhooks / batches.",
+            load(&self.intake_batches),
+        );
+        counter(
+            "relay_stream_wakeups_total",
+            "Times an open stream or long poll was woken to re-read the log.",
+            load(&self.stream_wakeups),
         );
         counter(
             "relay_events_delivered_total",

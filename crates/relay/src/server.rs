@@ -35,6 +35,8 @@ pub struct AppState {
     /// The log's identity, part of every cursor.
     pub epoch: String,
     pub waker: Waker,
+    /// Webhook intake's group commit.
+    pub committer: intake::Committer,
     pub metrics: Arc<Metrics>,
     pub webhook_limiter: RateLimiter,
     pub broker_limiter: RateLimiter,
@@ -137,6 +139,17 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle> {
         .map_err(|e| Error::Http(e.without_url().to_string()))?;
     let (stop, stopped) = watch::channel(false);
     let database = storage.kind();
+    let waker = Waker::default();
+    let metrics = Arc::new(Metrics::default());
+    // Not aborted with the other background tasks: requests still draining at shutdown get their
+    // commit. It ends with the last handle to the state.
+    let (committer, _writer) =
+        intake::Committer::spawn(storage.clone(), waker.clone(), Arc::clone(&metrics));
+    let tail = tokio::spawn(wake::tail(
+        storage.clone(),
+        waker.clone(),
+        config.poll_backstop,
+    ));
     let state = Arc::new(AppState {
         webhook_limiter: RateLimiter::new(config.per_ip_per_minute, config.global_per_second),
         broker_limiter: RateLimiter::new(config.per_ip_per_minute, config.global_per_second),
@@ -145,13 +158,14 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle> {
         config,
         storage,
         epoch,
-        waker: Waker::default(),
-        metrics: Arc::new(Metrics::default()),
+        waker,
+        committer,
+        metrics,
         http,
         shutdown: stopped.clone(),
     });
 
-    let mut background = vec![tokio::spawn(retention::run(Arc::clone(&state)))];
+    let mut background = vec![tokio::spawn(retention::run(Arc::clone(&state))), tail];
     if let Storage::Postgres(pool) = &state.storage {
         background.push(tokio::spawn(wake::listen(
             pool.clone(),

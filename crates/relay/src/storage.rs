@@ -4,6 +4,7 @@
 //! Only event intake differs: on PostgreSQL it serialises writers so commit order is seq order
 //! (otherwise a stream could pass a seq that commits later) and sends NOTIFY to other nodes.
 
+use std::collections::HashMap;
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -42,11 +43,11 @@ macro_rules! on_pool {
 
 /// A notice as intake stores it.
 #[derive(Debug, Clone)]
-pub struct NewEvent<'a> {
+pub struct NewEvent {
     pub user_id: i64,
-    pub kind: &'a str,
-    pub object_id: &'a str,
-    pub trace_id: &'a str,
+    pub kind: String,
+    pub object_id: String,
+    pub trace_id: String,
     pub received_at_ms: i64,
 }
 
@@ -117,6 +118,8 @@ pub struct Pruned {
 }
 
 type EventRow = (i64, i64, String, String, String, i64);
+/// seq, user_id, trace_id, type, object_id of a row a batch insert added.
+type InsertedRow = (i64, i64, String, String, String);
 
 fn event_from_row(row: EventRow) -> StoredEvent {
     let (seq, user_id, kind, object_id, trace_id, received_at_ms) = row;
@@ -206,49 +209,94 @@ impl Storage {
         })
     }
 
-    /// Appends a notice unless it is already in the log. `Some(seq)` for a new event, `None` for
-    /// a duplicate. Returns only after the commit.
-    pub async fn insert_event(&self, ev: &NewEvent<'_>) -> Result<Option<i64>> {
-        const INSERT: &str =
-            "INSERT INTO events (user_id, type, object_id, trace_id, received_at) \
-             VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (trace_id, type, object_id) DO NOTHING RETURNING seq";
-        match self {
-            // One statement in autocommit: SQLite has a single writer, so seq order is commit order.
-            Storage::Sqlite(pool) => Ok(sqlx::query_scalar(INSERT)
-                .bind(ev.user_id)
-                .bind(ev.kind)
-                .bind(ev.object_id)
-                .bind(ev.trace_id)
-                .bind(ev.received_at_ms)
-                .fetch_optional(pool)
-                .await?),
+    /// Appends a batch of notices in one transaction, skipping those already in the log (also
+    /// a repeat within the batch). The answer holds, per notice and in batch order, `Some(seq)`
+    /// for a new event or `None` for a duplicate. Returns only after the commit; on an error
+    /// nothing of the batch was stored.
+    pub async fn insert_events(&self, batch: &[NewEvent]) -> Result<Vec<Option<i64>>> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One multi-row statement: a statement per row would cost a round trip each to the
+        // database (SQLite's worker thread, PostgreSQL's socket) while the writer is held.
+        let mut sql = String::with_capacity(96 + batch.len() * 32);
+        sql.push_str(
+            "INSERT INTO events (user_id, type, object_id, trace_id, received_at) VALUES ",
+        );
+        for i in 0..batch.len() {
+            let n = i * 5;
+            if i > 0 {
+                sql.push(',');
+            }
+            sql.push_str(&format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                n + 1,
+                n + 2,
+                n + 3,
+                n + 4,
+                n + 5
+            ));
+        }
+        sql.push_str(
+            " ON CONFLICT (trace_id, type, object_id) DO NOTHING \
+             RETURNING seq, user_id, trace_id, type, object_id",
+        );
+        let inserted: Vec<InsertedRow> = match self {
+            // SQLite has a single writer, so seq order is commit order. One statement in
+            // autocommit is its own transaction (all rows or none), which saves the BEGIN and
+            // COMMIT round trips to the driver's worker thread while the writer is held.
+            Storage::Sqlite(pool) => {
+                let mut q = sqlx::query_as(&sql);
+                for ev in batch {
+                    q = q
+                        .bind(ev.user_id)
+                        .bind(&ev.kind)
+                        .bind(&ev.object_id)
+                        .bind(&ev.trace_id)
+                        .bind(ev.received_at_ms);
+                }
+                q.fetch_all(pool).await?
+            }
             Storage::Postgres(pool) => {
                 let mut tx = pool.begin().await?;
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(INTAKE_LOCK)
                     .execute(&mut *tx)
                     .await?;
-                let seq: Option<i64> = sqlx::query_scalar(INSERT)
-                    .bind(ev.user_id)
-                    .bind(ev.kind)
-                    .bind(ev.object_id)
-                    .bind(ev.trace_id)
-                    .bind(ev.received_at_ms)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                if seq.is_some() {
-                    // Delivered by PostgreSQL only once the transaction commits.
+                let mut q = sqlx::query_as(&sql);
+                for ev in batch {
+                    q = q
+                        .bind(ev.user_id)
+                        .bind(&ev.kind)
+                        .bind(&ev.object_id)
+                        .bind(&ev.trace_id)
+                        .bind(ev.received_at_ms);
+                }
+                let rows: Vec<InsertedRow> = q.fetch_all(&mut *tx).await?;
+                // One NOTIFY per user whose log grew, delivered by PostgreSQL only on commit.
+                let mut users: Vec<i64> = rows.iter().map(|r| r.1).collect();
+                users.sort_unstable();
+                users.dedup();
+                for user_id in users {
                     sqlx::query("SELECT pg_notify($1, $2)")
                         .bind(NOTIFY_CHANNEL)
-                        .bind(ev.user_id.to_string())
+                        .bind(user_id.to_string())
                         .execute(&mut *tx)
                         .await?;
                 }
                 tx.commit().await?;
-                Ok(seq)
+                rows
             }
-        }
+        };
+        // The first notice with a key gets the row; any later one in the batch is a duplicate.
+        let mut seqs: HashMap<(String, String, String), i64> = inserted
+            .into_iter()
+            .map(|(seq, _, trace_id, kind, object_id)| ((trace_id, kind, object_id), seq))
+            .collect();
+        Ok(batch
+            .iter()
+            .map(|ev| seqs.remove(&(ev.trace_id.clone(), ev.kind.clone(), ev.object_id.clone())))
+            .collect())
     }
 
     /// The user's events after `after_seq`, in log order.
@@ -270,6 +318,30 @@ impl Storage {
                 .await?
         });
         Ok(rows.into_iter().map(event_from_row).collect())
+    }
+
+    /// The log's head and the users with events after `after_seq`, for the node's backstop read
+    /// of the log tail (one query per period however many streams are open).
+    pub async fn users_after(&self, after_seq: i64) -> Result<(i64, Vec<i64>)> {
+        let head: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT MAX(seq) FROM events")
+                .fetch_one(pool)
+                .await?
+        });
+        let head = head.unwrap_or(0);
+        if head <= after_seq {
+            return Ok((head, Vec::new()));
+        }
+        let users: Vec<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT DISTINCT user_id FROM events WHERE seq > $1 AND seq <= $2 ORDER BY user_id",
+            )
+            .bind(after_seq)
+            .bind(head)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok((head, users))
     }
 
     pub async fn position(&self, user_id: i64) -> Result<Position> {

@@ -29,6 +29,8 @@ pub struct IntakeResult {
     pub wall: Duration,
     pub verified_metric: u64,
     pub stored_metric: u64,
+    /// Intake transactions the relay counted (0 for a relay that does not count them).
+    pub batches: u64,
 }
 
 /// A fresh schema in the configured database for the run, dropped afterwards (also on failure).
@@ -154,5 +156,6 @@ pub async fn run(database_url: &str, n: usize, clients: usize) -> anyhow::Result
         wall,
         verified_metric: metric(&metrics, "relay_webhooks_verified_total"),
         stored_metric: metric(&metrics, "relay_events_stored_total"),
+        batches: metric(&metrics, "relay_intake_batches_total"),
     })
 }

@@ -11,7 +11,9 @@
 //!    `updated_at`.
 //! 3. Memory: a relay child process (the `vitaltrends-relay` binary when built, otherwise this
 //!    binary running the relay library with the same flags) with N devices bound through the
-//!    broker; its VmRSS before and after N idle SSE streams are opened.
+//!    broker; its VmRSS before and after N idle SSE streams are opened, and its CPU time over a
+//!    heartbeat period with the streams idle, then over one while webhooks for other members
+//!    (none with a stream) arrive.
 
 pub mod child;
 mod intake;
@@ -195,8 +197,8 @@ const LEGEND: [(Part, &str); 6] = [
     (
         Part::Streams,
         "per idle stream: (idle streams - no streams) / streams open; CPU: relay user+system time \
-         over 5 s of idle streams (each open stream re-reads the log once per poll backstop, 15 s \
-         by default, and on every wake-up).",
+         over 15 s (one heartbeat period) of idle streams, then over 15 s of idle streams while \
+         webhooks arrive for 1,000 other members (none of them has a stream open).",
     ),
     (
         Part::Intake,
@@ -226,6 +228,13 @@ impl Table {
         );
         if r.failed > 0 {
             let _ = write!(detail, ", {} not 204 ({})", r.failed, r.failures);
+        }
+        if r.batches > 0 {
+            let _ = write!(
+                detail,
+                ", {:.1} webhooks per commit",
+                r.stored_metric as f64 / r.batches as f64
+            );
         }
         if r.verified_metric != r.acknowledged as u64 || r.stored_metric != r.acknowledged as u64 {
             let _ = write!(
@@ -320,7 +329,19 @@ impl Table {
             "SQLite",
             group(r.opened as u64),
             format!("{:.0} % of a core", r.idle_cpu_percent),
-            "over 5 s; no events, heartbeats every 15 s".into(),
+            "over 15 s; no events, heartbeats every 15 s".into(),
+        );
+        self.push(
+            "relay CPU, streams idle, others' webhooks",
+            "SQLite",
+            group(r.opened as u64),
+            format!("{:.0} % of a core", r.busy_cpu_percent),
+            format!(
+                "over 15 s; {} of {} webhooks for other members 204 ({}/s)",
+                group(r.busy_acknowledged as u64),
+                group(r.busy_sent as u64),
+                streams::OTHER_MEMBERS_RATE
+            ),
         );
     }
 

@@ -32,7 +32,14 @@ const OPEN_BUDGET: Duration = Duration::from_secs(60);
 const OPEN_CONCURRENCY: usize = 64;
 const PER_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 const SETTLE: Duration = Duration::from_secs(5);
-const CPU_WINDOW: Duration = Duration::from_secs(5);
+/// One whole heartbeat period (15 s by default), so every stream's periodic work falls inside
+/// the window once, wherever its timers happen to stand.
+const CPU_WINDOW: Duration = Duration::from_secs(15);
+/// Webhooks per second for members without a stream during the second CPU window: the relay's
+/// default overall webhook limit.
+pub const OTHER_MEMBERS_RATE: u64 = 200;
+/// WHOOP user ids for those webhooks; the simulator's member (every stream's) is not among them.
+const OTHER_MEMBER_BASE: i64 = 900_000_000;
 
 pub struct StreamsResult {
     pub devices: usize,
@@ -44,6 +51,10 @@ pub struct StreamsResult {
     pub rss_peak_kib: u64,
     pub relay_open_streams: u64,
     pub idle_cpu_percent: f64,
+    /// CPU while webhooks for other members arrive, and how many were acknowledged.
+    pub busy_cpu_percent: f64,
+    pub busy_acknowledged: usize,
+    pub busy_sent: usize,
     pub notes: Vec<String>,
 }
 
@@ -172,6 +183,13 @@ pub async fn run(wanted: usize, relay_bin: Option<&Path>) -> anyhow::Result<Stre
     tokio::time::sleep(CPU_WINDOW).await;
     let cpu = relay.cpu_time()?.saturating_sub(cpu_start);
     let idle_cpu_percent = cpu.as_secs_f64() / window.elapsed().as_secs_f64() * 100.0;
+    eprintln!("streams: webhooks for other members at {OTHER_MEMBERS_RATE}/s…");
+    let cpu_start = relay.cpu_time()?;
+    let window = Instant::now();
+    let (busy_sent, busy_acknowledged) =
+        other_members_webhooks(&relay.base_url, OTHER_MEMBERS_RATE, CPU_WINDOW).await?;
+    let cpu = relay.cpu_time()?.saturating_sub(cpu_start);
+    let busy_cpu_percent = cpu.as_secs_f64() / window.elapsed().as_secs_f64() * 100.0;
     let rss_after_kib = relay.status_kib("VmRSS")?;
     let rss_peak_kib = relay.status_kib("VmHWM")?;
     let metrics = reqwest::Client::new()
@@ -217,8 +235,76 @@ pub async fn run(wanted: usize, relay_bin: Option<&Path>) -> anyhow::Result<Stre
         rss_peak_kib,
         relay_open_streams,
         idle_cpu_percent,
+        busy_cpu_percent,
+        busy_acknowledged,
+        busy_sent,
         notes,
     })
+}
+
+/// Signed webhooks for members that have no stream open, `rate` a second for `window`, from a
+/// few keep-alive clients; returns (sent, answered 204). Every stream stays idle: none of these
+/// is its member's.
+async fn other_members_webhooks(
+    relay: &str,
+    rate: u64,
+    window: Duration,
+) -> anyhow::Result<(usize, usize)> {
+    const CLIENTS: u64 = 4;
+    let http = reqwest::Client::builder()
+        .http1_only()
+        .timeout(PER_REQUEST_TIMEOUT)
+        .build()?;
+    let url = Arc::new(format!("{relay}/webhooks/whoop"));
+    let run = super::run_id();
+    let started = tokio::time::Instant::now();
+    let total = (rate * window.as_secs()) as usize;
+    let mut tasks = JoinSet::new();
+    for c in 0..CLIENTS {
+        let (http, url, run) = (http.clone(), url.clone(), run.clone());
+        tasks.spawn(async move {
+            let period = Duration::from_secs_f64(CLIENTS as f64 / rate as f64);
+            let mut tick = tokio::time::interval_at(started, period);
+            let (mut sent, mut ok) = (0usize, 0usize);
+            let mut i = c as usize;
+            // Paced, and never past the window: a relay that cannot keep up sends fewer.
+            while i < total && started.elapsed() < window {
+                tick.tick().await;
+                let body = serde_json::json!({
+                    "user_id": OTHER_MEMBER_BASE + (i as i64 % 1000),
+                    "id": format!("00000000-0000-4000-9000-{i:012x}"),
+                    "type": "workout.updated",
+                    "trace_id": format!("idle-{run}-{i}"),
+                })
+                .to_string();
+                let timestamp = super::now_ms().to_string();
+                let signature =
+                    whoop::webhook::sign(SIM_CLIENT_SECRET.as_bytes(), &timestamp, body.as_bytes());
+                sent += 1;
+                if let Ok(resp) = http
+                    .post(url.as_str())
+                    .header("Content-Type", "application/json")
+                    .header(whoop::webhook::SIGNATURE_HEADER, signature)
+                    .header(whoop::webhook::TIMESTAMP_HEADER, timestamp)
+                    .body(body)
+                    .send()
+                    .await
+                {
+                    ok += usize::from(resp.status().as_u16() == 204);
+                    let _ = resp.bytes().await;
+                }
+                i += CLIENTS as usize;
+            }
+            (sent, ok)
+        });
+    }
+    let (mut sent, mut ok) = (0, 0);
+    while let Some(done) = tasks.join_next().await {
+        let (s, o) = done?;
+        sent += s;
+        ok += o;
+    }
+    Ok((sent, ok))
 }
 
 struct Bound {

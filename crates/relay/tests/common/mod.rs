@@ -120,6 +120,17 @@ impl Db {
         })
     }
 
+    /// Another handle on the same database (for tasks that query it concurrently); it does
+    /// not own the database, so dropping it removes nothing.
+    pub fn at(url: &str, kind: &'static str) -> Db {
+        Db {
+            url: url.to_string(),
+            kind,
+            schema: None,
+            _dir: None,
+        }
+    }
+
     /// Drops this test's schema (a failed test leaves it to the next run's sweep).
     pub async fn cleanup(&self) {
         if let Some((base, schema)) = &self.schema {
@@ -154,6 +165,23 @@ impl Db {
                 .expect("query");
             pool.close().await;
             v
+        }
+    }
+
+    /// Runs statements on the test's database (e.g. a trigger that makes the relay's writes fail).
+    pub async fn execute(&self, sql: &str) {
+        if self.kind == "sqlite" {
+            let pool = sqlx::SqlitePool::connect(&self.url)
+                .await
+                .expect("open SQLite");
+            sqlx::raw_sql(sql).execute(&pool).await.expect("statement");
+            pool.close().await;
+        } else {
+            let pool = sqlx::PgPool::connect(&self.url)
+                .await
+                .expect("open PostgreSQL");
+            sqlx::raw_sql(sql).execute(&pool).await.expect("statement");
+            pool.close().await;
         }
     }
 

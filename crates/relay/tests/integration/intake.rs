@@ -17,6 +17,8 @@ on_both_backends!(
     previous_secret_is_accepted_during_rotation,
     unknown_types_are_ignored_and_bad_json_is_400,
     rate_limits_answer_429_before_reading,
+    concurrent_webhooks_are_each_acknowledged_only_once_stored,
+    a_failed_batch_answers_503_and_loses_nothing_acknowledged,
 );
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -420,4 +422,187 @@ async fn rate_limits_answer_429_before_reading(db: &Db) {
         statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
         "{statuses:?}"
     );
+}
+
+/// How many log rows hold this trace id (trace ids here are UUIDs, safe to inline).
+async fn stored(db: &Db, trace: &str) -> i64 {
+    db.scalar(&format!(
+        "SELECT COUNT(*) FROM events WHERE trace_id = '{trace}'"
+    ))
+    .await
+}
+
+/// Posts every body at once (each on its own connection); returns the statuses in body order.
+async fn post_all_at_once(base_url: &str, bodies: &[String]) -> Vec<StatusCode> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let (base, body) = (base_url.to_string(), body.clone());
+        tasks.spawn(async move { (i, post_signed(&base, SECRET, &body, 0).await) });
+    }
+    let mut statuses = vec![StatusCode::IM_A_TEAPOT; bodies.len()];
+    while let Some(done) = tasks.join_next().await {
+        let (i, status) = done.expect("task");
+        statuses[i] = status;
+    }
+    statuses
+}
+
+async fn concurrent_webhooks_are_each_acknowledged_only_once_stored(db: &Db) {
+    let sim = sim(7, SECRET).await;
+    let relay = relay(config(db, &sim)).await;
+    let device = connect(&sim, &relay.base_url).await;
+    let mut stream = Sse::open(&relay.base_url, &device.credential, None).await;
+
+    // 48 distinct notices and 4 copies of one more, all in flight together: they share
+    // transactions, and the copies land in the same batch or in successive ones.
+    const N: usize = 48;
+    let traces: Vec<String> = (0..N).map(|_| uuid()).collect();
+    let repeated = uuid();
+    let repeated_id = uuid();
+    let mut bodies: Vec<String> = traces
+        .iter()
+        .map(|t| webhook_body(sim.user_id, "workout.updated", &uuid(), t))
+        .collect();
+    for _ in 0..4 {
+        bodies.push(webhook_body(
+            sim.user_id,
+            "sleep.updated",
+            &repeated_id,
+            &repeated,
+        ));
+    }
+    // Few checking connections at once: PostgreSQL's connection limit is shared with the
+    // other tests running beside this one.
+    let checkers = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, body) in bodies.iter().enumerate() {
+        let (base, body) = (relay.base_url.clone(), body.clone());
+        let trace = if i < N {
+            traces[i].clone()
+        } else {
+            repeated.clone()
+        };
+        let (url, kind, checkers) = (db.url.clone(), db.kind, checkers.clone());
+        tasks.spawn(async move {
+            let status = post_signed(&base, SECRET, &body, 0).await;
+            // Once the 204 is in, another connection must find the row committed.
+            let _permit = checkers.acquire().await.expect("semaphore");
+            let db = Db::at(&url, kind);
+            (status, stored(&db, &trace).await)
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        let (status, rows) = done.expect("task");
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        assert_eq!(rows, 1, "acknowledged before its row was committed");
+    }
+    assert_eq!(
+        db.scalar("SELECT COUNT(*) FROM events").await,
+        N as i64 + 1,
+        "every notice once, the repeated one once"
+    );
+    assert_eq!(
+        metric(&relay.base_url, "relay_events_stored_total").await,
+        (N + 1) as f64
+    );
+    assert_eq!(
+        metric(&relay.base_url, "relay_webhooks_duplicate_total").await,
+        3.0
+    );
+    let batches = metric(&relay.base_url, "relay_intake_batches_total").await;
+    assert!(batches >= 1.0 && batches <= (N + 4) as f64, "{batches}");
+
+    // The device gets each once, in log order.
+    let events = stream.whoop_events(N + 1, WAIT).await;
+    let mut got: Vec<String> = events
+        .iter()
+        .map(|e| {
+            e.json()["trace_id"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let seqs: Vec<i64> = events.iter().map(|e| seq_of(e.cursor())).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "log order: {seqs:?}");
+    let mut want = traces.clone();
+    want.push(repeated);
+    got.sort();
+    want.sort();
+    assert_eq!(got, want);
+    assert!(stream.next(Duration::from_millis(300)).await.is_none());
+}
+
+async fn a_failed_batch_answers_503_and_loses_nothing_acknowledged(db: &Db) {
+    let sim = sim(8, SECRET).await;
+    let relay = relay(config(db, &sim)).await;
+    // A notice the database refuses to store: every transaction holding it fails.
+    if db.kind == "sqlite" {
+        db.execute(
+            "CREATE TRIGGER poison BEFORE INSERT ON events WHEN NEW.object_id = 'poison' \
+             BEGIN SELECT RAISE(ABORT, 'injected failure'); END",
+        )
+        .await;
+    } else {
+        db.execute(
+            "CREATE FUNCTION poison() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+             IF NEW.object_id = 'poison' THEN RAISE EXCEPTION 'injected failure'; END IF; \
+             RETURN NEW; END $$; \
+             CREATE TRIGGER poison BEFORE INSERT ON events FOR EACH ROW EXECUTE FUNCTION poison()",
+        )
+        .await;
+    }
+    let traces: Vec<String> = (0..40).map(|_| uuid()).collect();
+    let mut bodies: Vec<String> = traces
+        .iter()
+        .map(|t| webhook_body(sim.user_id, "workout.updated", &uuid(), t))
+        .collect();
+    let poison_trace = uuid();
+    // In the middle, so it shares its batch with notices sent before and after it.
+    bodies.insert(
+        20,
+        webhook_body(sim.user_id, "workout.updated", "poison", &poison_trace),
+    );
+    let mut all_traces = traces.clone();
+    all_traces.insert(20, poison_trace.clone());
+
+    let statuses = post_all_at_once(&relay.base_url, &bodies).await;
+    assert_eq!(statuses[20], StatusCode::SERVICE_UNAVAILABLE);
+    let mut retry = Vec::new();
+    for (i, status) in statuses.iter().enumerate() {
+        let rows = stored(db, &all_traces[i]).await;
+        match *status {
+            // Acknowledged: durably in the log.
+            StatusCode::NO_CONTENT => assert_eq!(rows, 1),
+            // Refused with its batch: nothing of it stored, WHOOP will send it again.
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert_eq!(rows, 0, "half of a failed batch was stored");
+                retry.push(i);
+            }
+            other => panic!("unexpected answer {other}"),
+        }
+    }
+    let acknowledged = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::NO_CONTENT)
+        .count() as i64;
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM events").await, acknowledged);
+
+    // The fault is fixed; WHOOP's retries of every refused notice are all stored.
+    if db.kind == "sqlite" {
+        db.execute("DROP TRIGGER poison").await;
+    } else {
+        db.execute("DROP TRIGGER poison ON events; DROP FUNCTION poison()")
+            .await;
+    }
+    let again: Vec<String> = retry.iter().map(|&i| bodies[i].clone()).collect();
+    let statuses = post_all_at_once(&relay.base_url, &again).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::NO_CONTENT),
+        "{statuses:?}"
+    );
+    for trace in &all_traces {
+        assert_eq!(stored(db, trace).await, 1);
+    }
+    assert_eq!(db.scalar("SELECT COUNT(*) FROM events").await, 41);
 }

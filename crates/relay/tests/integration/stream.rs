@@ -13,6 +13,7 @@ on_both_backends!(
     resume_from_a_cursor_loses_and_repeats_nothing,
     long_poll_returns_events_and_gaps,
     foreign_malformed_and_future_cursors_get_a_gap,
+    a_members_webhooks_wake_only_that_members_streams,
 );
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -348,4 +349,70 @@ async fn foreign_malformed_and_future_cursors_get_a_gap(db: &Db) {
         assert_eq!(body["head"], ev.cursor());
         latest = ev.cursor().to_string();
     }
+}
+
+async fn a_members_webhooks_wake_only_that_members_streams(db: &Db) {
+    // Two WHOOP members (two simulators, each brokered by its own node on the shared database);
+    // both members' streams are open on the first node, which takes every webhook.
+    let sim_a = sim(31, SECRET).await;
+    let sim_b = sim(32, SECRET).await;
+    let node = relay(config(db, &sim_a)).await;
+    let broker_b = relay(config(db, &sim_b)).await;
+    let a = connect(&sim_a, &node.base_url).await;
+    let b = connect(&sim_b, &broker_b.base_url).await;
+    let mut stream_b = Sse::open(&node.base_url, &b.credential, None).await;
+    eventually(WAIT, "B's stream is open", || async {
+        metric(&node.base_url, "relay_streams_open").await == 1.0
+    })
+    .await;
+
+    // Member A's webhooks, with only B's stream open: B's stream is never woken.
+    let woken_before = metric(&node.base_url, "relay_stream_wakeups_total").await;
+    for _ in 0..10 {
+        let body = webhook_body(sim_a.user_id, "workout.updated", &uuid(), &uuid());
+        assert_eq!(
+            post_signed(&node.base_url, SECRET, &body, 0).await,
+            StatusCode::NO_CONTENT
+        );
+    }
+    assert!(stream_b.next(Duration::from_millis(300)).await.is_none());
+    assert_eq!(
+        metric(&node.base_url, "relay_stream_wakeups_total").await,
+        woken_before,
+        "member A's webhooks woke member B's stream"
+    );
+
+    // A's stream: its backlog first, then each new webhook as it is acknowledged; B still sleeps.
+    let mut stream_a = Sse::open(&node.base_url, &a.credential, None).await;
+    assert_eq!(stream_a.whoop_events(10, WAIT).await.len(), 10);
+    for _ in 0..3 {
+        let trace = uuid();
+        let body = webhook_body(sim_a.user_id, "sleep.updated", &uuid(), &trace);
+        assert_eq!(
+            post_signed(&node.base_url, SECRET, &body, 0).await,
+            StatusCode::NO_CONTENT
+        );
+        // Within WAIT, well before the node's backstop read (15 s): the webhook woke it.
+        let ev = stream_a.expect(WAIT).await;
+        assert_eq!(ev.json()["trace_id"], trace.as_str());
+    }
+    assert!(stream_b.next(Duration::from_millis(300)).await.is_none());
+    let woken = metric(&node.base_url, "relay_stream_wakeups_total").await - woken_before;
+    // Once per webhook at most, twice on PostgreSQL (intake and the NOTIFY both wake it).
+    assert!(
+        (1.0..=6.0).contains(&woken),
+        "only A's stream is woken: {woken}"
+    );
+
+    // And B's own webhook still reaches B.
+    let trace = uuid();
+    let body = webhook_body(sim_b.user_id, "recovery.updated", &uuid(), &trace);
+    assert_eq!(
+        post_signed(&node.base_url, SECRET, &body, 0).await,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(
+        stream_b.expect(WAIT).await.json()["trace_id"],
+        trace.as_str()
+    );
 }
