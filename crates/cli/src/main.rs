@@ -119,6 +119,10 @@ enum Command {
     /// The VitalTrends licence key the VitalTrends service's relay asks for when connecting.
     #[command(subcommand)]
     Licence(LicenceCommand),
+    /// Serve the local history to an AI assistant over MCP on stdin/stdout (what Claude Desktop
+    /// starts; see Settings → AI & API). Read-only: it opens the database read-only, works
+    /// whether or not the app is running, and never calls WHOOP. Logs go to stderr.
+    Mcp,
 }
 
 #[derive(Subcommand)]
@@ -194,6 +198,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("no OS data directory; pass --data-dir"))?
             .join("VitalTrends"),
     };
+    if let Command::Mcp = cli.command {
+        // No engine: the MCP server only reads the file, so it needs no WHOOP app, no keychain
+        // and no settings, and it never takes the writer's place.
+        let reader = api::open_reader(&data_dir.join(sync::DATABASE_FILE)).await?;
+        return api::mcp::serve_stdio(reader)
+            .await
+            .map_err(anyhow::Error::msg);
+    }
     let secrets: Arc<dyn SecretStore> = match cli.secret_store {
         SecretStoreKind::Keychain => Arc::new(KeychainStore::new(&data_dir.display().to_string())),
         SecretStoreKind::InsecureFile => {
@@ -278,7 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let port = port.unwrap_or(loopback_port);
             connect(&engine, no_browser, port, Duration::from_secs(timeout)).await
         }
-        Command::Config(_) => unreachable!("handled before the engine opens"),
+        Command::Config(_) | Command::Mcp => unreachable!("handled before the engine opens"),
         Command::Sync { force } => sync(&engine, force).await,
         Command::Run => run_foreground(engine).await,
         Command::Status { json } => status(&engine, json).await,

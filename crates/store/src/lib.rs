@@ -3,8 +3,10 @@
 //! One `Store` per database file. It writes WHOOP records idempotently (an older version never
 //! overwrites a newer one), keeps the sync engine's bookkeeping (import checkpoints written in the
 //! same transaction as the page they describe, sync runs, small persisted state), answers the
-//! dashboard's day-by-day reads, and exports everything as CSV or as WHOOP-shaped JSON.
+//! dashboard's day-by-day reads (shared with the MCP server and the REST API, which open the file
+//! read-only), and exports everything as CSV or as WHOOP-shaped JSON.
 
+mod assistant;
 mod bookkeeping;
 mod changes;
 mod dashboard;
@@ -27,6 +29,7 @@ use sqlx::SqlitePool;
 use whoop::types::{format_timestamp, parse_timestamp};
 use whoop::{BodyMeasurement, Collection, Fetched, Profile};
 
+pub use assistant::{normalise_sport, Holdings, ScoreStates, SleepRecord, WorkoutFilter};
 pub use bookkeeping::{Checkpoint, ImportWindow, RunOutcome, RunStatus, SyncRun};
 pub use changes::ChangeMark;
 pub use dashboard::{MetricNow, SleepNow, SleepStages, TodaySummary, WorkoutSummary};
