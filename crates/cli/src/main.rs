@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use url::Url;
 use whoop::Secret;
 
+mod api_cmd;
 mod settings_cmd;
 
 use config::{Choice, Mode};
@@ -123,6 +124,17 @@ enum Command {
     /// starts; see Settings → AI & API). Read-only: it opens the database read-only, works
     /// whether or not the app is running, and never calls WHOOP. Logs go to stderr.
     Mcp,
+    /// Serve the local REST API (read-only, /api/v1, bearer token) on 127.0.0.1 until Ctrl-C,
+    /// as the desktop app does while Settings → AI & API has it on. The token is the one from
+    /// `vitaltrends api-token new` or the app; VITALTRENDS_API_TOKEN sets one instead.
+    ServeApi {
+        /// 127.0.0.1 port (default: the settings' api.port, 47621; 0 picks a free one).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// The REST API's bearer token.
+    #[command(subcommand)]
+    ApiToken(api_cmd::TokenCommand),
 }
 
 #[derive(Subcommand)]
@@ -198,13 +210,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .ok_or_else(|| anyhow::anyhow!("no OS data directory; pass --data-dir"))?
             .join("VitalTrends"),
     };
-    if let Command::Mcp = cli.command {
-        // No engine: the MCP server only reads the file, so it needs no WHOOP app, no keychain
-        // and no settings, and it never takes the writer's place.
-        let reader = api::open_reader(&data_dir.join(sync::DATABASE_FILE)).await?;
-        return api::mcp::serve_stdio(reader)
-            .await
-            .map_err(anyhow::Error::msg);
+    // No engine for these: they only read the file, so they need no WHOOP app and no keychain,
+    // and they never take the writer's place.
+    let database = data_dir.join(sync::DATABASE_FILE);
+    match cli.command {
+        Command::Mcp => return api_cmd::mcp(&database).await,
+        Command::ServeApi { port } => {
+            return api_cmd::serve_api(&database, &config_path, port).await
+        }
+        Command::ApiToken(command) => return api_cmd::token(command, &config_path),
+        _ => {}
     }
     let secrets: Arc<dyn SecretStore> = match cli.secret_store {
         SecretStoreKind::Keychain => Arc::new(KeychainStore::new(&data_dir.display().to_string())),
@@ -290,7 +305,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let port = port.unwrap_or(loopback_port);
             connect(&engine, no_browser, port, Duration::from_secs(timeout)).await
         }
-        Command::Config(_) | Command::Mcp => unreachable!("handled before the engine opens"),
+        Command::Config(_) | Command::Mcp | Command::ServeApi { .. } | Command::ApiToken(_) => {
+            unreachable!("handled before the engine opens")
+        }
         Command::Sync { force } => sync(&engine, force).await,
         Command::Run => run_foreground(engine).await,
         Command::Status { json } => status(&engine, json).await,
