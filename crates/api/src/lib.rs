@@ -3,6 +3,7 @@
 //! MCP clients) and a loopback REST API (`rest`). Both call the same reads (`reads`) and speak the
 //! same types (`model`), so a tool and its endpoint can never disagree.
 
+pub mod claude;
 pub mod mcp;
 pub mod model;
 pub mod reads;
