@@ -175,10 +175,12 @@ impl Reader {
             (from - Duration::days(length), from - Duration::days(1));
         let mut metrics = Vec::new();
         for metric in chosen(input.metric) {
-            let now = self.values(metric, from, to).await?;
-            let before = self.values(metric, previous_from, previous_to).await?;
+            // One read covering both periods (the two are adjacent), split by day.
+            let both = self.values(metric, previous_from, to).await?;
+            let (before, now): (Vec<DayValue>, Vec<DayValue>) =
+                both.into_iter().partition(|v| v.day < from);
+            let previous = stats(&before);
             let stats = stats(&now);
-            let previous = stats_of_previous(&before);
             let (best, worst) = match metric.better() {
                 Better::Higher => (stats.max.clone(), stats.min.clone()),
                 Better::Lower => (stats.min.clone(), stats.max.clone()),
@@ -216,9 +218,19 @@ impl Reader {
             }
         }
         let mut metrics = Vec::new();
+        // One read per metric spanning both periods (they may overlap), split by day.
+        let (first, last) = (input.a_from.min(input.b_from), input.a_to.max(input.b_to));
+        let within = |values: &[DayValue], from: NaiveDate, to: NaiveDate| -> Vec<DayValue> {
+            values
+                .iter()
+                .filter(|v| v.day >= from && v.day <= to)
+                .cloned()
+                .collect()
+        };
         for metric in chosen(input.metric) {
-            let a = stats(&self.values(metric, input.a_from, input.a_to).await?);
-            let b = stats(&self.values(metric, input.b_from, input.b_to).await?);
+            let all = self.values(metric, first, last).await?;
+            let a = stats(&within(&all, input.a_from, input.a_to));
+            let b = stats(&within(&all, input.b_from, input.b_to));
             let difference = match (a.mean, b.mean) {
                 (Some(a), Some(b)) => Some(b - a),
                 _ => None,
@@ -456,10 +468,6 @@ fn sleep(s: store::SleepRecord) -> Sleep {
         disturbances: s.disturbances,
         need_hours: s.need_hours,
     }
-}
-
-fn stats_of_previous(values: &[DayValue]) -> Stats {
-    stats(values)
 }
 
 /// n, mean, min, max (the earliest day on ties) and the least-squares slope per week.
