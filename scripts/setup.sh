@@ -37,7 +37,7 @@ if ((${#missing[@]})); then
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "setup: Rust is missing. Install it from https://rustup.rs (stable, 1.85 or newer) and re-run." >&2
+  echo "setup: Rust is missing. Install it from https://rustup.rs (stable, 1.89 or newer) and re-run." >&2
   exit 1
 fi
 for component in rustfmt clippy; do

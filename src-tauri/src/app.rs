@@ -250,7 +250,14 @@ pub fn run() -> anyhow::Result<()> {
             crate::data_ipc::refetch_days,
             get_licence,
             set_licence,
-            open_pricing
+            open_pricing,
+            crate::ai_api::get_ai_settings,
+            crate::ai_api::set_api_enabled,
+            crate::ai_api::set_api_port,
+            crate::ai_api::new_api_token,
+            crate::ai_api::revoke_api_token,
+            crate::ai_api::add_to_claude_desktop,
+            crate::ai_api::open_api_doc
         ])
         .setup(|app| {
             let handle = app.handle().clone();
@@ -264,6 +271,8 @@ pub fn run() -> anyhow::Result<()> {
             let sessions =
                 tauri::async_runtime::block_on(setup::open_sessions(&handle, notifier, starter))?;
             app.manage(sessions);
+            app.manage(crate::ai_api::ApiServer::default());
+            crate::ai_api::start_if_enabled(&handle);
             start_background(&handle);
             crate::notify::open_screen_on_click(&handle);
             let redirect = register_deep_links(&handle);
@@ -333,6 +342,8 @@ pub(crate) async fn announce_switch(app: &AppHandle) {
         let _ = app.emit("status-changed", &status);
     }
     let _ = app.emit("data-changed", ());
+    // The REST API serves the connection in use: follow the switch.
+    crate::ai_api::start_if_enabled(app);
 }
 
 /// Engine events → the webview (`status-changed`, `data-changed`) and the tray line. Bursts of

@@ -1,9 +1,11 @@
 //! The VitalTrends desktop app. `core` is what the commands do, `session` which connection runs
 //! and switching it, `data` Settings → Data and the completeness calendar, and `demo` the
 //! in-process simulator and relay of demo mode, all testable without a window; `app` (windows,
-//! tray, deep links), `notify`, `settings_ipc` and `data_ipc` are the Tauri shell around them;
-//! `setup` finds where things live.
+//! tray, deep links), `notify`, `settings_ipc`, `data_ipc` and `ai_api` (Settings → AI & API:
+//! Claude Desktop and the local REST API) are the Tauri shell around them; `setup` finds where
+//! things live.
 
+mod ai_api;
 mod app;
 pub mod core;
 pub mod data;

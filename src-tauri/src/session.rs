@@ -448,6 +448,11 @@ impl Sessions {
         }
     }
 
+    /// The settings file shared with the CLI.
+    pub fn settings_file(&self) -> &std::path::Path {
+        &self.paths.settings_file
+    }
+
     /// The directory of a mode's records.
     pub fn data_dir(&self, mode: Mode) -> PathBuf {
         self.paths.data_root.join(mode.data_dir_name())

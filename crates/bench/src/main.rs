@@ -6,12 +6,15 @@
 //! - `export`: Parquet, CSV and JSON exports and a backup of five years of data: time and size.
 //! - `desktop`: the real app's cold start, its memory with the window open and in the tray, and
 //!   the sizes of its binary and bundle.
+//! - `mcp`: p50/p99 latency of every MCP tool, through the real `vitaltrends mcp` over stdio, on
+//!   five years of history.
 //!
 //! Everything runs on loopback, and every load loop is bounded in count and in time.
 
 mod desktop;
 mod export;
 mod import;
+mod mcp;
 mod relay_bench;
 
 use clap::{Parser, Subcommand};
@@ -19,7 +22,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "vitaltrends-bench",
-    about = "VitalTrends benchmarks (import, relay, export, desktop), on loopback against the WHOOP simulator, printed as tables"
+    about = "VitalTrends benchmarks (import, relay, export, desktop, mcp), on loopback against the WHOOP simulator, printed as tables"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -42,6 +45,9 @@ enum Command {
     /// whole process tree with the window open and closed to the tray, binary and bundle size.
     /// Needs a desktop session's tools (Xvfb, openbox, dbus, tauri-driver; scripts/setup.sh).
     Desktop(desktop::Args),
+    /// MCP tool latency: p50/p99 per tool through the real `vitaltrends mcp` over stdio on a
+    /// store of several years (default 5). Needs the CLI built (`cargo build -p cli`).
+    Mcp(mcp::Args),
     /// Internal: runs the relay library as a child process for the memory measurement when no
     /// `vitaltrends-relay` binary is available (same flags and environment as that binary).
     #[command(hide = true)]
@@ -55,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Relay(args) => relay_bench::run(args).await,
         Command::Export(args) => export::run(args).await,
         Command::Desktop(args) => desktop::run(args).await,
+        Command::Mcp(args) => mcp::run(args).await,
         Command::ServeRelay(args) => relay_bench::child::serve(args).await,
     }
 }

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use url::Url;
 use whoop::Secret;
 
+mod api_cmd;
 mod progress;
 mod settings_cmd;
 
@@ -162,6 +163,21 @@ enum Command {
     /// The VitalTrends licence key the VitalTrends service's relay asks for when connecting.
     #[command(subcommand)]
     Licence(LicenceCommand),
+    /// Serve the local history to an AI assistant over MCP on stdin/stdout (what Claude Desktop
+    /// starts; see Settings → AI & API). Read-only: it opens the database read-only, works
+    /// whether or not the app is running, and never calls WHOOP. Logs go to stderr.
+    Mcp,
+    /// Serve the local REST API (read-only, /api/v1, bearer token) on 127.0.0.1 until Ctrl-C,
+    /// as the desktop app does while Settings → AI & API has it on. The token is the one from
+    /// `vitaltrends api-token new` or the app; VITALTRENDS_API_TOKEN sets one instead.
+    ServeApi {
+        /// 127.0.0.1 port (default: the settings' api.port, 47621; 0 picks a free one).
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// The REST API's bearer token.
+    #[command(subcommand)]
+    ApiToken(api_cmd::TokenCommand),
 }
 
 #[derive(Subcommand)]
@@ -239,7 +255,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .join("VitalTrends"),
     };
     if let Command::Restore { file, yes } = &cli.command {
-        return restore(&data_dir.join("vitaltrends.db"), file, *yes).await;
+        return restore(&data_dir.join(sync::DATABASE_FILE), file, *yes).await;
+    }
+    // No engine for these: they only read the file, so they need no WHOOP app and no keychain,
+    // and they never take the writer's place.
+    let database = data_dir.join(sync::DATABASE_FILE);
+    match cli.command {
+        Command::Mcp => return api_cmd::mcp(&database).await,
+        Command::ServeApi { port } => {
+            return api_cmd::serve_api(&database, &config_path, port).await
+        }
+        Command::ApiToken(command) => return api_cmd::token(command, &config_path),
+        _ => {}
     }
     let secrets: Arc<dyn SecretStore> = match cli.secret_store {
         SecretStoreKind::Keychain => Arc::new(KeychainStore::new(&data_dir.display().to_string())),
@@ -325,7 +352,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let port = port.unwrap_or(loopback_port);
             connect(&engine, no_browser, port, Duration::from_secs(timeout)).await
         }
-        Command::Config(_) => unreachable!("handled before the engine opens"),
+        Command::Config(_) | Command::Mcp | Command::ServeApi { .. } | Command::ApiToken(_) => {
+            unreachable!("handled before the engine opens")
+        }
         Command::Sync { force } => sync(&engine, force).await,
         Command::Run => run_foreground(engine).await,
         Command::Status { json } => status(&engine, json).await,

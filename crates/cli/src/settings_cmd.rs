@@ -17,7 +17,8 @@ pub enum ConfigCommand {
     Show,
     /// Set one setting: mode (service, own-app, demo), whoop.client_id, whoop.base_url,
     /// relay.url, loopback.port, desktop.keep_in_tray, desktop.start_at_login,
-    /// desktop.notify_import, desktop.notify_force_sync, desktop.notify_reconnect.
+    /// desktop.notify_import, desktop.notify_force_sync, desktop.notify_reconnect, api.enabled,
+    /// api.port.
     Set { key: String, value: String },
     /// Return one setting to its default.
     Unset { key: String },

@@ -19,6 +19,8 @@ pub const KEYS: &[&str] = &[
     "desktop.notify_import",
     "desktop.notify_force_sync",
     "desktop.notify_reconnect",
+    "api.enabled",
+    "api.port",
 ];
 
 /// The settings file as written. Absent keys take their defaults; unknown keys are kept out
@@ -31,6 +33,35 @@ pub struct Config {
     pub relay: RelaySection,
     pub loopback: LoopbackSection,
     pub desktop: DesktopPrefs,
+    pub api: ApiSection,
+}
+
+/// The local REST API (Settings → AI & API; `vitaltrends serve-api`). Off until the person
+/// turns it on. Only the token's SHA-256 is kept here: the token itself is shown once and never
+/// stored, so this file (and whoever reads it) cannot call the API.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApiSection {
+    /// The desktop app serves the API while this is on.
+    pub enabled: bool,
+    /// The 127.0.0.1 port it listens on.
+    pub port: u16,
+    /// Hex SHA-256 of the current bearer token; none means no token (nothing is accepted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_sha256: Option<String>,
+}
+
+/// The REST API's port unless the person picks another.
+pub const DEFAULT_API_PORT: u16 = 47_621;
+
+impl Default for ApiSection {
+    fn default() -> Self {
+        ApiSection {
+            enabled: false,
+            port: DEFAULT_API_PORT,
+            token_sha256: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -179,6 +210,14 @@ impl Config {
             "desktop.notify_import" => self.desktop.notify_import = flag()?,
             "desktop.notify_force_sync" => self.desktop.notify_force_sync = flag()?,
             "desktop.notify_reconnect" => self.desktop.notify_reconnect = flag()?,
+            "api.enabled" => self.api.enabled = flag()?,
+            "api.port" => {
+                self.api.port = value
+                    .parse::<u16>()
+                    .ok()
+                    .filter(|p| *p >= 1024)
+                    .ok_or_else(|| bad(format!("{value:?} is not a port from 1024 to 65535")))?;
+            }
             other => return Err(Error::UnknownKey(other.to_string())),
         }
         Ok(())
@@ -200,6 +239,8 @@ impl Config {
                 self.desktop.notify_force_sync = defaults.notify_force_sync
             }
             "desktop.notify_reconnect" => self.desktop.notify_reconnect = defaults.notify_reconnect,
+            "api.enabled" => self.api.enabled = ApiSection::default().enabled,
+            "api.port" => self.api.port = ApiSection::default().port,
             other => return Err(Error::UnknownKey(other.to_string())),
         }
         Ok(())
@@ -219,6 +260,8 @@ impl Config {
             "desktop.notify_import" => flag(self.desktop.notify_import),
             "desktop.notify_force_sync" => flag(self.desktop.notify_force_sync),
             "desktop.notify_reconnect" => flag(self.desktop.notify_reconnect),
+            "api.enabled" => flag(self.api.enabled),
+            "api.port" => Some(self.api.port.to_string()),
             other => return Err(Error::UnknownKey(other.to_string())),
         })
     }
@@ -269,6 +312,8 @@ mod tests {
             ("desktop.notify_import", "false"),
             ("desktop.notify_force_sync", "false"),
             ("desktop.notify_reconnect", "false"),
+            ("api.enabled", "true"),
+            ("api.port", "48000"),
         ];
         assert_eq!(values.len(), KEYS.len());
         for (key, value) in values {
@@ -301,6 +346,7 @@ mod tests {
             ("loopback.port", "80"),
             ("loopback.port", "70000"),
             ("desktop.keep_in_tray", "maybe"),
+            ("api.port", "22"),
         ] {
             let err = config.set(key, value).unwrap_err();
             assert!(err.to_string().starts_with(key), "{key}: {err}");

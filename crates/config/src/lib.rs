@@ -13,7 +13,7 @@ mod file;
 mod release;
 mod resolve;
 
-pub use file::{Config, DesktopPrefs, KEYS};
+pub use file::{ApiSection, Config, DesktopPrefs, DEFAULT_API_PORT, KEYS};
 pub use release::Release;
 pub use resolve::{resolve, Choice, Connection, Env};
 

@@ -3,10 +3,12 @@
 //! One `Store` per database file. It writes WHOOP records idempotently (an older version never
 //! overwrites a newer one), keeps the sync engine's bookkeeping (import checkpoints written in the
 //! same transaction as the page they describe, sync runs, small persisted state), answers the
-//! dashboard's day-by-day reads, exports (CSV, WHOOP-shaped JSON, Parquet), backs up and restores
-//! the file, and looks after the data (completeness per day, deleting a range, rebuilding the
-//! typed tables from the raw JSON).
+//! dashboard's day-by-day reads (shared with the MCP server and the REST API, which open the file
+//! read-only), exports (CSV, WHOOP-shaped JSON, Parquet), backs up and restores the file, and
+//! looks after the data (completeness per day, deleting a range, rebuilding the typed tables from
+//! the raw JSON).
 
+mod assistant;
 mod backup;
 mod bookkeeping;
 mod changes;
@@ -32,6 +34,7 @@ use sqlx::SqlitePool;
 use whoop::types::{format_timestamp, parse_timestamp};
 use whoop::{BodyMeasurement, Collection, Fetched, Profile};
 
+pub use assistant::{normalise_sport, Holdings, ScoreStates, SleepRecord, WorkoutFilter};
 pub use backup::{check_backup, known_schema_version, restore_backup, BackupInfo, RestoreOutcome};
 pub use bookkeeping::{Checkpoint, ImportWindow, RunOutcome, RunStatus, SyncRun};
 pub use changes::ChangeMark;

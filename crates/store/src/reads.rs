@@ -27,10 +27,18 @@ pub enum Metric {
     DayStrain,
     /// Highest workout strain of the day, 0–21.
     WorkoutStrain,
+    /// Sleep need of the main sleep (baseline plus debt, strain and nap adjustments), hours.
+    SleepNeedHours,
+    /// Respiratory rate during the main sleep, breaths per minute.
+    RespiratoryRate,
+    /// Blood oxygen (SpO2) from the recovery, %. Only WHOOP 4.0 and later measure it.
+    Spo2,
+    /// Skin temperature from the recovery, °C.
+    SkinTemp,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 7] = [
+    pub const ALL: [Metric; 11] = [
         Metric::Recovery,
         Metric::Hrv,
         Metric::RestingHeartRate,
@@ -38,12 +46,75 @@ impl Metric {
         Metric::SleepHours,
         Metric::DayStrain,
         Metric::WorkoutStrain,
+        Metric::SleepNeedHours,
+        Metric::RespiratoryRate,
+        Metric::Spo2,
+        Metric::SkinTemp,
     ];
+
+    /// The snake_case name used by the MCP tools and the REST API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Metric::Recovery => "recovery",
+            Metric::Hrv => "hrv",
+            Metric::RestingHeartRate => "resting_heart_rate",
+            Metric::SleepPerformance => "sleep_performance",
+            Metric::SleepHours => "sleep_hours",
+            Metric::DayStrain => "day_strain",
+            Metric::WorkoutStrain => "workout_strain",
+            Metric::SleepNeedHours => "sleep_need_hours",
+            Metric::RespiratoryRate => "respiratory_rate",
+            Metric::Spo2 => "spo2",
+            Metric::SkinTemp => "skin_temp",
+        }
+    }
+
+    /// The unit a value of this metric is in.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Metric::Recovery | Metric::SleepPerformance | Metric::Spo2 => "%",
+            Metric::Hrv => "ms",
+            Metric::RestingHeartRate => "bpm",
+            Metric::SleepHours | Metric::SleepNeedHours => "h",
+            Metric::DayStrain | Metric::WorkoutStrain => "strain (0-21)",
+            Metric::RespiratoryRate => "breaths/min",
+            Metric::SkinTemp => "°C",
+        }
+    }
 
     /// A query returning (day, value, tiebreak) for scored records, oldest first. When two
     /// records share a day the one with the larger tiebreak (the later one) wins.
     fn sql(self) -> &'static str {
         match self {
+            Metric::Spo2 => {
+                "SELECT COALESCE(c.day, s.day) AS d, r.spo2_percentage AS v, r.cycle_id AS k
+                 FROM recovery r LEFT JOIN cycle c ON c.id = r.cycle_id
+                 LEFT JOIN sleep s ON s.id = r.sleep_id
+                 WHERE r.score_state = 'SCORED' AND r.spo2_percentage IS NOT NULL
+                   AND d IS NOT NULL AND d BETWEEN ? AND ? ORDER BY d, k"
+            }
+            Metric::SkinTemp => {
+                "SELECT COALESCE(c.day, s.day) AS d, r.skin_temp_celsius AS v, r.cycle_id AS k
+                 FROM recovery r LEFT JOIN cycle c ON c.id = r.cycle_id
+                 LEFT JOIN sleep s ON s.id = r.sleep_id
+                 WHERE r.score_state = 'SCORED' AND r.skin_temp_celsius IS NOT NULL
+                   AND d IS NOT NULL AND d BETWEEN ? AND ? ORDER BY d, k"
+            }
+            Metric::SleepNeedHours => {
+                "SELECT COALESCE(c.day, s.day) AS d,
+                   (s.baseline_milli + s.need_from_sleep_debt_milli
+                    + s.need_from_recent_strain_milli + s.need_from_recent_nap_milli) / 3600000.0
+                   AS v, s.start AS k
+                 FROM sleep s LEFT JOIN cycle c ON c.id = s.cycle_id
+                 WHERE s.nap = 0 AND s.score_state = 'SCORED' AND s.baseline_milli IS NOT NULL
+                   AND d BETWEEN ? AND ? ORDER BY d, k"
+            }
+            Metric::RespiratoryRate => {
+                "SELECT COALESCE(c.day, s.day) AS d, s.respiratory_rate AS v, s.start AS k
+                 FROM sleep s LEFT JOIN cycle c ON c.id = s.cycle_id
+                 WHERE s.nap = 0 AND s.score_state = 'SCORED' AND s.respiratory_rate IS NOT NULL
+                   AND d BETWEEN ? AND ? ORDER BY d, k"
+            }
             Metric::Recovery | Metric::Hrv | Metric::RestingHeartRate => {
                 // The recovery's day is its cycle's; the sleep's day stands in until the cycle
                 // arrives (they agree: the main sleep starts the cycle).

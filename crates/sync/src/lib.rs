@@ -27,7 +27,7 @@ pub use events::{
     EngineEvent, JobKind, Notification, NotificationKind, Notifier, Phase, Progress, Retry,
 };
 pub use secrets::{InsecureFileStore, KeychainStore, MemoryStore, SecretStore};
-pub use settings::Settings;
+pub use settings::{Settings, DATABASE_FILE};
 pub use state::ConnectionState;
 pub use stream::{LiveUpdates, DEVICE_SECRET};
 pub use tokens::{TokenManager, LICENCE_SECRET, TOKENS_SECRET};

@@ -8,6 +8,9 @@ use whoop::Secret;
 
 use crate::error::{Error, Result};
 
+/// The database's file name inside the data directory.
+pub const DATABASE_FILE: &str = "vitaltrends.db";
+
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub data_dir: PathBuf,
@@ -57,7 +60,7 @@ impl Settings {
     }
 
     pub fn database_path(&self) -> PathBuf {
-        self.data_dir.join("vitaltrends.db")
+        self.data_dir.join(DATABASE_FILE)
     }
 
     /// Token requests go through the relay when there is one; otherwise straight to WHOOP, which

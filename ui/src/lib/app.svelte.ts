@@ -19,7 +19,7 @@ import {
 import { plainError, type PlainError } from './errors';
 
 export type Screen = 'dashboard' | 'settings';
-export type SettingsSection = 'connections' | 'general' | 'data' | 'about';
+export type SettingsSection = 'connections' | 'general' | 'data' | 'ai' | 'about';
 
 export const RANGES: { key: RangeKey; label: string; long: string }[] = [
   { key: '7d', label: '7D', long: 'Last 7 days' },

@@ -12,7 +12,9 @@
  */
 import { invoke } from '@tauri-apps/api/core';
 import { listen, type UnlistenFn } from '@tauri-apps/api/event';
+import type { AiSettingsView } from '../bindings/AiSettingsView';
 import type { AppStatus } from '../bindings/AppStatus';
+import type { ClaudeAdded } from '../bindings/ClaudeAdded';
 import type { Arrival } from '../bindings/Arrival';
 import type { CalendarDay } from '../bindings/CalendarDay';
 import type { Dashboard } from '../bindings/Dashboard';
@@ -23,6 +25,7 @@ import type { ForceSyncAnswer } from '../bindings/ForceSyncAnswer';
 import type { IpcError } from '../bindings/IpcError';
 import type { LicenceView } from '../bindings/LicenceView';
 import type { NavigateTarget } from '../bindings/NavigateTarget';
+import type { NewToken } from '../bindings/NewToken';
 import type { Notice } from '../bindings/Notice';
 import type { ModeKey } from '../bindings/ModeKey';
 import type { OwnAppForm } from '../bindings/OwnAppForm';
@@ -239,6 +242,37 @@ export function getCalendar(year: number): Promise<CalendarDay[]> {
 /** Queues "Re-fetch these days"; false when merged into a re-fetch already waiting. */
 export function refetchDays(from: string, to: string): Promise<boolean> {
   return call<boolean>('refetch_days', { from, to });
+}
+
+/** Settings → AI & API: the Claude Desktop entry and the REST API's state (never its token). */
+export function getAiSettings(): Promise<AiSettingsView> {
+  return call<AiSettingsView>('get_ai_settings');
+}
+
+export function setApiEnabled(enabled: boolean): Promise<AiSettingsView> {
+  return call<AiSettingsView>('set_api_enabled', { enabled });
+}
+
+export function setApiPort(port: number): Promise<AiSettingsView> {
+  return call<AiSettingsView>('set_api_port', { port });
+}
+
+/** A new REST API token, replacing the old one; the only time the token is ever shown. */
+export function newApiToken(): Promise<NewToken> {
+  return call<NewToken>('new_api_token');
+}
+
+export function revokeApiToken(): Promise<AiSettingsView> {
+  return call<AiSettingsView>('revoke_api_token');
+}
+
+/** Merges the vitaltrends entry into Claude Desktop's config (after the person confirmed). */
+export function addToClaudeDesktop(): Promise<ClaudeAdded> {
+  return call<ClaudeAdded>('add_to_claude_desktop');
+}
+
+export async function openApiDoc(): Promise<void> {
+  await call<null>('open_api_doc');
 }
 
 // ---- events ----

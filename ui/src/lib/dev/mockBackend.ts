@@ -7,6 +7,7 @@
  * URL switches: `?state=connected|not_connected|authorizing|importing|reconnect_needed|disconnected`
  * `&data=full|partial|empty` `&demo=1` `&live=0` `&screen=connections`.
  */
+import type { AiSettingsView } from '../../bindings/AiSettingsView';
 import type { AppStatus } from '../../bindings/AppStatus';
 import type { ConnectionStateKey } from '../../bindings/ConnectionStateKey';
 import type { Dashboard } from '../../bindings/Dashboard';
@@ -153,6 +154,29 @@ export function createMockBackend(): BackendImpl {
     return fullDashboard(range, today);
   }
 
+  let ai: AiSettingsView = {
+    cli_path: '/usr/bin/vitaltrends',
+    claude_snippet: JSON.stringify(
+      {
+        mcpServers: {
+          vitaltrends: {
+            command: '/usr/bin/vitaltrends',
+            args: ['--data-dir', '/home/you/.local/share/VitalTrends/service', 'mcp'],
+          },
+        },
+      },
+      null,
+      2,
+    ),
+    claude_config: null,
+    api_enabled: false,
+    api_port: 47621,
+    api_running: false,
+    has_token: false,
+    openapi_url: 'http://127.0.0.1:47621/api/v1/openapi.json',
+    api_problem: null,
+  };
+
   const commands: Record<string, (args?: Record<string, unknown>) => unknown> = {
     get_status: () => status,
     get_dashboard: (args) => dashboard((args?.range as RangeKey | undefined) ?? '30d'),
@@ -244,6 +268,31 @@ export function createMockBackend(): BackendImpl {
       max_devices: 3,
     }),
     open_pricing: () => null,
+    get_ai_settings: () => ai,
+    set_api_enabled: (args) => {
+      ai = { ...ai, api_enabled: Boolean(args?.enabled), api_running: Boolean(args?.enabled) };
+      return ai;
+    },
+    set_api_port: (args) => {
+      ai = { ...ai, api_port: Number(args?.port) };
+      return ai;
+    },
+    new_api_token: () => {
+      ai = { ...ai, has_token: true };
+      return {
+        token: 'vt_0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef',
+        view: ai,
+      };
+    },
+    revoke_api_token: () => {
+      ai = { ...ai, has_token: false };
+      return ai;
+    },
+    add_to_claude_desktop: () => ({
+      file: '/home/you/.config/Claude/claude_desktop_config.json',
+      backup: null,
+    }),
+    open_api_doc: () => null,
     delete_local_data: () => {
       dataKind = 'empty';
       setStatus({
