@@ -720,14 +720,36 @@ impl WebDriver {
         }
     }
 
+    /// Clicks `css` as a person would. A click the page refuses (the element covered by a
+    /// notice, say) is retried with the element scrolled to the middle of the window, and fails
+    /// the test if it still cannot land, rather than passing silently.
     pub async fn click(&self, css: &str) {
-        let element = self.wait_for(css, Duration::from_secs(15)).await;
-        self.call(
-            reqwest::Method::POST,
-            &format!("/element/{element}/click"),
-            Some(json!({})),
-        )
-        .await;
+        let mut refusal = Value::Null;
+        for _ in 0..3 {
+            let element = self.wait_for(css, Duration::from_secs(15)).await;
+            let answer = self
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/element/{element}/click"),
+                    Some(json!({})),
+                )
+                .await;
+            if answer.get("error").is_none() {
+                return;
+            }
+            refusal = answer;
+            self.call(
+                reqwest::Method::POST,
+                "/execute/sync",
+                Some(json!({
+                    "script": "arguments[0].scrollIntoView({block: 'center'});",
+                    "args": [{"element-6066-11e4-a52e-4f735466cecf": element}],
+                })),
+            )
+            .await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        panic!("could not click {css}: {refusal}{}", self.logs_tail());
     }
 
     /// Replaces the text of an input, as a person selecting it and typing does.

@@ -138,6 +138,11 @@ async fn the_card_tells_the_truth_when_whoop_or_the_service_misbehaves() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     ui.screenshot(&shots.join("card-other-member-refused.png"))
         .await;
+    // The card offers to switch to that account; the person keeps the one whose history this is.
+    let offer = ui.text("[data-testid=member-switch]", SHORT).await;
+    assert!(offer.contains("You signed in to WHOOP as"), "{offer}");
+    ui.click("[data-testid=keep-member-button]").await;
+    ui.wait_gone("[data-testid=member-switch]", SHORT).await;
 
     // Reconnect: a new device credential, live updates on again.
     ui.click("[data-testid=reconnect-button]").await;
