@@ -7,15 +7,10 @@
 //! database's own size.
 
 use std::path::Path;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use store::{DayRange, ExportFormat};
-use sync::events::{RecordingNotifier, SystemClock};
-use sync::{Engine, EngineOptions, MemoryStore, Schedule, Settings};
-use url::Url;
-use whoop::Secret;
 use whoop_sim::SimConfig;
 
 #[derive(ClapArgs)]
@@ -56,35 +51,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     )
     .await?;
     let dir = tempfile::tempdir()?;
-    let engine = Engine::open(
-        Settings {
-            data_dir: dir.path().to_path_buf(),
-            whoop_base_url: Url::parse(&sim.base_url)?,
-            client_id: "vitaltrends-demo".into(),
-            client_secret: Some(Secret::new("demo-secret")),
-            relay_url: None,
-        },
-        Arc::new(MemoryStore::default()),
-        EngineOptions {
-            notifier: Arc::new(RecordingNotifier::default()),
-            clock: Arc::new(SystemClock),
-            schedule: Schedule::default(),
-        },
-    )
-    .await?;
-    let url = engine.begin_authorization("vitaltrends://oauth/whoop/callback")?;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let answer = http.get(url).send().await?;
-    let location = answer
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| anyhow::anyhow!("no redirect from the consent page"))?;
-    engine
-        .complete_authorization(&Url::parse(location)?)
-        .await?;
+    let engine = crate::history::signed_in_engine(&sim.base_url, dir.path().to_path_buf()).await?;
     engine.sync_now().await?;
     let store = engine.store();
     let counts = store.counts().await?;

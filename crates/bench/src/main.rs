@@ -13,6 +13,7 @@
 
 mod desktop;
 mod export;
+mod history;
 mod import;
 mod mcp;
 mod relay_bench;

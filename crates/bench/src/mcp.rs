@@ -7,16 +7,11 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 use serde_json::{json, Value};
-use sync::events::{RecordingNotifier, SystemClock};
-use sync::{Engine, EngineOptions, MemoryStore, Schedule, Settings};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use url::Url;
-use whoop::Secret;
 use whoop_sim::SimConfig;
 
 #[derive(ClapArgs)]
@@ -195,35 +190,8 @@ async fn build_store(dir: PathBuf, days: u32) -> anyhow::Result<u64> {
         "127.0.0.1:0".parse()?,
     )
     .await?;
-    let engine = Engine::open(
-        Settings {
-            data_dir: dir,
-            whoop_base_url: Url::parse(&sim.base_url)?,
-            client_id: "vitaltrends-demo".into(),
-            client_secret: Some(Secret::new("demo-secret")),
-            relay_url: None,
-        },
-        Arc::new(MemoryStore::default()),
-        EngineOptions {
-            notifier: Arc::new(RecordingNotifier::default()),
-            clock: Arc::new(SystemClock),
-            schedule: Schedule::default(),
-        },
-    )
-    .await?;
-    let url = engine.begin_authorization("vitaltrends://oauth/whoop/callback")?;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let answer = http.get(url).send().await?;
-    let location = answer
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| anyhow::anyhow!("no redirect from the consent page"))?;
-    engine
-        .complete_authorization(&Url::parse(location)?)
-        .await?;
+    let engine = crate::history::signed_in_engine(&sim.base_url, dir).await?;
+    let http = reqwest::Client::new();
     engine.sync_now().await?;
     let stats: Value = http
         .get(format!("{}/_sim/stats", sim.base_url))
