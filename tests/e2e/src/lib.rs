@@ -31,6 +31,39 @@ pub fn python() -> PathBuf {
     path
 }
 
+/// Runs one of the suites' Python scripts (`tests/e2e/python/<name>`) with `job` as JSON on its
+/// stdin, and returns the JSON it prints; fails the test with its stderr if it fails or outlives
+/// `limit`.
+pub async fn python_script(
+    name: &str,
+    job: &serde_json::Value,
+    limit: Duration,
+) -> serde_json::Value {
+    use tokio::io::AsyncWriteExt;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("python")
+        .join(name);
+    let mut child = tokio::process::Command::new(python())
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {}: {e}", script.display()));
+    let mut stdin = child.stdin.take().expect("the script's stdin");
+    stdin.write_all(job.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(limit, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{name} did not finish within {limit:?}"))
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{name} failed:\n{stderr}");
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{name} printed no JSON ({e}):\n{stderr}"))
+}
+
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     // target/<profile>/deps/<test> → target/<profile>/<name>

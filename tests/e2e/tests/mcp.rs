@@ -11,7 +11,6 @@ use std::time::Duration;
 use chrono::{DateTime, NaiveDate, Utc};
 use e2e::{Cli, SimProcess};
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
 
 const MINUTE: Duration = Duration::from_secs(60);
 
@@ -41,26 +40,7 @@ async fn mcp_session(cli: &Cli, calls: &Value, repeat: u32, pause_s: f64) -> Val
         "repeat": repeat,
         "pause_s": pause_s,
     });
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/mcp_client.py");
-    let mut child = tokio::process::Command::new(e2e::python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the Python MCP client");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(job.to_string().as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(5 * MINUTE, child.wait_with_output())
-        .await
-        .expect("the MCP session ends within 5 minutes")
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "MCP client failed:\n{stderr}");
-    serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("client output is not JSON ({e}):\n{stderr}"))
+    e2e::python_script("mcp_client.py", &job, 5 * MINUTE).await
 }
 
 fn day_of(v: &Value) -> NaiveDate {

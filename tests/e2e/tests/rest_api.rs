@@ -9,31 +9,13 @@ use std::time::Duration;
 
 use e2e::{Cli, SimProcess};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 
 const MINUTE: Duration = Duration::from_secs(60);
 
 async fn validate(base: &str, token: &str, requests: Value) -> Value {
     let job = json!({"base": base, "token": token, "requests": requests});
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/python/validate_openapi.py");
-    let mut child = tokio::process::Command::new(e2e::python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the Python validator");
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(job.to_string().as_bytes()).await.unwrap();
-    drop(stdin);
-    let out = tokio::time::timeout(2 * MINUTE, child.wait_with_output())
-        .await
-        .unwrap()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "validator failed:\n{stderr}");
-    serde_json::from_slice(&out.stdout).unwrap()
+    e2e::python_script("validate_openapi.py", &job, 2 * MINUTE).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
