@@ -1,13 +1,13 @@
 //! The desktop's commands without a desktop around them: `core` over a temporary database and
 //! the WHOOP simulator, exactly what the Tauri commands call.
 
+mod common;
+
 use std::sync::Arc;
 
-use sync::events::{RecordingNotifier, SystemClock};
-use sync::{Engine, EngineOptions, MemoryStore, Schedule, Settings};
-use url::Url;
+use common::authorize;
+use sync::Engine;
 use vitaltrends_desktop::core::{self, ConnectionStateKey, RangeKey};
-use whoop::Secret;
 
 struct Host {
     sim: whoop_sim::SimHandle,
@@ -16,51 +16,14 @@ struct Host {
 }
 
 async fn host(days: u32) -> Host {
-    let sim = whoop_sim::start(
-        whoop_sim::SimConfig {
-            days,
-            seed: 77,
-            auto_approve: true,
-            ..whoop_sim::SimConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::sim(days, 77).await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        Settings {
-            data_dir: dir.path().to_path_buf(),
-            whoop_base_url: Url::parse(&sim.base_url).unwrap(),
-            client_id: "vitaltrends-demo".into(),
-            client_secret: Some(Secret::new("demo-secret")),
-            relay_url: None,
-        },
-        Arc::new(MemoryStore::default()),
-        EngineOptions {
-            notifier: Arc::new(RecordingNotifier::default()),
-            clock: Arc::new(SystemClock),
-            schedule: Schedule::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let engine = common::engine(&sim, dir.path()).await;
     Host {
         sim,
         engine,
         _dir: dir,
     }
-}
-
-/// Follows the consent URL the way the system browser would and returns the deep link WHOOP
-/// redirects to.
-async fn authorize(url: &Url) -> String {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = http.get(url.clone()).send().await.unwrap();
-    answer.headers()["location"].to_str().unwrap().to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

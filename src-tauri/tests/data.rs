@@ -3,56 +3,26 @@
 //! the simulator's pending and unscorable days and a deleted day as missing; re-fetching the
 //! day through the job queue repairs it; exports report progress; a backup is written.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sync::events::{EngineEvent, JobKind, RecordingNotifier, SystemClock};
-use sync::{Engine, EngineOptions, MemoryStore, Schedule, Settings};
+use sync::events::{EngineEvent, JobKind};
+use sync::Engine;
 use url::Url;
 use vitaltrends_desktop::data::{self, DayStateKey, ExportFormatKey};
-use whoop::Secret;
 
 async fn connected(days: u32) -> (whoop_sim::SimHandle, Arc<Engine>, tempfile::TempDir) {
-    let sim = whoop_sim::start(
-        whoop_sim::SimConfig {
-            days,
-            seed: 91,
-            auto_approve: true,
-            ..whoop_sim::SimConfig::default()
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let sim = common::sim(days, 91).await;
     let dir = tempfile::tempdir().unwrap();
-    let engine = Engine::open(
-        Settings {
-            data_dir: dir.path().to_path_buf(),
-            whoop_base_url: Url::parse(&sim.base_url).unwrap(),
-            client_id: "vitaltrends-demo".into(),
-            client_secret: Some(Secret::new("demo-secret")),
-            relay_url: None,
-        },
-        Arc::new(MemoryStore::default()),
-        EngineOptions {
-            notifier: Arc::new(RecordingNotifier::default()),
-            clock: Arc::new(SystemClock),
-            schedule: Schedule::default(),
-        },
-    )
-    .await
-    .unwrap();
+    let engine = common::engine(&sim, dir.path()).await;
     let url = engine
         .begin_authorization("vitaltrends://oauth/whoop/callback")
         .unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let answer = http.get(url).send().await.unwrap();
-    let location = answer.headers()["location"].to_str().unwrap().to_string();
+    let link = common::authorize(&url).await;
     engine
-        .complete_authorization(&Url::parse(&location).unwrap())
+        .complete_authorization(&Url::parse(&link).unwrap())
         .await
         .unwrap();
     engine.sync_now().await.unwrap();
