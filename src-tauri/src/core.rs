@@ -417,7 +417,7 @@ pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
 
 /// The status of a running connection, with its mode.
 pub async fn status_of(core: &Core) -> IpcResult<AppStatus> {
-    let mut status = status(&core.engine, core.demo).await?;
+    let mut status = status(&core.engine, core.mode == config::Mode::Demo).await?;
     status.mode = Some(core.mode.into());
     // Only the VitalTrends service asks for a licence; an own app (even with its own relay)
     // and demo mode never do.
@@ -761,7 +761,6 @@ pub fn notification_screen(id: i32) -> Option<NavigateTarget> {
 #[derive(Clone)]
 pub struct Core {
     pub engine: Arc<Engine>,
-    pub demo: bool,
     pub mode: config::Mode,
     /// The loopback port sign-ins redirect to when deep links are unavailable (0: any).
     pub loopback_port: u16,

@@ -533,7 +533,6 @@ impl Sessions {
             })?;
         let core = Core {
             engine: demo.engine.clone(),
-            demo: true,
             mode: Mode::Demo,
             loopback_port: 0,
         };
@@ -577,7 +576,6 @@ impl Sessions {
         let engine = Engine::open(settings, tokens, self.options(connection.mode)).await?;
         let core = Core {
             engine,
-            demo: false,
             mode: connection.mode,
             loopback_port: connection.loopback_port,
         };
