@@ -29,6 +29,8 @@ use crate::time::Ts;
 #[derive(Debug, Clone, Copy)]
 pub struct Authorized {
     pub grant: u64,
+    /// The member whose data the token reads.
+    pub member: u32,
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
@@ -58,6 +60,7 @@ pub async fn guard(
 ) -> Response {
     app.stats.request(key);
     let verdict = crate::lock(&app.limiter).check(Instant::now());
+    count_for_member(&app, req.headers(), &verdict);
     let resp = if !verdict.allowed {
         bump(&app.stats.rate_limited);
         (
@@ -104,10 +107,16 @@ pub async fn guard(
                         (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
                     }
                     None => {
-                        req.extensions_mut().insert(Authorized { grant });
+                        let member = crate::lock(&app.oauth).member_of(grant);
+                        req.extensions_mut().insert(Authorized { grant, member });
                         let resp = next.run(req).await;
-                        let forced = record_fault == Some(RecordFault::Malformed);
-                        maybe_malform(&app, resp, forced).await
+                        match record_fault {
+                            Some(RecordFault::Unreadable) => unreadable_record(resp).await,
+                            fault => {
+                                let forced = fault == Some(RecordFault::Malformed);
+                                maybe_malform(&app, resp, forced).await
+                            }
+                        }
                     }
                 }
             }
@@ -120,6 +129,33 @@ pub async fn guard(
     with_rate_headers(resp, &verdict)
 }
 
+/// Counts a request against the member its bearer token belongs to (the app's limit is
+/// shared; this is only who used it).
+fn count_for_member(app: &AppState, headers: &HeaderMap, verdict: &Verdict) {
+    let Some(k) = bearer(headers).and_then(|t| crate::lock(&app.oauth).member_of_token(t)) else {
+        return;
+    };
+    let Some(member) = app.members.get(k) else {
+        return;
+    };
+    let mut guard = crate::lock(&member.usage);
+    let usage = &mut *guard;
+    usage.requests += 1;
+    if !verdict.allowed {
+        usage.rate_limited += 1;
+        return;
+    }
+    for (window, number) in [
+        (&mut usage.minute, verdict.minute_window),
+        (&mut usage.day, verdict.day_window),
+    ] {
+        if window.0 != number {
+            *window = (number, 0);
+        }
+        window.1 += 1;
+    }
+}
+
 async fn maybe_malform(app: &AppState, resp: Response, forced: bool) -> Response {
     if resp.status() != StatusCode::OK || !(forced || crate::lock(&app.faults).take_malformed()) {
         return resp;
@@ -129,6 +165,40 @@ async fn maybe_malform(app: &AppState, resp: Response, forced: bool) -> Response
         .await
         .unwrap_or_default();
     Response::from_parts(parts, Body::from(truncate_json(&bytes)))
+}
+
+/// A record's own answer with its `start` made unreadable (`RecordFault::Unreadable`).
+async fn unreadable_record(resp: Response) -> Response {
+    if resp.status() != StatusCode::OK {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let Ok(mut record) = serde_json::from_slice::<serde_json::Value>(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    make_unreadable(&mut record);
+    let bytes = serde_json::to_vec(&record).unwrap_or_default();
+    let mut resp = Response::from_parts(parts, Body::from(bytes));
+    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    resp
+}
+
+/// A time no client can read as one.
+fn make_unreadable(record: &mut serde_json::Value) {
+    record["start"] = serde_json::json!(20240305);
+}
+
+/// Whether a served record is one of `ids` (by its `id`; a recovery by its `sleep_id`).
+fn is_one_of(record: &serde_json::Value, ids: &[String]) -> bool {
+    let id = match record.get("id").or_else(|| record.get("sleep_id")) {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::Number(n)) => n.to_string(),
+        _ => return false,
+    };
+    ids.contains(&id)
 }
 
 pub fn json_response<T: Serialize + ?Sized>(value: &T) -> Response {
@@ -195,48 +265,59 @@ fn page_response<'a, T: Listable + 'a>(
         None if shapes.empty_last_token => NextToken::Empty,
         None => NextToken::last_page(records.len()),
     };
-    match Kind::of_collection(collection).filter(|_| shapes.reshapes_records()) {
-        Some(kind) => {
-            let values: Vec<serde_json::Value> =
-                records.iter().map(|r| shapes.to_json(kind, r)).collect();
-            json_response(&Page {
-                records: values.iter().collect(),
-                next_token,
-            })
-        }
-        None => json_response(&Page {
+    let unreadable = crate::lock(&app.faults).unreadable_ids();
+    let kind = Kind::of_collection(collection).filter(|_| shapes.reshapes_records());
+    if kind.is_none() && unreadable.is_empty() {
+        return json_response(&Page {
             records,
             next_token,
-        }),
+        });
     }
+    let mut values: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| match kind {
+            Some(kind) => shapes.to_json(kind, r),
+            None => serde_json::to_value(r).unwrap_or_default(),
+        })
+        .collect();
+    for record in values.iter_mut().filter(|v| is_one_of(v, &unreadable)) {
+        make_unreadable(record);
+    }
+    json_response(&Page {
+        records: values.iter().collect(),
+        next_token,
+    })
 }
 
 pub async fn cycle_collection(
     State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let now = app.sync();
-    let world = crate::lock(&app.world);
+    let (now, world) = app.sync_member(auth.member);
+    let world = crate::lock(world);
     let s = &world.store;
     page_response(&app, "cycle", s.cycles.values(), s, now, raw.as_deref())
 }
 
 pub async fn sleep_collection(
     State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let now = app.sync();
-    let world = crate::lock(&app.world);
+    let (now, world) = app.sync_member(auth.member);
+    let world = crate::lock(world);
     let s = &world.store;
     page_response(&app, "sleep", s.sleeps.values(), s, now, raw.as_deref())
 }
 
 pub async fn recovery_collection(
     State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let now = app.sync();
-    let world = crate::lock(&app.world);
+    let (now, world) = app.sync_member(auth.member);
+    let world = crate::lock(world);
     let s = &world.store;
     page_response(
         &app,
@@ -250,20 +331,32 @@ pub async fn recovery_collection(
 
 pub async fn workout_collection(
     State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let now = app.sync();
-    let world = crate::lock(&app.world);
+    let (now, world) = app.sync_member(auth.member);
+    let world = crate::lock(world);
     let s = &world.store;
-    page_response(&app, "workout", s.workouts.values(), s, now, raw.as_deref())
+    page_response(
+        &app,
+        "workout",
+        s.workouts().values(),
+        s,
+        now,
+        raw.as_deref(),
+    )
 }
 
-pub async fn cycle_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+pub async fn cycle_by_id(
+    State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
+    Path(raw): Path<String>,
+) -> Response {
     let Ok(id) = raw.parse::<i64>() else {
         return bad_request("cycleId must be an integer");
     };
-    app.sync();
-    let world = crate::lock(&app.world);
+    let (_, world) = app.sync_member(auth.member);
+    let world = crate::lock(world);
     world
         .store
         .cycles
@@ -271,12 +364,16 @@ pub async fn cycle_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<Strin
         .map_or_else(not_found, |r| shaped(&app, Kind::Cycle, r))
 }
 
-pub async fn cycle_recovery(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+pub async fn cycle_recovery(
+    State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
+    Path(raw): Path<String>,
+) -> Response {
     let Ok(id) = raw.parse::<i64>() else {
         return bad_request("cycleId must be an integer");
     };
-    app.sync();
-    let world = crate::lock(&app.world);
+    let (_, world) = app.sync_member(auth.member);
+    let world = crate::lock(world);
     world
         .store
         .recoveries
@@ -284,24 +381,32 @@ pub async fn cycle_recovery(State(app): State<Arc<AppState>>, Path(raw): Path<St
         .map_or_else(not_found, |r| shaped(&app, Kind::Recovery, r))
 }
 
-pub async fn cycle_sleep(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+pub async fn cycle_sleep(
+    State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
+    Path(raw): Path<String>,
+) -> Response {
     let Ok(id) = raw.parse::<i64>() else {
         return bad_request("cycleId must be an integer");
     };
-    app.sync();
-    let world = crate::lock(&app.world);
+    let (_, world) = app.sync_member(auth.member);
+    let world = crate::lock(world);
     world
         .store
         .main_sleep_of(id)
         .map_or_else(not_found, |r| shaped(&app, Kind::Sleep, r))
 }
 
-pub async fn sleep_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+pub async fn sleep_by_id(
+    State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
+    Path(raw): Path<String>,
+) -> Response {
     let Ok(id) = Uuid::parse_str(&raw) else {
         return bad_request("the id must be a UUID");
     };
-    app.sync();
-    let world = crate::lock(&app.world);
+    let (_, world) = app.sync_member(auth.member);
+    let world = crate::lock(world);
     world
         .store
         .sleeps
@@ -309,15 +414,19 @@ pub async fn sleep_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<Strin
         .map_or_else(not_found, |r| shaped(&app, Kind::Sleep, r))
 }
 
-pub async fn workout_by_id(State(app): State<Arc<AppState>>, Path(raw): Path<String>) -> Response {
+pub async fn workout_by_id(
+    State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
+    Path(raw): Path<String>,
+) -> Response {
     let Ok(id) = Uuid::parse_str(&raw) else {
         return bad_request("the id must be a UUID");
     };
-    app.sync();
-    let world = crate::lock(&app.world);
+    let (_, world) = app.sync_member(auth.member);
+    let world = crate::lock(world);
     world
         .store
-        .workouts
+        .workouts()
         .get(&id)
         .map_or_else(not_found, |r| shaped(&app, Kind::Workout, r))
 }
@@ -327,7 +436,7 @@ pub async fn profile(
     Extension(auth): Extension<Authorized>,
 ) -> Response {
     let other = crate::lock(&app.oauth).is_other_member(auth.grant);
-    let world = crate::lock(&app.world);
+    let world = crate::lock(app.member_world(auth.member));
     if other {
         shaped(
             &app,
@@ -339,22 +448,30 @@ pub async fn profile(
     }
 }
 
-/// The second simulated member: who a sign-in switched by `/_sim/other-member-logins` is.
+/// How far the stranger's user id is from member 1's.
+pub const STRANGER_OFFSET: i64 = 1_000_000;
+
+/// The stranger: who a sign-in switched by `/_sim/other-member-logins` is. Not one of the
+/// app's members (`--users`): only the profile endpoint knows them; their data endpoints
+/// answer with member 1's data.
 pub fn other_member_profile(main: &crate::model::Profile) -> crate::model::Profile {
     crate::model::Profile {
-        user_id: main.user_id + 1_000_000,
+        user_id: main.user_id + STRANGER_OFFSET,
         email: "riley.other@example.com".into(),
         first_name: "Riley".into(),
         last_name: "Other".into(),
     }
 }
 
-pub async fn body_measurement(State(app): State<Arc<AppState>>) -> Response {
+pub async fn body_measurement(
+    State(app): State<Arc<AppState>>,
+    Extension(auth): Extension<Authorized>,
+) -> Response {
     if crate::lock(&app.shapes).shapes.no_body_measurement {
         // WHOOP's answer for a person who never entered their measurements.
         return not_found();
     }
-    let world = crate::lock(&app.world);
+    let world = crate::lock(app.member_world(auth.member));
     shaped(&app, Kind::Body, &world.store.body)
 }
 
@@ -368,10 +485,10 @@ pub async fn revoke_access(
         oauth.revoke_grant(auth.grant);
         oauth.is_other_member(auth.grant)
     };
-    // WHOOP sends no more webhooks for a user who disconnected the app (webhooks here are
-    // the main member's only).
+    // WHOOP sends no more webhooks for a member who disconnected the app (the stranger has
+    // none).
     if !other {
-        app.webhooks.set_disconnected(true);
+        app.member(auth.member).set_disconnected(true);
     }
     StatusCode::NO_CONTENT.into_response()
 }

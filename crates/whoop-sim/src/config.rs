@@ -6,6 +6,13 @@
 pub struct SimConfig {
     /// Days of history generated before the simulator's "now".
     pub days: u32,
+    /// WHOOP members who may sign in to the app (1 to 100,000), each with their own history,
+    /// tokens and webhooks; the rate limits count all of them together. Member 1 is the single
+    /// user of earlier versions. Histories are generated on first use.
+    pub users: u32,
+    /// Generate every member's history at start instead of on first use (start-up then takes
+    /// a few milliseconds per member and year of history).
+    pub generate_all_at_start: bool,
     /// Seed of every generated value; the same seed gives the same data.
     pub seed: u64,
     /// Delay added to every data-endpoint response.
@@ -24,6 +31,9 @@ pub struct SimConfig {
     pub rate_limit_minute: u32,
     /// Requests allowed per 86,400-second window.
     pub rate_limit_day: u32,
+    /// Shortens both rate-limit windows by this factor for time-scaled benchmarks (60: a
+    /// "minute" of 1 s and a "day" of 24 min, in real time); 1.0 is WHOOP's.
+    pub rate_window_scale: f64,
     /// Multiplies WHOOP's webhook retry delays (60 s … 1440 s); tests use small values.
     pub webhook_retry_scale: f64,
     /// Last night is still being scored at start (its sleep and recovery held pending for 20 to
@@ -62,7 +72,8 @@ pub struct SimConfig {
     /// and is announced now. `None`: off.
     pub backdated_workout_hours: Option<f64>,
     /// Requests naming one of these records fail: `(id, "not_found" | "server_error" |
-    /// "malformed", for the next N requests or until cleared)`, as `ID=KIND[:COUNT]`.
+    /// "malformed" | "unreadable", for the next N requests or until cleared)`, as
+    /// `ID=KIND[:COUNT]`. An unreadable record is also unreadable in collection pages.
     pub record_faults: Vec<String>,
 }
 
@@ -70,6 +81,8 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             days: 365,
+            users: 1,
+            generate_all_at_start: false,
             seed: 1,
             latency_ms: 0,
             auto_approve: false,
@@ -79,6 +92,7 @@ impl Default for SimConfig {
             token_ttl_secs: 3600,
             rate_limit_minute: 100,
             rate_limit_day: 10_000,
+            rate_window_scale: 1.0,
             webhook_retry_scale: 1.0,
             newest_night_pending: true,
             redirect_uris: Vec::new(),

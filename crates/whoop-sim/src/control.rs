@@ -5,12 +5,16 @@
 //! registered scopes, a sign-in as another member, faults of one record, lost and duplicated
 //! webhooks, late and backdated records, expired paging tokens), and switches the shapes of
 //! WHOOP's JSON (`shape.rs`). No authentication, by design.
+//!
+//! With several members (`--users`), reads and changes of records name the member with `user`
+//! (`?user=K` on GETs, `"user": K` in bodies; member 1 when left out), and stats report each
+//! member's share of the app's rate limit.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -22,6 +26,7 @@ use uuid::Uuid;
 
 use crate::api::json_response;
 use crate::faults::{FaultSettings, RecordFault, RecordFaultEntry};
+use crate::members::Member;
 use crate::model::{BodyMeasurement, Cycle, Profile, Recovery, Sleep, Workout};
 use crate::pagination::newest_first;
 use crate::server::AppState;
@@ -80,26 +85,130 @@ fn summary(now: Ts, changes: &Changes) -> Response {
     })
 }
 
-/// `GET /_sim/stats`
-pub async fn stats(State(app): State<Arc<AppState>>) -> Response {
-    app.sync();
-    let records = {
-        let world = crate::lock(&app.world);
-        let s = &world.store;
-        json!({
-            "cycle": s.cycles.len(),
-            "sleep": s.sleeps.len(),
-            "recovery": s.recoveries.len(),
-            "workout": s.workouts.len(),
-        })
-    };
-    Json(app.stats.to_json(records)).into_response()
+/// The member a control request names (`user`, 1-based; member 1 when left out).
+fn member_of(app: &AppState, user: Option<u32>) -> Result<u32, Rejected> {
+    let n = app.members.count();
+    match user {
+        None => Ok(1),
+        Some(k) if (1..=n).contains(&k) => Ok(k),
+        Some(k) => Err(Rejected::bad(format!(
+            "user {k} does not exist: members are 1 to {n}"
+        ))),
+    }
 }
 
-/// `POST /_sim/reset-stats`
+/// The `user` of a query string such as `?user=3`.
+fn user_query(raw: Option<&str>) -> Result<Option<u32>, Rejected> {
+    let pairs = url::form_urlencoded::parse(raw.unwrap_or("").as_bytes());
+    for (key, value) in pairs {
+        if key == "user" {
+            return value
+                .parse::<u32>()
+                .map(Some)
+                .map_err(|_| Rejected::bad("user must be a member number (1, 2, …)"));
+        }
+    }
+    Ok(None)
+}
+
+fn record_counts(world: &crate::world::World) -> Value {
+    let s = &world.store;
+    json!({
+        "cycle": s.cycles.len(),
+        "sleep": s.sleeps.len(),
+        "recovery": s.recoveries.len(),
+        "workout": s.workouts().len(),
+    })
+}
+
+/// One member in `/_sim/stats`.
+fn member_stats(m: &Member, grants: usize, minute: u64, day: u64) -> Value {
+    let usage = *crate::lock(&m.usage);
+    let used_in = |(number, count): (u64, u64), current: u64| {
+        if number == current && current > 0 {
+            count
+        } else {
+            0
+        }
+    };
+    let p = &m.identity.profile;
+    json!({
+        "user": m.index,
+        "user_id": m.identity.user_id,
+        "name": format!("{} {}", p.first_name, p.last_name),
+        "email": p.email,
+        "generated": m.generated().is_some(),
+        "notified": !m.disconnected(),
+        "grants": grants,
+        "requests": usage.requests,
+        "rate_limited": usage.rate_limited,
+        "minute_used": used_in(usage.minute, minute),
+        "day_used": used_in(usage.day, day),
+        "records": m.generated().map(|w| record_counts(&crate::lock(w))),
+    })
+}
+
+/// `GET /_sim/stats[?user=K]`: the app's counters (all members together), `records` of member
+/// K (member 1 without `user`), the app's rate-limit windows, and per member (only K with
+/// `user`) its requests, 429s and share of the current minute and day windows.
+pub async fn stats(State(app): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
+    let k = match user_query(raw.as_deref()).and_then(|u| member_of(&app, u).map(|k| (u, k))) {
+        Ok(k) => k,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let (asked, k) = k;
+    app.sync();
+    let records = record_counts(&crate::lock(app.member_world(k)));
+    let (minute, day) = crate::lock(&app.limiter).view(std::time::Instant::now());
+    let grants = crate::lock(&app.oauth).live_grants_by_member();
+    let one = |m: &Member| {
+        let live = grants.get(&m.index).copied().unwrap_or(0);
+        member_stats(m, live, minute.number, day.number)
+    };
+    let members: Vec<Value> = match asked {
+        Some(k) => vec![one(app.member(k))],
+        None => app.members.iter().map(one).collect(),
+    };
+    let mut body = app.stats.to_json(records);
+    body["users"] = json!(app.members.count());
+    body["app"] = json!({
+        "requests": app.stats.data_requests(),
+        "rate_limited": body["rate_limited"],
+        "minute": minute,
+        "day": day,
+        "generated": app.members.iter().filter(|m| m.generated().is_some()).count(),
+    });
+    body["members"] = json!(members);
+    Json(body).into_response()
+}
+
+/// `POST /_sim/reset-stats`: zeroes the counters (the app's and each member's); the
+/// rate-limit windows keep describing reality.
 pub async fn reset_stats(State(app): State<Arc<AppState>>) -> Response {
     app.stats.reset();
-    stats(State(app)).await
+    for m in app.members.iter() {
+        let mut usage = crate::lock(&m.usage);
+        usage.requests = 0;
+        usage.rate_limited = 0;
+    }
+    stats(State(app), RawQuery(None)).await
+}
+
+/// `POST /_sim/next-member {"user": K}`: the next sign-in (auto-approved, or the consent
+/// page's preselected member) is member K; the ones after it follow in turn.
+pub async fn next_member(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct NextMemberBody {
+        user: u32,
+    }
+    let k = match parse::<NextMemberBody>(&body).and_then(|b| member_of(&app, Some(b.user))) {
+        Ok(k) => k,
+        Err(rejected) => return rejected.into_response(),
+    };
+    crate::lock(&app.oauth).set_next_member(k);
+    let m = app.member(k);
+    Json(json!({"user": k, "user_id": m.identity.user_id})).into_response()
 }
 
 #[derive(Serialize)]
@@ -113,12 +222,16 @@ struct Dump {
     body_measurement: Value,
 }
 
-/// `GET /_sim/dump`: every record exactly as the API serves it (in the shapes switched on),
-/// newest first.
-pub async fn dump(State(app): State<Arc<AppState>>) -> Response {
-    let now = app.sync();
+/// `GET /_sim/dump[?user=K]`: every record of member K (member 1 without `user`) exactly as
+/// the API serves it (in the shapes switched on), newest first.
+pub async fn dump(State(app): State<Arc<AppState>>, RawQuery(raw): RawQuery) -> Response {
+    let k = match user_query(raw.as_deref()).and_then(|u| member_of(&app, u)) {
+        Ok(k) => k,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let (now, world) = app.sync_member(k);
     let shapes = crate::lock(&app.shapes).shapes.clone();
-    let world = crate::lock(&app.world);
+    let world = crate::lock(world);
     let s = &world.store;
     fn all<T: Serialize>(shapes: &Shapes, kind: Kind, records: Vec<&T>) -> Vec<Value> {
         records.iter().map(|r| shapes.to_json(kind, r)).collect()
@@ -147,7 +260,7 @@ pub async fn dump(State(app): State<Arc<AppState>>) -> Response {
         workout: all::<Workout>(
             &shapes,
             Kind::Workout,
-            newest_first(s.workouts.values(), s, now),
+            newest_first(s.workouts().values(), s, now),
         ),
         profile: shapes.to_json::<Profile>(Kind::Profile, &s.profile),
         body_measurement,
@@ -175,14 +288,42 @@ pub async fn advance(State(app): State<Arc<AppState>>, body: Bytes) -> Response 
     app.sync();
     app.clock
         .advance(Duration::milliseconds((req.hours * 3_600_000.0) as i64));
-    let (now, changes) = app.sync_changes();
-    summary(now, &changes)
+    let (now, per_member) = app.sync_changes();
+    if app.members.count() == 1 {
+        let mut changes = Changes::default();
+        for (_, c) in per_member {
+            changes.absorb(c);
+        }
+        return summary(now, &changes);
+    }
+    // With several members each event says whose it is.
+    let mut events = Vec::new();
+    let (mut added, mut updated, mut deleted) = (0, 0, 0);
+    for (k, c) in per_member {
+        events.extend(
+            c.notices
+                .iter()
+                .map(|n| json!({"type": n.kind, "id": n.id, "user": k})),
+        );
+        added += c.added;
+        updated += c.updated;
+        deleted += c.deleted;
+    }
+    json_response(&json!({
+        "now": now.to_whoop(),
+        "events": events,
+        "added": added,
+        "updated": updated,
+        "deleted": deleted,
+    }))
 }
 
 #[derive(Deserialize)]
 struct TargetBody {
     collection: String,
     id: Value,
+    /// The member whose record it is (1 when left out).
+    user: Option<u32>,
 }
 
 fn target_of(body: &TargetBody) -> Result<Target, Rejected> {
@@ -205,27 +346,34 @@ fn target_of(body: &TargetBody) -> Result<Target, Rejected> {
     }
 }
 
-/// `POST /_sim/edit {"collection","id"}`: re-score a record and its dependants.
+/// A control body naming a record, checked: the record and its member.
+fn target_and_member(app: &AppState, body: &Bytes) -> Result<(Target, u32), Rejected> {
+    let body = parse::<TargetBody>(body)?;
+    Ok((target_of(&body)?, member_of(app, body.user)?))
+}
+
+/// `POST /_sim/edit {"collection","id","user"?}`: re-score a record and its dependants.
 pub async fn edit(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
-    let target = match parse::<TargetBody>(&body).and_then(|b| target_of(&b)) {
+    let (target, k) = match target_and_member(&app, &body) {
         Ok(t) => t,
         Err(rejected) => return rejected.into_response(),
     };
-    let now = app.sync();
-    let changes = crate::lock(&app.world).edit(target, now);
+    let (now, world) = app.sync_member(k);
+    let changes = crate::lock(world).edit(target, now);
     match changes {
         Some(changes) => {
-            app.webhooks.announce(&changes.notices);
+            app.announce(app.member(k), &changes);
             summary(now, &changes)
         }
         None => error(StatusCode::NOT_FOUND, "no such record"),
     }
 }
 
-/// `POST /_sim/delete {"collection","id"}`: delete a sleep (with its recovery) or a workout.
+/// `POST /_sim/delete {"collection","id","user"?}`: delete a sleep (with its recovery) or a
+/// workout.
 pub async fn delete(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
-    let target = match parse::<TargetBody>(&body).and_then(|b| target_of(&b)) {
-        Ok(Target::Recovery(_)) => {
+    let (target, k) = match target_and_member(&app, &body) {
+        Ok((Target::Recovery(_), _)) => {
             return error(
                 StatusCode::BAD_REQUEST,
                 "recoveries are deleted by deleting their sleep",
@@ -234,11 +382,11 @@ pub async fn delete(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
         Ok(t) => t,
         Err(rejected) => return rejected.into_response(),
     };
-    let now = app.sync();
-    let changes = crate::lock(&app.world).delete(target, now);
+    let (now, world) = app.sync_member(k);
+    let changes = crate::lock(world).delete(target, now);
     match changes {
         Some(changes) => {
-            app.webhooks.announce(&changes.notices);
+            app.announce(app.member(k), &changes);
             summary(now, &changes)
         }
         None => error(StatusCode::NOT_FOUND, "no such record"),
@@ -250,19 +398,29 @@ struct WebhookBody {
     #[serde(rename = "type")]
     kind: String,
     id: Value,
+    /// The member it is about (1 when left out).
+    user: Option<u32>,
 }
 
-/// `POST /_sim/webhook {"type","id"}`: one signed webhook, whatever it says.
+/// `POST /_sim/webhook {"type","id","user"?}`: one signed webhook about member `user`,
+/// whatever it says.
 pub async fn webhook(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
     let req: WebhookBody = match parse(&body) {
         Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let k = match member_of(&app, req.user) {
+        Ok(k) => k,
         Err(rejected) => return rejected.into_response(),
     };
     let id = match req.id {
         Value::String(s) => s,
         other => other.to_string(),
     };
-    match app.webhooks.send(&req.kind, &id) {
+    match app
+        .webhooks
+        .send(app.member(k).identity.user_id, &req.kind, &id)
+    {
         Some(trace_id) => Json(json!({"trace_id": trace_id})).into_response(),
         None => error(StatusCode::CONFLICT, "no webhook URL is set"),
     }
@@ -274,10 +432,35 @@ pub async fn expire_tokens(State(app): State<Arc<AppState>>) -> Response {
     Json(json!({"ok": true})).into_response()
 }
 
-/// `POST /_sim/revoke`: the user revoked the app in the WHOOP app; every grant dies.
-pub async fn revoke(State(app): State<Arc<AppState>>) -> Response {
-    crate::lock(&app.oauth).revoke_all();
-    app.webhooks.set_disconnected(true);
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    user: Option<u32>,
+}
+
+/// `POST /_sim/revoke [{"user": K}]`: member K revoked the app in the WHOOP app and every
+/// grant of theirs dies; without `user`, every member did.
+pub async fn revoke(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
+    let req: RevokeBody = match parse(&body) {
+        Ok(r) => r,
+        Err(rejected) => return rejected.into_response(),
+    };
+    match req.user {
+        None => {
+            crate::lock(&app.oauth).revoke_all();
+            for m in app.members.iter() {
+                m.set_disconnected(true);
+            }
+        }
+        Some(_) => {
+            let k = match member_of(&app, req.user) {
+                Ok(k) => k,
+                Err(rejected) => return rejected.into_response(),
+            };
+            crate::lock(&app.oauth).revoke_member(k);
+            app.member(k).set_disconnected(true);
+        }
+    }
     Json(json!({"ok": true})).into_response()
 }
 
@@ -501,9 +684,10 @@ struct RecordFaultBody {
     count: Option<u64>,
 }
 
-/// `POST /_sim/record-faults {"id", "fault": "not_found" | "server_error" | "malformed" | null,
-/// "count"?}`: requests naming the record fail that way, for the next `count` requests or until
-/// cleared with `"fault": null`. Returns every record fault in force.
+/// `POST /_sim/record-faults {"id", "fault": "not_found" | "server_error" | "malformed" |
+/// "unreadable" | null, "count"?}`: requests naming the record fail that way, for the next
+/// `count` requests or until cleared with `"fault": null` ("unreadable" also reaches the record
+/// in collection pages, until cleared). Returns every record fault in force.
 pub async fn record_faults(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
     let req: RecordFaultBody = match parse(&body) {
         Ok(r) => r,
@@ -546,7 +730,7 @@ pub async fn other_member_logins(State(app): State<Arc<AppState>>, body: Bytes) 
         Err(rejected) => return rejected.into_response(),
     };
     crate::lock(&app.oauth).other_member_logins = req.count;
-    let other = crate::api::other_member_profile(&crate::lock(&app.world).store.profile);
+    let other = crate::api::other_member_profile(&app.member(1).identity.profile);
     Json(json!({"count": req.count, "user_id": other.user_id})).into_response()
 }
 
@@ -563,11 +747,14 @@ struct LateRecordsBody {
     /// `null` (or absent) turns backdated activities off.
     #[serde(default)]
     backdated_workout_hours: Option<f64>,
+    /// Only this member; every member (and members generated later) when left out.
+    user: Option<u32>,
 }
 
-/// `POST /_sim/late-records {"upload_delay_hours"?, "backdated_workout_hours"?}`: uploads of
-/// days that start from now on happen this many hours late (a strap that syncs late), and each
-/// new day the person logs an activity this many hours back (`null`: off).
+/// `POST /_sim/late-records {"upload_delay_hours"?, "backdated_workout_hours"?, "user"?}`:
+/// uploads of days that start from now on happen this many hours late (a strap that syncs
+/// late), and each new day the person logs an activity this many hours back (`null`: off).
+/// Applies to member `user`, or to every member without it.
 pub async fn late_records(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
     let req: LateRecordsBody = match parse(&body) {
         Ok(r) => r,
@@ -580,15 +767,47 @@ pub async fn late_records(State(app): State<Arc<AppState>>, body: Bytes) -> Resp
             format!("hours must be between 0 and {MAX_ADVANCE_HOURS}"),
         );
     }
+    let only = match req.user {
+        None => None,
+        Some(_) => match member_of(&app, req.user) {
+            Ok(k) => Some(k),
+            Err(rejected) => return rejected.into_response(),
+        },
+    };
     app.sync();
-    let mut world = crate::lock(&app.world);
-    if let Some(hours) = req.upload_delay_hours {
-        world.upload_delay = Duration::milliseconds((hours * 3_600_000.0) as i64);
-    }
-    world.backdated_workout_hours = req.backdated_workout_hours;
+    let change = |world: &mut crate::world::World| {
+        if let Some(hours) = req.upload_delay_hours {
+            world.upload_delay = Duration::milliseconds((hours * 3_600_000.0) as i64);
+        }
+        world.backdated_workout_hours = req.backdated_workout_hours;
+    };
+    let settings = match only {
+        Some(k) => {
+            let (_, world) = app.sync_member(k);
+            let mut world = crate::lock(world);
+            change(&mut world);
+            crate::members::LateSettings {
+                upload_delay: world.upload_delay,
+                backdated_workout_hours: world.backdated_workout_hours,
+            }
+        }
+        None => {
+            let mut late = crate::lock(&app.members.late);
+            if let Some(hours) = req.upload_delay_hours {
+                late.upload_delay = Duration::milliseconds((hours * 3_600_000.0) as i64);
+            }
+            late.backdated_workout_hours = req.backdated_workout_hours;
+            for m in app.members.iter() {
+                if let Some(world) = m.generated() {
+                    change(&mut crate::lock(world));
+                }
+            }
+            *late
+        }
+    };
     Json(json!({
-        "upload_delay_hours": world.upload_delay.num_milliseconds() as f64 / 3_600_000.0,
-        "backdated_workout_hours": world.backdated_workout_hours,
+        "upload_delay_hours": settings.upload_delay.num_milliseconds() as f64 / 3_600_000.0,
+        "backdated_workout_hours": settings.backdated_workout_hours,
     }))
     .into_response()
 }
@@ -597,10 +816,12 @@ pub async fn late_records(State(app): State<Arc<AppState>>, body: Bytes) -> Resp
 #[serde(deny_unknown_fields)]
 struct LogWorkoutBody {
     hours_ago: f64,
+    user: Option<u32>,
 }
 
-/// `POST /_sim/log-workout {"hours_ago"}`: the person logs an activity now for a time in the
-/// past; it appears and its webhook goes out now (subject to the webhook faults).
+/// `POST /_sim/log-workout {"hours_ago","user"?}`: member `user` (1 when left out) logs an
+/// activity now for a time in the past; it appears and its webhook goes out now (subject to
+/// the webhook faults).
 pub async fn log_workout(State(app): State<Arc<AppState>>, body: Bytes) -> Response {
     let req: LogWorkoutBody = match parse(&body) {
         Ok(r) => r,
@@ -612,11 +833,15 @@ pub async fn log_workout(State(app): State<Arc<AppState>>, body: Bytes) -> Respo
             format!("hours_ago must be between 0 and {MAX_ADVANCE_HOURS}"),
         );
     }
-    let now = app.sync();
-    let changes = crate::lock(&app.world).log_past_workout(now, req.hours_ago);
+    let k = match member_of(&app, req.user) {
+        Ok(k) => k,
+        Err(rejected) => return rejected.into_response(),
+    };
+    let (now, world) = app.sync_member(k);
+    let changes = crate::lock(world).log_past_workout(now, req.hours_ago);
     match changes {
         Some(changes) => {
-            app.webhooks.announce(&changes.notices);
+            app.announce(app.member(k), &changes);
             summary(now, &changes)
         }
         None => error(

@@ -23,6 +23,10 @@ pub enum RecordFault {
     ServerError,
     /// A 200 whose body is cut short.
     Malformed,
+    /// The record is served, on its own endpoint and in every collection page, with a `start`
+    /// that is not a time, so no client can read it (its neighbours on a page stay readable).
+    /// Lasts until cleared: a COUNT counts only requests naming the record.
+    Unreadable,
 }
 
 /// One record's fault and how many more requests it hits (`None`: until cleared).
@@ -49,7 +53,9 @@ pub fn parse_record_fault(spec: &str) -> Result<(String, RecordFaultEntry), Stri
         None => (rest, None),
     };
     let fault: RecordFault = serde_json::from_value(serde_json::Value::String(kind.into()))
-        .map_err(|_| format!("{spec:?}: KIND must be not_found, server_error or malformed"))?;
+        .map_err(|_| {
+            format!("{spec:?}: KIND must be not_found, server_error, malformed or unreadable")
+        })?;
     Ok((
         id.trim().to_string(),
         RecordFaultEntry {
@@ -108,6 +114,15 @@ impl Faults {
             }
         }
         Some(fault)
+    }
+
+    /// The records served unreadable wherever they appear (`RecordFault::Unreadable`).
+    pub fn unreadable_ids(&self) -> Vec<String> {
+        self.record_faults
+            .iter()
+            .filter(|(_, e)| e.fault == RecordFault::Unreadable)
+            .map(|(id, _)| id.clone())
+            .collect()
     }
 
     /// The 5xx this request should fail with, if any.

@@ -142,7 +142,7 @@ pub struct WorkoutPlan {
 
 #[derive(Debug, Clone)]
 pub struct DayPlan {
-    pub timezone_offset: String,
+    pub timezone_offset: &'static str,
     pub cycle_id: i64,
     pub main: SleepPlan,
     /// `None` means UNSCORABLE.
@@ -378,7 +378,7 @@ impl Generator {
         self.next_cycle_id += self.rng.gen_range(1_500..40_000);
         let cycle_id = self.next_cycle_id;
         let offset_secs = timing.offset_secs;
-        let timezone_offset = format_offset(offset_secs);
+        let timezone_offset = offset_text(offset_secs);
 
         // Slow "form" drift and weekly rhythm make trends look like trends, not noise.
         self.carry.form =
@@ -709,6 +709,18 @@ impl Generator {
             zone_five_milli: parts[5],
         }
     }
+}
+
+/// The `±hh:mm` text of an offset, shared by every record with that offset: a handful of
+/// offsets occur, and a string per record would cost more than the record's numbers.
+pub fn offset_text(secs: i32) -> &'static str {
+    static TEXTS: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<i32, &'static str>>,
+    > = std::sync::OnceLock::new();
+    let texts = TEXTS.get_or_init(Default::default);
+    crate::lock(texts)
+        .entry(secs)
+        .or_insert_with(|| Box::leak(format_offset(secs).into_boxed_str()))
 }
 
 pub fn format_offset(secs: i32) -> String {

@@ -1,7 +1,8 @@
 //! `whoop-sim`: a faithful simulator of WHOOP's Developer API v2 for tests, the desktop's demo
 //! mode and benchmarks. It serves WHOOP's OAuth endpoints, every v2 data endpoint with WHOOP's
 //! paging, rate limits and error behaviour, sends signed webhooks, and exposes a `/_sim`
-//! control API. Its data is generated deterministically from a seed.
+//! control API. Its data is generated deterministically from a seed, for one WHOOP member or
+//! for many members of the one app (`SimConfig::users`), who then share the app's rate limits.
 //!
 //! ```no_run
 //! # async fn demo() -> std::io::Result<()> {
@@ -15,6 +16,7 @@ mod config;
 mod control;
 mod faults;
 mod generate;
+mod members;
 mod model;
 mod oauth;
 mod pagination;

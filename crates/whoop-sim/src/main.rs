@@ -17,16 +17,33 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1")]
     host: IpAddr,
-    /// Days of history to generate.
+    /// Days of history to generate (for each member).
     #[arg(long, default_value_t = 365)]
     days: u32,
+    /// WHOOP members who may sign in to the one app (1 to 100,000). Each has their own history
+    /// (derived from the seed and the member's number), tokens and webhooks (carrying their
+    /// user_id); data endpoints answer with the data of the member the token belongs to, and
+    /// the rate limits count all members together, as WHOOP's per-app limits do. Member 1 is
+    /// the single user of --users 1. A member's history is generated when first needed (a
+    /// sign-in, a data request, a dump). The consent page then lets one pick the member;
+    /// `GET /_sim/dump?user=K` and `GET /_sim/stats[?user=K]` show members; control requests
+    /// that make data or webhooks take `"user": K`; `POST /_sim/next-member {"user": K}`
+    /// chooses who signs in next.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    users: u32,
+    /// Generate every member's history at start rather than when first needed (start-up then
+    /// takes a few milliseconds per member and year of history; memory is the same once every
+    /// member has signed in).
+    #[arg(long)]
+    generate_all: bool,
     /// Seed of the generated data.
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Delay added to every data response, in milliseconds.
     #[arg(long, default_value_t = 0)]
     latency_ms: u64,
-    /// Skip the consent page and redirect with a code at once.
+    /// Skip the consent page and redirect with a code at once. With --users N, members sign in
+    /// in turn: member 1 first, then 2, …, N, then 1 again.
     #[arg(long)]
     auto_approve: bool,
     /// Where to POST signed webhooks.
@@ -45,10 +62,17 @@ struct Args {
     /// Access-token lifetime in seconds.
     #[arg(long, default_value_t = 3600)]
     token_ttl_secs: u64,
+    /// Requests a minute for the whole app (every member and token together), as WHOOP counts.
     #[arg(long, default_value_t = 100)]
     rate_limit_minute: u32,
+    /// Requests a day for the whole app (every member and token together).
     #[arg(long, default_value_t = 10_000)]
     rate_limit_day: u32,
+    /// Shortens both rate-limit windows by this factor, for time-scaled benchmarks: 60 makes
+    /// the "minute" last 1 s and the "day" 24 min of real time (the X-RateLimit-Limit header
+    /// then says window=1 and window=1440). 1 is WHOOP's.
+    #[arg(long, default_value_t = 1.0)]
+    rate_window_scale: f64,
     /// Multiplies the webhook retry delays (60, 300, 600, 1200, 1440 s).
     #[arg(long, default_value_t = 1.0)]
     webhook_retry_scale: f64,
@@ -105,8 +129,9 @@ struct Args {
     /// them answers 401.
     #[arg(long = "app-scope")]
     app_scopes: Vec<String>,
-    /// The first N approved sign-ins are as a second WHOOP member (another user id and name on
-    /// the profile endpoint). Also `POST /_sim/other-member-logins {"count": N}`; grants are
+    /// The first N approved sign-ins are as a stranger, a WHOOP member outside --users (another
+    /// user id and name on the profile endpoint; other endpoints answer with member 1's data);
+    /// such a sign-in does not take a member's turn. Also `POST /_sim/other-member-logins {"count": N}`; grants are
     /// listed by `GET /_sim/grants`.
     #[arg(long, default_value_t = 0)]
     other_member_logins: u64,
@@ -129,7 +154,8 @@ struct Args {
     #[arg(long)]
     backdated_workout_hours: Option<f64>,
     /// Requests naming this record fail: ID=KIND[:COUNT], KIND one of not_found, server_error,
-    /// malformed; for the next COUNT requests or for good (repeatable). Also
+    /// malformed, unreadable (served with a `start` that is not a time, in collection pages
+    /// too, until cleared); for the next COUNT requests or for good (repeatable). Also
     /// `POST /_sim/record-faults {"id", "fault", "count"}`.
     #[arg(long = "record-fault")]
     record_faults: Vec<String>,
@@ -148,6 +174,8 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = SimConfig {
         days: args.days,
+        users: args.users,
+        generate_all_at_start: args.generate_all,
         seed: args.seed,
         latency_ms: args.latency_ms,
         auto_approve: args.auto_approve,
@@ -157,6 +185,7 @@ async fn main() -> anyhow::Result<()> {
         token_ttl_secs: args.token_ttl_secs,
         rate_limit_minute: args.rate_limit_minute,
         rate_limit_day: args.rate_limit_day,
+        rate_window_scale: args.rate_window_scale,
         webhook_retry_scale: args.webhook_retry_scale,
         newest_night_pending: !args.newest_night_scored,
         redirect_uris: args.redirect_uris,
@@ -188,6 +217,7 @@ async fn main() -> anyhow::Result<()> {
         "base_url": sim.base_url,
         "client_id": client_id,
         "user_id": sim.user_id,
+        "users": sim.user_ids.len(),
     });
     {
         let mut out = std::io::stdout().lock();

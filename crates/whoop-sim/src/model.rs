@@ -52,12 +52,13 @@ pub struct Cycle {
     pub start: Ts,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub end: Option<Ts>,
-    pub timezone_offset: String,
+    pub timezone_offset: &'static str,
     #[serde(flatten)]
     pub scoring: Scoring<CycleScore>,
-    /// Index of the generated day this cycle belongs to.
+    /// The day's values its score is computed from (kept here so the day's plan can go once
+    /// everything in it happened).
     #[serde(skip)]
-    pub day: usize,
+    pub base: crate::generate::DayBase,
     /// Drift added by re-scores triggered through a sleep edit, so such an edit visibly moves
     /// the cycle's numbers.
     #[serde(skip)]
@@ -83,7 +84,7 @@ pub struct Sleep {
     pub updated_at: Ts,
     pub start: Ts,
     pub end: Ts,
-    pub timezone_offset: String,
+    pub timezone_offset: &'static str,
     pub nap: bool,
     #[serde(flatten)]
     pub scoring: Scoring<SleepScore>,
@@ -154,8 +155,8 @@ pub struct Workout {
     pub updated_at: Ts,
     pub start: Ts,
     pub end: Ts,
-    pub timezone_offset: String,
-    pub sport_name: String,
+    pub timezone_offset: &'static str,
+    pub sport_name: &'static str,
     #[serde(flatten)]
     pub scoring: Scoring<WorkoutScore>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -221,9 +222,15 @@ mod tests {
             updated_at: t,
             start: t,
             end: None,
-            timezone_offset: "-05:00".into(),
+            timezone_offset: "-05:00",
             scoring: Scoring::Pending,
-            day: 0,
+            base: crate::generate::DayBase {
+                strain: 8.0,
+                kj_per_hour: 300.0,
+                avg_hr: 60.0,
+                max_hr: 120,
+                unscorable: false,
+            },
             adjust: 0.0,
         };
         let json = serde_json::to_value(&cycle).expect("serializes");

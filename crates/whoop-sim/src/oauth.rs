@@ -64,6 +64,8 @@ struct Code {
     /// The grant the code was exchanged for; a second exchange attempt revokes it.
     exchanged_for: Option<u64>,
     other_member: bool,
+    /// The member (1-based) who signed in.
+    member: u32,
 }
 
 /// One authorization: the chain of tokens that rotation produces.
@@ -73,12 +75,16 @@ struct Grant {
     current_access: Option<String>,
     /// Signed in as the second simulated member (see `/_sim/other-member-logins`).
     other_member: bool,
+    /// The member (1-based) whose data the grant reads; 1 for the stranger, whose data
+    /// endpoints are not member-aware.
+    member: u32,
 }
 
 /// A grant as `GET /_sim/grants` shows it.
 #[derive(serde::Serialize)]
 pub struct GrantView {
     pub id: u64,
+    pub member: u32,
     pub other_member: bool,
     pub scopes: Vec<String>,
     pub revoked: bool,
@@ -123,6 +129,11 @@ pub struct OAuthState {
     pub app_scopes: Option<Vec<String>>,
     /// The next N approved sign-ins are as the second simulated member.
     pub other_member_logins: u64,
+    /// How many members may sign in (`--users`).
+    users: u32,
+    /// Who the next sign-in is (1-based) unless the consent page names someone: members sign
+    /// in turn, wrapping from N back to 1.
+    next_member: u32,
     pending: HashMap<String, PendingConsent>,
     codes: HashMap<String, Code>,
     grants: HashMap<u64, Grant>,
@@ -150,6 +161,8 @@ impl OAuthState {
             },
             app_scopes: (!config.app_scopes.is_empty()).then(|| config.app_scopes.clone()),
             other_member_logins: config.other_member_logins,
+            users: config.users.max(1),
+            next_member: 1,
             ..OAuthState::default()
         }
     }
@@ -177,12 +190,58 @@ impl OAuthState {
         self.grants.get(&grant).is_some_and(|g| g.other_member)
     }
 
+    /// The member whose data a grant reads.
+    pub fn member_of(&self, grant: u64) -> u32 {
+        self.grants.get(&grant).map_or(1, |g| g.member)
+    }
+
+    /// The member an access token was issued to, whether or not it still works: a request is
+    /// counted against its member even when it is refused.
+    pub fn member_of_token(&self, token: &str) -> Option<u32> {
+        let at = self.access.get(token)?;
+        self.grants.get(&at.grant).map(|g| g.member)
+    }
+
+    /// Who the next sign-in is unless the consent page names someone else.
+    pub fn next_member(&self) -> u32 {
+        self.next_member
+    }
+
+    /// Sets who the next sign-in is (`/_sim/next-member`); `k` must be a member.
+    pub fn set_next_member(&mut self, k: u32) {
+        self.next_member = k.clamp(1, self.users);
+    }
+
+    /// Revokes every grant of member `k`; returns how many were live.
+    pub fn revoke_member(&mut self, k: u32) -> usize {
+        let mut n = 0;
+        for g in self.grants.values_mut().filter(|g| g.member == k) {
+            n += usize::from(!g.revoked);
+            g.revoked = true;
+        }
+        n
+    }
+
+    /// Live (not revoked) grants per member, for `/_sim/stats`; the stranger's are left out.
+    pub fn live_grants_by_member(&self) -> HashMap<u32, usize> {
+        let mut counts = HashMap::new();
+        for g in self
+            .grants
+            .values()
+            .filter(|g| !g.revoked && !g.other_member)
+        {
+            *counts.entry(g.member).or_insert(0) += 1;
+        }
+        counts
+    }
+
     pub fn grant_views(&self) -> Vec<GrantView> {
         let mut views: Vec<GrantView> = self
             .grants
             .iter()
             .map(|(id, g)| GrantView {
                 id: *id,
+                member: g.member,
                 other_member: g.other_member,
                 scopes: g.scopes.clone(),
                 revoked: g.revoked,
@@ -230,7 +289,7 @@ impl OAuthState {
         self.epoch += 1;
     }
 
-    fn new_grant(&mut self, scopes: Vec<String>, other_member: bool) -> u64 {
+    fn new_grant(&mut self, scopes: Vec<String>, other_member: bool, member: u32) -> u64 {
         self.next_grant += 1;
         self.grants.insert(
             self.next_grant,
@@ -239,6 +298,7 @@ impl OAuthState {
                 revoked: false,
                 current_access: None,
                 other_member,
+                member,
             },
         );
         self.next_grant
@@ -399,7 +459,8 @@ h1{font-size:20px;margin:0 0 6px}.brand{letter-spacing:.3em;font-weight:800;font
 ul{padding-left:18px;line-height:1.5}li{margin:8px 0}li b{color:#fff}.sub{color:#9aa0a6;font-size:14px}\
 .hint{color:#f6a;font-size:14px}code{color:#ffb4a2}\
 .buttons{display:flex;gap:12px;margin-top:24px}button{flex:1;padding:12px;border-radius:10px;border:0;font-size:15px;font-weight:600;cursor:pointer}\
-.allow{background:#1fd17a;color:#08140e}.deny{background:#2a2f35;color:#e8eaed}";
+.allow{background:#1fd17a;color:#08140e}.deny{background:#2a2f35;color:#e8eaed}\
+select{width:100%;padding:10px;border-radius:8px;background:#0b0d0f;color:#e8eaed;border:1px solid #2a2f35;font-size:14px}";
 
 fn query_params(raw: Option<&str>) -> HashMap<String, String> {
     let mut map = HashMap::new();
@@ -503,7 +564,7 @@ pub async fn authorize(
         expires: Instant::now() + CODE_TTL,
     };
     if config.auto_approve {
-        return approve(&app, pending);
+        return approve(&app, pending, None).await;
     }
     let id = random_token("");
     let scope_items: String = pending
@@ -528,11 +589,12 @@ pub async fn authorize(
          <div class=\"brand\">WHOOP</div><h1>{client} wants to access your WHOOP account</h1>\
          <p class=\"sub\">Simulated consent page. {client} will be able to:</p><ul>{scope_items}</ul>\
          <form method=\"post\" action=\"/oauth/oauth2/auth/decision\">\
-         <input type=\"hidden\" name=\"consent\" value=\"{id}\">\
+         <input type=\"hidden\" name=\"consent\" value=\"{id}\">{members}\
          <div class=\"buttons\"><button class=\"deny\" name=\"decision\" value=\"deny\" type=\"submit\">Deny</button>\
          <button class=\"allow\" name=\"decision\" value=\"allow\" type=\"submit\">Authorize</button></div>\
          </form></main></body></html>",
         client = escape_html(&config.client_id),
+        members = member_picker(&app),
     );
     {
         let mut oauth = crate::lock(&app.oauth);
@@ -546,18 +608,53 @@ pub async fn authorize(
     resp
 }
 
-/// Issues a code and redirects back to the app.
-fn approve(app: &AppState, pending: PendingConsent) -> Response {
+/// With more than one member (`--users`), a list to sign in as one of them; the member whose
+/// turn it is comes preselected, so clicking Authorize again and again signs members in turn.
+fn member_picker(app: &AppState) -> String {
+    if app.members.count() < 2 {
+        return String::new();
+    }
+    let next = crate::lock(&app.oauth).next_member();
+    let options: String = app
+        .members
+        .iter()
+        .map(|m| {
+            let p = &m.identity.profile;
+            format!(
+                "<option value=\"{k}\"{selected}>{k} · {} {} ({})</option>",
+                escape_html(&p.first_name),
+                escape_html(&p.last_name),
+                escape_html(&p.email),
+                k = m.index,
+                selected = if m.index == next { " selected" } else { "" },
+            )
+        })
+        .collect();
+    format!(
+        "<p class=\"sub\"><label for=\"member\">Sign in as</label></p>\
+         <select id=\"member\" name=\"member\">{options}</select>"
+    )
+}
+
+/// Issues a code and redirects back to the app. `chosen` is the member picked on the consent
+/// page; without one it is the member whose turn it is.
+async fn approve(app: &Arc<AppState>, pending: PendingConsent, chosen: Option<u32>) -> Response {
     let code = random_token("ory_ac_");
     let scope = pending.scopes.join(" ");
-    {
+    let member = {
         let mut oauth = crate::lock(&app.oauth);
         let now = Instant::now();
         oauth.codes.retain(|_, c| c.expires > now);
         let other_member = oauth.other_member_logins > 0;
-        if other_member {
+        // The stranger does not take a member's turn.
+        let member = if other_member {
             oauth.other_member_logins -= 1;
-        }
+            1
+        } else {
+            let member = chosen.unwrap_or(oauth.next_member);
+            oauth.next_member = member % oauth.users + 1;
+            member
+        };
         oauth.codes.insert(
             code.clone(),
             Code {
@@ -567,9 +664,18 @@ fn approve(app: &AppState, pending: PendingConsent) -> Response {
                 expires: pending.expires.max(now + CODE_TTL),
                 exchanged_for: None,
                 other_member,
+                member,
             },
         );
-    }
+        member
+    };
+    // Generate the member's history now, so nothing that happens after the sign-in is missed;
+    // off the async workers, since years of history take milliseconds to build.
+    let generating = Arc::clone(app);
+    let _ = tokio::task::spawn_blocking(move || {
+        generating.member_world(member);
+    })
+    .await;
     redirect(&append_query(
         &pending.redirect_uri,
         &[
@@ -597,7 +703,25 @@ pub async fn decide(State(app): State<Arc<AppState>>, headers: HeaderMap, body: 
         );
     };
     if form.get("decision").map(String::as_str) == Some("allow") {
-        approve(&app, pending)
+        let chosen = match form.get("member") {
+            None => None,
+            Some(raw) => match raw.parse::<u32>() {
+                Ok(k) if app.members.get(k).is_some() => Some(k),
+                _ => {
+                    return page_error(
+                        &headers,
+                        StatusCode::BAD_REQUEST,
+                        "invalid_request",
+                        INVALID_REQUEST,
+                        Some(&format!(
+                            "member must be a number from 1 to {}",
+                            app.members.count()
+                        )),
+                    )
+                }
+            },
+        };
+        approve(&app, pending, chosen).await
     } else {
         redirect_error(
             &pending.redirect_uri,
@@ -761,7 +885,8 @@ fn token_answer(app: &AppState, headers: &HeaderMap, body: &Bytes) -> Response {
             }
             let scopes = entry.scopes.clone();
             let other_member = entry.other_member;
-            let grant = oauth.new_grant(scopes, other_member);
+            let member = entry.member;
+            let grant = oauth.new_grant(scopes, other_member, member);
             if let Some(entry) = oauth.codes.get_mut(code) {
                 entry.exchanged_for = Some(grant);
             }
@@ -770,7 +895,9 @@ fn token_answer(app: &AppState, headers: &HeaderMap, body: &Bytes) -> Response {
             };
             // A fresh authorization reconnects the user: WHOOP notifies the app again.
             if !other_member {
-                app.webhooks.set_disconnected(false);
+                if let Some(m) = app.members.get(member) {
+                    m.set_disconnected(false);
+                }
             }
             issued
         }

@@ -18,7 +18,10 @@ pub const MAX_LIMIT: usize = 25;
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Key {
     pub ms: i64,
-    pub tie: String,
+    /// The id as a number: a cycle's id, or a UUID's 128 bits, whose order is the order of
+    /// its text (so pages are as they were when this was the id's text, without making a
+    /// string per record per page).
+    pub tie: u128,
 }
 
 /// Where a record sits for filtering (`lo`..=`hi`, in ms) and ordering.
@@ -252,15 +255,17 @@ mod tests {
     #[test]
     fn token_is_bound_to_collection_and_window() {
         let q = parse_list_query(Some("start=2025-01-01T00:00:00.000Z"), "sleep").expect("valid");
-        let token = encode_cursor(
-            "sleep",
-            Key {
-                ms: 5,
-                tie: "x".into(),
-            },
-            &q,
-            Ts::from_millis(0),
-            0,
+        let token = encode_cursor("sleep", Key { ms: 5, tie: 7 }, &q, Ts::from_millis(0), 0);
+        // A UUID's 128 bits survive the token.
+        let wide = Key {
+            ms: 9,
+            tie: u128::MAX - 1,
+        };
+        let wide_token = encode_cursor("sleep", wide.clone(), &q, Ts::from_millis(0), 0);
+        let again = format!("start=2025-01-01T00:00:00Z&nextToken={wide_token}");
+        assert_eq!(
+            parse_list_query(Some(&again), "sleep").map(|q| q.after),
+            Ok(Some(wide))
         );
         let ok = format!("start=2025-01-01T00:00:00Z&nextToken={token}");
         assert_eq!(

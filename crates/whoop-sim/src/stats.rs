@@ -53,6 +53,15 @@ impl Stats {
         *crate::lock(&self.requests).entry(key).or_insert(0) += 1;
     }
 
+    /// Requests to the data endpoints (the ones the rate limit counts), all members together.
+    pub fn data_requests(&self) -> u64 {
+        crate::lock(&self.requests)
+            .iter()
+            .filter(|(k, _)| !matches!(**k, "token" | "auth"))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
     /// Zeroes every counter; the pending-webhook gauge keeps describing reality.
     pub fn reset(&self) {
         crate::lock(&self.requests).clear();

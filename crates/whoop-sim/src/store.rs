@@ -1,7 +1,7 @@
 //! The records the simulated WHOOP currently holds, as it would serve them. Only the timeline
 //! (`world`) and the control API change it; the API handlers read it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use uuid::Uuid;
 
@@ -18,7 +18,10 @@ pub struct Store {
     pub sleeps: BTreeMap<Uuid, Sleep>,
     /// Keyed by cycle id: WHOOP's recovery has no id of its own.
     pub recoveries: BTreeMap<i64, Recovery>,
-    pub workouts: BTreeMap<Uuid, Workout>,
+    workouts: BTreeMap<Uuid, Workout>,
+    /// (cycle id, workout id) of every workout: a cycle is re-scored from its workouts often,
+    /// and a scan of every workout each time made a long history quadratic to build.
+    workouts_by_cycle: BTreeSet<(i64, Uuid)>,
 }
 
 impl Store {
@@ -31,20 +34,71 @@ impl Store {
             sleeps: BTreeMap::new(),
             recoveries: BTreeMap::new(),
             workouts: BTreeMap::new(),
+            workouts_by_cycle: BTreeSet::new(),
         }
     }
 
-    /// The main (non-nap) sleep that opened a cycle.
+    /// Rebuilds the maps with full nodes. Built one insert at a time (a history is mostly
+    /// appended in key order) a B-tree's nodes end up about half full, which for records of
+    /// a few hundred bytes is a third of the memory; a bulk build from sorted entries packs
+    /// them.
+    pub fn compact(&mut self) {
+        fn packed<K: Ord, V>(map: &mut BTreeMap<K, V>) {
+            *map = std::mem::take(map).into_iter().collect();
+        }
+        packed(&mut self.cycles);
+        packed(&mut self.sleeps);
+        packed(&mut self.recoveries);
+        packed(&mut self.workouts);
+        self.workouts_by_cycle = std::mem::take(&mut self.workouts_by_cycle)
+            .into_iter()
+            .collect();
+    }
+
+    pub fn workouts(&self) -> &BTreeMap<Uuid, Workout> {
+        &self.workouts
+    }
+
+    /// A workout to change; its cycle must stay the same.
+    pub fn workout_mut(&mut self, id: &Uuid) -> Option<&mut Workout> {
+        self.workouts.get_mut(id)
+    }
+
+    pub fn insert_workout(&mut self, w: Workout) {
+        self.workouts_by_cycle.insert((w.cycle_id, w.id));
+        if let Some(old) = self.workouts.insert(w.id, w) {
+            if old.cycle_id != self.workouts[&old.id].cycle_id {
+                self.workouts_by_cycle.remove(&(old.cycle_id, old.id));
+            }
+        }
+    }
+
+    pub fn remove_workout(&mut self, id: &Uuid) -> Option<Workout> {
+        let w = self.workouts.remove(id)?;
+        self.workouts_by_cycle.remove(&(w.cycle_id, w.id));
+        Some(w)
+    }
+
+    /// The workouts that fall in a cycle.
+    pub fn workouts_in(&self, cycle_id: i64) -> impl Iterator<Item = &Workout> {
+        self.workouts_by_cycle
+            .range((cycle_id, Uuid::nil())..=(cycle_id, Uuid::max()))
+            .filter_map(|(_, id)| self.workouts.get(id))
+    }
+
+    /// The main (non-nap) sleep that opened a cycle: the one its recovery comes from (a main
+    /// sleep and its recovery appear and go together).
     pub fn main_sleep_of(&self, cycle_id: i64) -> Option<&Sleep> {
-        self.sleeps
-            .values()
-            .find(|s| s.cycle_id == cycle_id && !s.nap)
+        self.recoveries
+            .get(&cycle_id)
+            .and_then(|r| self.sleeps.get(&r.sleep_id))
+            .filter(|s| !s.nap)
     }
 }
 
-/// Cycle ids are numbers; padding keeps their string tie-breaker in numeric order.
-fn numeric_tie(id: i64) -> String {
-    format!("{id:020}")
+/// Cycle ids are positive numbers; ordered as numbers.
+fn numeric_tie(id: i64) -> u128 {
+    id as u128
 }
 
 impl Listable for Cycle {
@@ -66,7 +120,7 @@ impl Listable for Sleep {
         Some(Placement {
             key: Key {
                 ms: self.start.millis(),
-                tie: self.id.to_string(),
+                tie: self.id.as_u128(),
             },
             lo: self.start.millis(),
             hi: self.end.millis(),
@@ -79,7 +133,7 @@ impl Listable for Workout {
         Some(Placement {
             key: Key {
                 ms: self.start.millis(),
-                tie: self.id.to_string(),
+                tie: self.id.as_u128(),
             },
             lo: self.start.millis(),
             hi: self.end.millis(),

@@ -8,7 +8,7 @@
 //! (lost after WHOOP's retries; WHOOP recommends a reconciliation job for that). Rates draw
 //! from a seeded stream; "next N" counters are exact, for tests.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,10 +109,7 @@ pub struct Webhooks {
     client: reqwest::Client,
     url: Mutex<Option<String>>,
     secret: String,
-    user_id: i64,
     retry_scale: f64,
-    /// Set after the user revoked the app (WHOOP stops notifying it); cleared by a new grant.
-    disconnected: AtomicBool,
     tasks: Mutex<JoinSet<()>>,
     stats: Arc<Stats>,
     pub faults: Mutex<DeliveryFaults>,
@@ -122,7 +119,6 @@ impl Webhooks {
     pub fn new(
         url: Option<String>,
         secret: String,
-        user_id: i64,
         retry_scale: f64,
         stats: Arc<Stats>,
         faults: DeliveryFaults,
@@ -136,13 +132,11 @@ impl Webhooks {
             client,
             url: Mutex::new(url),
             secret,
-            user_id,
             retry_scale: if retry_scale.is_finite() && retry_scale >= 0.0 {
                 retry_scale
             } else {
                 1.0
             },
-            disconnected: AtomicBool::new(false),
             tasks: Mutex::new(JoinSet::new()),
             stats,
             faults: Mutex::new(faults),
@@ -157,23 +151,21 @@ impl Webhooks {
         *crate::lock(&self.url) = url;
     }
 
-    pub fn set_disconnected(&self, disconnected: bool) {
-        self.disconnected.store(disconnected, Ordering::Relaxed);
-    }
-
-    /// Queues the webhooks for changes the timeline made, unless nobody should hear them.
-    pub fn announce(self: &Arc<Self>, notices: &[Notice]) {
-        if notices.is_empty() || self.disconnected.load(Ordering::Relaxed) || self.url().is_none() {
+    /// Queues the webhooks for changes the timeline made to one member's data. The caller
+    /// leaves out members who have not authorized the app.
+    pub fn announce(self: &Arc<Self>, user_id: i64, notices: &[Notice]) {
+        if notices.is_empty() || self.url().is_none() {
             return;
         }
         for n in notices {
-            self.send(&n.kind, &n.id);
+            self.send(user_id, &n.kind, &n.id);
         }
     }
 
-    /// Queues one webhook and returns its trace id, or `None` when no URL is set. A dropped
-    /// webhook still gets a trace id (WHOOP generated the event; it just never arrives).
-    pub fn send(self: &Arc<Self>, kind: &str, id: &str) -> Option<String> {
+    /// Queues one webhook about member `user_id` and returns its trace id, or `None` when no
+    /// URL is set. A dropped webhook still gets a trace id (WHOOP generated the event; it just
+    /// never arrives).
+    pub fn send(self: &Arc<Self>, user_id: i64, kind: &str, id: &str) -> Option<String> {
         self.url()?;
         let (dropped, duplicated) = {
             let mut faults = crate::lock(&self.faults);
@@ -182,7 +174,7 @@ impl Webhooks {
         };
         let trace_id = Uuid::new_v4().to_string();
         let payload = Payload {
-            user_id: self.user_id,
+            user_id,
             id,
             kind,
             trace_id: trace_id.clone(),

@@ -14,10 +14,10 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::generate::{
-    body_for, cycle_score, profile_for, rescore_recovery, rescore_sleep, rescore_workout,
-    running_cycle_score, side_rng, user_id_for, uuid_from, DayPlan, Generator,
+    cycle_score, rescore_recovery, rescore_sleep, rescore_workout, running_cycle_score, side_rng,
+    uuid_from, DayPlan, Generator,
 };
-use crate::model::{Cycle, Recovery, Scoring, Sleep, Workout};
+use crate::model::{BodyMeasurement, Cycle, Profile, Recovery, Scoring, Sleep, Workout};
 use crate::store::Store;
 use crate::time::Ts;
 
@@ -59,10 +59,26 @@ pub struct Changes {
     pub added: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Notices are not even written down: the history built at start is told to nobody, and
+    /// writing its tens of thousands of notices was an eighth of the time to build it.
+    quiet: bool,
 }
 
 impl Changes {
-    fn absorb(&mut self, other: Changes) {
+    fn quiet(quiet: bool) -> Changes {
+        Changes {
+            quiet,
+            ..Changes::default()
+        }
+    }
+
+    fn notify(&mut self, kind: &str, id: impl ToString) {
+        if !self.quiet {
+            self.notices.push(Notice::new(kind, id));
+        }
+    }
+
+    pub fn absorb(&mut self, other: Changes) {
         self.notices.extend(other.notices);
         self.added += other.added;
         self.updated += other.updated;
@@ -81,7 +97,14 @@ pub enum Target {
 pub struct World {
     seed: u64,
     generator: Generator,
-    plans: Vec<DayPlan>,
+    /// Day plans by day; a plan is dropped (`None`) once everything in it happened and the
+    /// next day's cycle opened, so a long history keeps one copy of its records, not two.
+    plans: Vec<Option<Box<DayPlan>>>,
+    /// Per day: happenings still due, plus one for the next day's cycle opening (which closes
+    /// this day's cycle and needs its plan).
+    outstanding: Vec<u16>,
+    /// When the newest plan's main sleep starts.
+    planned_until: Option<Ts>,
     scheduled_plans: usize,
     queue: BTreeMap<(i64, u64), Happening>,
     sequence: u64,
@@ -99,18 +122,27 @@ impl World {
     /// Builds `days` of history ending at `now`, with no notices (nobody was listening yet).
     /// With `newest_night_pending`, last night is still being scored, as WHOOP usually is when
     /// someone first connects.
-    pub fn new(seed: u64, days: u32, now: Ts, newest_night_pending: bool) -> World {
-        let user_id = user_id_for(seed);
+    pub fn new(
+        seed: u64,
+        user_id: i64,
+        profile: Profile,
+        body: BodyMeasurement,
+        days: u32,
+        now: Ts,
+        newest_night_pending: bool,
+    ) -> World {
         let first_day: NaiveDate = (now.0 - Duration::days(i64::from(days))).date_naive();
         let mut world = World {
             seed,
             generator: Generator::new(seed, days, first_day),
             plans: Vec::new(),
+            outstanding: Vec::new(),
+            planned_until: None,
             scheduled_plans: 0,
             queue: BTreeMap::new(),
             sequence: 0,
             edit_rng: side_rng(seed, PURPOSE_EDITS, 0),
-            store: Store::new(user_id, profile_for(seed, user_id), body_for(seed)),
+            store: Store::new(user_id, profile, body),
             upload_delay: Duration::zero(),
             backdated_workout_hours: None,
         };
@@ -120,11 +152,8 @@ impl World {
         }
         world.schedule_new_plans();
         world.run_until(now, false);
+        world.store.compact();
         world
-    }
-
-    pub fn user_id(&self) -> i64 {
-        self.store.user_id
     }
 
     /// Applies everything due up to `now`, including random edits and deletions.
@@ -137,9 +166,10 @@ impl World {
     /// Plans days until one starts after `now`; each day's happenings come after its start,
     /// so everything due by `now` is then known.
     fn plan_until(&mut self, now: Ts) {
-        while self.plans.last().is_none_or(|p| p.main.start <= now) {
+        while self.planned_until.is_none_or(|start| start <= now) {
             let plan = self.generator.next_plan();
-            self.plans.push(plan);
+            self.planned_until = Some(plan.main.start);
+            self.plans.push(Some(Box::new(plan)));
         }
     }
 
@@ -151,6 +181,7 @@ impl World {
             .plans
             .iter_mut()
             .rev()
+            .flatten()
             .find(|p| p.main.appear_at <= now)
         {
             if plan.main.score_at <= now {
@@ -163,7 +194,9 @@ impl World {
         while self.scheduled_plans < self.plans.len() {
             let day = self.scheduled_plans;
             self.scheduled_plans += 1;
-            let plan = &self.plans[day];
+            let Some(plan) = self.plans[day].as_deref() else {
+                continue;
+            };
             let mut due = vec![
                 (plan.main.start, Happening::CycleOpens(day)),
                 (
@@ -183,6 +216,7 @@ impl World {
                 due.push((w.appear_at, Happening::WorkoutUploaded { day, index }));
                 due.push((w.score_at, Happening::WorkoutScored { day, index }));
             }
+            self.outstanding.push(due.len() as u16 + 1);
             for (mut at, happening) in due {
                 if !matches!(happening, Happening::CycleOpens(_)) {
                     at = at.plus(self.upload_delay);
@@ -202,21 +236,46 @@ impl World {
             let ((at_ms, _), happening) = entry.remove_entry();
             let step = self.apply(happening, Ts::from_millis(at_ms), live);
             changes.absorb(step);
+            match happening {
+                Happening::CycleOpens(day) => {
+                    self.happened(day);
+                    if day > 0 {
+                        self.happened(day - 1);
+                    }
+                }
+                Happening::SleepUploaded { day, .. }
+                | Happening::SleepScored { day, .. }
+                | Happening::WorkoutUploaded { day, .. }
+                | Happening::WorkoutScored { day, .. } => self.happened(day),
+            }
         }
         changes
     }
 
+    /// One more of a day's happenings is done; the plan goes with the last.
+    fn happened(&mut self, day: usize) {
+        if let Some(n) = self.outstanding.get_mut(day) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.plans[day] = None;
+            }
+        }
+    }
+
     fn apply(&mut self, happening: Happening, at: Ts, live: bool) -> Changes {
-        let mut ch = Changes::default();
+        let mut ch = Changes::quiet(!live);
         let user_id = self.store.user_id;
         match happening {
             Happening::CycleOpens(day) => {
-                if day > 0 {
-                    let previous = self.plans[day - 1].cycle_id;
+                if let Some(previous) = day
+                    .checked_sub(1)
+                    .and_then(|d| self.plans[d].as_deref())
+                    .map(|p| p.cycle_id)
+                {
                     if let Some(c) = self.store.cycles.get_mut(&previous) {
                         c.end = Some(at);
                         c.updated_at = at;
-                        c.scoring = if self.plans[day - 1].base.unscorable {
+                        c.scoring = if c.base.unscorable {
                             Scoring::Unscorable
                         } else {
                             Scoring::Pending
@@ -225,7 +284,9 @@ impl World {
                     }
                     self.rescore_cycle(previous, at);
                 }
-                let plan = &self.plans[day];
+                let Some(plan) = self.plans[day].as_deref() else {
+                    return ch;
+                };
                 let plan_cycle_id = plan.cycle_id;
                 self.store.cycles.insert(
                     plan.cycle_id,
@@ -236,9 +297,9 @@ impl World {
                         updated_at: at,
                         start: plan.main.start,
                         end: None,
-                        timezone_offset: plan.timezone_offset.clone(),
+                        timezone_offset: plan.timezone_offset,
                         scoring: Scoring::Pending,
-                        day,
+                        base: plan.base.clone(),
                         adjust: 0.0,
                     },
                 );
@@ -254,7 +315,9 @@ impl World {
                 }
             }
             Happening::SleepUploaded { day, nap } => {
-                let plan = &self.plans[day];
+                let Some(plan) = self.plans[day].as_deref() else {
+                    return ch;
+                };
                 let Some(sp) = (if nap {
                     plan.nap.as_ref()
                 } else {
@@ -273,13 +336,13 @@ impl World {
                         updated_at: at,
                         start: sp.start,
                         end: sp.end,
-                        timezone_offset: plan.timezone_offset.clone(),
+                        timezone_offset: plan.timezone_offset,
                         nap,
                         scoring: Scoring::Pending,
                     },
                 );
                 ch.added += 1;
-                ch.notices.push(Notice::new("sleep.updated", sp.id));
+                ch.notify("sleep.updated", sp.id);
                 if !nap {
                     self.store.recoveries.insert(
                         plan.cycle_id,
@@ -293,11 +356,13 @@ impl World {
                         },
                     );
                     ch.added += 1;
-                    ch.notices.push(Notice::new("recovery.updated", sp.id));
+                    ch.notify("recovery.updated", sp.id);
                 }
             }
             Happening::SleepScored { day, nap } => {
-                let plan = &self.plans[day];
+                let Some(plan) = self.plans[day].as_deref() else {
+                    return ch;
+                };
                 let Some(sp) = (if nap {
                     plan.nap.as_ref()
                 } else {
@@ -315,7 +380,7 @@ impl World {
                 };
                 sleep.updated_at = at;
                 ch.updated += 1;
-                ch.notices.push(Notice::new("sleep.updated", sp.id));
+                ch.notify("sleep.updated", sp.id);
                 if !nap {
                     if let Some(r) = self.store.recoveries.get_mut(&plan.cycle_id) {
                         r.scoring = match (&sp.score, &plan.recovery) {
@@ -324,42 +389,43 @@ impl World {
                         };
                         r.updated_at = at;
                         ch.updated += 1;
-                        ch.notices.push(Notice::new("recovery.updated", sp.id));
+                        ch.notify("recovery.updated", sp.id);
                     }
                 }
             }
             Happening::WorkoutUploaded { day, index } => {
-                let plan = &self.plans[day];
+                let Some(plan) = self.plans[day].as_deref() else {
+                    return ch;
+                };
                 let Some(wp) = plan.workouts.get(index) else {
                     return ch;
                 };
-                self.store.workouts.insert(
-                    wp.id,
-                    Workout {
-                        id: wp.id,
-                        v1_id: wp.v1_id,
-                        user_id,
-                        created_at: at,
-                        updated_at: at,
-                        start: wp.start,
-                        end: wp.end,
-                        timezone_offset: plan.timezone_offset.clone(),
-                        sport_name: wp.sport_name.to_string(),
-                        scoring: Scoring::Pending,
-                        sport_id: wp.sport_id,
-                        cycle_id: plan.cycle_id,
-                    },
-                );
+                self.store.insert_workout(Workout {
+                    id: wp.id,
+                    v1_id: wp.v1_id,
+                    user_id,
+                    created_at: at,
+                    updated_at: at,
+                    start: wp.start,
+                    end: wp.end,
+                    timezone_offset: plan.timezone_offset,
+                    sport_name: wp.sport_name,
+                    scoring: Scoring::Pending,
+                    sport_id: wp.sport_id,
+                    cycle_id: plan.cycle_id,
+                });
                 ch.added += 1;
-                ch.notices.push(Notice::new("workout.updated", wp.id));
+                ch.notify("workout.updated", wp.id);
             }
             Happening::WorkoutScored { day, index } => {
-                let plan = &self.plans[day];
+                let Some(plan) = self.plans[day].as_deref() else {
+                    return ch;
+                };
                 let Some(wp) = plan.workouts.get(index) else {
                     return ch;
                 };
                 let cycle_id = plan.cycle_id;
-                let Some(w) = self.store.workouts.get_mut(&wp.id) else {
+                let Some(w) = self.store.workout_mut(&wp.id) else {
                     return ch;
                 };
                 w.scoring = match &wp.score {
@@ -368,7 +434,7 @@ impl World {
                 };
                 w.updated_at = at;
                 ch.updated += 1;
-                ch.notices.push(Notice::new("workout.updated", wp.id));
+                ch.notify("workout.updated", wp.id);
                 ch.updated += self.rescore_cycle(cycle_id, at);
             }
         }
@@ -381,9 +447,7 @@ impl World {
     fn rescore_cycle(&mut self, cycle_id: i64, at: Ts) -> u64 {
         let workouts: Vec<_> = self
             .store
-            .workouts
-            .values()
-            .filter(|w| w.cycle_id == cycle_id)
+            .workouts_in(cycle_id)
             .filter_map(|w| match &w.scoring {
                 Scoring::Scored(s) => Some(s.clone()),
                 _ => None,
@@ -395,21 +459,20 @@ impl World {
         if matches!(cycle.scoring, Scoring::Unscorable) {
             return 0;
         }
-        let Some(plan) = self.plans.get(cycle.day) else {
-            return 0;
-        };
+        let base = &cycle.base;
         let refs: Vec<_> = workouts.iter().collect();
-        cycle.scoring = match cycle.end {
+        let scoring = match cycle.end {
             Some(end) => {
                 let hours = (end.millis() - cycle.start.millis()) as f64 / 3_600_000.0;
-                Scoring::Scored(cycle_score(&plan.base, hours, &refs, cycle.adjust))
+                Scoring::Scored(cycle_score(base, hours, &refs, cycle.adjust))
             }
-            None if plan.base.unscorable => Scoring::Pending,
+            None if base.unscorable => Scoring::Pending,
             None => {
                 let hours = ((at.millis() - cycle.start.millis()) as f64 / 3_600_000.0).max(0.0);
-                Scoring::Scored(running_cycle_score(&plan.base, hours, &refs, cycle.adjust))
+                Scoring::Scored(running_cycle_score(base, hours, &refs, cycle.adjust))
             }
         };
+        cycle.scoring = scoring;
         cycle.updated_at = at;
         1
     }
@@ -456,7 +519,7 @@ impl World {
             .map(|s| Target::Sleep(s.id));
         let workouts = self
             .store
-            .workouts
+            .workouts()
             .values()
             .filter(|w| w.start >= since && w.scoring.is_scored())
             .map(|w| Target::Workout(w.id));
@@ -486,7 +549,7 @@ impl World {
             .map(|s| Target::Sleep(s.id));
         let workouts = self
             .store
-            .workouts
+            .workouts()
             .values()
             .filter(|w| w.start >= since)
             .map(|w| Target::Workout(w.id));
@@ -531,7 +594,7 @@ impl World {
                 ch.updated += self.rescore_cycle(cycle_id, at);
             }
             Target::Workout(id) => {
-                let w = self.store.workouts.get_mut(&id)?;
+                let w = self.store.workout_mut(&id)?;
                 if let Scoring::Scored(score) = &mut w.scoring {
                     rescore_workout(score, rng);
                 }
@@ -564,7 +627,7 @@ impl World {
         let start = now.plus(Duration::milliseconds(-(hours_ago * 3_600_000.0) as i64));
         let template = self
             .store
-            .workouts
+            .workouts()
             .values()
             .filter(|w| w.scoring.is_scored())
             .max_by_key(|w| w.start)?
@@ -577,22 +640,19 @@ impl World {
             .values()
             .filter(|c| c.start <= start && c.end.is_none_or(|e| e > start))
             .max_by_key(|c| c.start)?;
-        let (cycle_id, timezone_offset) = (cycle.id, cycle.timezone_offset.clone());
+        let (cycle_id, timezone_offset) = (cycle.id, cycle.timezone_offset);
         let id = uuid_from(&mut self.edit_rng);
-        self.store.workouts.insert(
+        self.store.insert_workout(Workout {
             id,
-            Workout {
-                id,
-                v1_id: None,
-                created_at: now,
-                updated_at: now,
-                start,
-                end,
-                timezone_offset,
-                cycle_id,
-                ..template
-            },
-        );
+            v1_id: None,
+            created_at: now,
+            updated_at: now,
+            start,
+            end,
+            timezone_offset,
+            cycle_id,
+            ..template
+        });
         let mut ch = Changes {
             added: 1,
             ..Changes::default()
@@ -624,7 +684,7 @@ impl World {
                 sleep.cycle_id
             }
             Target::Workout(id) => {
-                let w = self.store.workouts.remove(&id)?;
+                let w = self.store.remove_workout(&id)?;
                 ch.deleted += 1;
                 ch.notices.push(Notice::new("workout.deleted", id));
                 w.cycle_id
@@ -641,11 +701,25 @@ mod tests {
     use super::*;
     use chrono::Utc;
 
+    /// The single user of seed `seed`, as the simulator's member 1.
+    fn world(seed: u64, days: u32, now: Ts) -> World {
+        let user_id = crate::generate::user_id_for(seed);
+        World::new(
+            seed,
+            user_id,
+            crate::generate::profile_for(seed, user_id),
+            crate::generate::body_for(seed),
+            days,
+            now,
+            true,
+        )
+    }
+
     #[test]
     fn the_current_cycle_gains_strain_as_the_day_goes_on() {
         // A fixed "now", so the current day (and whether it can be scored) is always the same.
         let now = Ts::from_millis(1_781_186_400_000); // 2026-06-11T14:00:00Z
-        let mut world = World::new(11, 30, now, true);
+        let mut world = world(11, 30, now);
         let open = |w: &World| {
             let c = w.store.cycles.values().find(|c| c.end.is_none()).cloned();
             c.expect("an open cycle")
@@ -662,20 +736,20 @@ mod tests {
         let evening = strain(&open(&world));
         assert!(morning < evening, "{morning} then {evening}");
         // Never more than the same hours would give the day once it is over.
-        let closed = cycle_score(&world.plans[cycle.day].base, 12.0, &[], cycle.adjust);
+        let closed = cycle_score(&cycle.base, 12.0, &[], cycle.adjust);
         assert!(evening <= closed.strain, "{evening} of {}", closed.strain);
     }
 
     #[test]
     fn history_relations_hold() {
         let now = Ts::new(Utc::now());
-        let world = World::new(7, 60, now, true);
+        let world = world(7, 60, now);
         let s = &world.store;
         assert!(s.cycles.len() >= 58, "cycles: {}", s.cycles.len());
         let open: Vec<_> = s.cycles.values().filter(|c| c.end.is_none()).collect();
         assert_eq!(open.len(), 1);
         // Scored as it goes, unless the day cannot be scored at all.
-        if world.plans[open[0].day].base.unscorable {
+        if open[0].base.unscorable {
             assert!(matches!(open[0].scoring, Scoring::Pending));
         } else {
             assert!(matches!(open[0].scoring, Scoring::Scored(_)));
@@ -698,8 +772,8 @@ mod tests {
     #[test]
     fn advancing_is_chunking_independent() {
         let now = Ts::new(Utc::now());
-        let mut a = World::new(3, 20, now, true);
-        let mut b = World::new(3, 20, now, true);
+        let mut a = world(3, 20, now);
+        let mut b = world(3, 20, now);
         a.catch_up(now.plus(Duration::hours(72)));
         for h in 1..=72 {
             b.catch_up(now.plus(Duration::hours(h)));
@@ -708,7 +782,7 @@ mod tests {
             serde_json::to_string(&(
                 w.store.cycles.values().collect::<Vec<_>>(),
                 w.store.sleeps.values().collect::<Vec<_>>(),
-                w.store.workouts.values().collect::<Vec<_>>(),
+                w.store.workouts().values().collect::<Vec<_>>(),
                 w.store.recoveries.values().collect::<Vec<_>>(),
             ))
             .expect("serializes")
