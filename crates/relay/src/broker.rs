@@ -23,6 +23,7 @@ use crate::device::{credential_hash, new_credential};
 use crate::error::json_error;
 use crate::licences;
 use crate::metrics::bump;
+use crate::quota::Priority;
 use crate::server::{now_ms, AppState};
 
 /// Token forms are a few hundred bytes.
@@ -36,11 +37,14 @@ const PROFILE_ATTEMPTS: u32 = 3;
 pub const BROKER_DEADLINE: Duration = Duration::from_secs(25);
 /// WHOOP's token endpoint gets this much of it.
 const TOKEN_REQUEST_DEADLINE: Duration = Duration::from_secs(15);
-/// Binding the device gets the rest; the tokens go back without a device credential if it
-/// runs out (the app still syncs, without the event stream, until it reconnects).
-const BIND_DEADLINE: Duration = Duration::from_secs(8);
-const _: () =
-    assert!(TOKEN_REQUEST_DEADLINE.as_secs() + BIND_DEADLINE.as_secs() < BROKER_DEADLINE.as_secs());
+/// Binding the device gets the rest, less this margin for the answer's way back (so at least
+/// 9 s; more when WHOOP's token endpoint answered quickly, which a sign-in waiting its turn for
+/// the profile request in a busy minute needs). The tokens go back without a device credential
+/// if it runs out, and the app withdraws them.
+const BIND_MARGIN: Duration = Duration::from_secs(1);
+const _: () = assert!(
+    TOKEN_REQUEST_DEADLINE.as_secs() + BIND_MARGIN.as_secs() + 5 < BROKER_DEADLINE.as_secs()
+);
 
 /// WHOOP could not be reached at all (no connection opened): nothing was sent, so the client may
 /// send the same request again.
@@ -187,6 +191,7 @@ pub async fn exchange(
     Extension(ClientIp(ip)): Extension<ClientIp>,
     body: Body,
 ) -> Response {
+    let started = std::time::Instant::now();
     if !app.broker_limiter.admit(ip) {
         return json_error(StatusCode::TOO_MANY_REQUESTS, "rate_limited");
     }
@@ -242,7 +247,9 @@ pub async fn exchange(
     // because a retried exchange would be refused (and may revoke the grant). Without a device
     // credential the app still syncs; it just has no event stream until it reconnects.
     let bound = tokio::time::timeout(
-        BIND_DEADLINE,
+        BROKER_DEADLINE
+            .saturating_sub(started.elapsed())
+            .saturating_sub(BIND_MARGIN),
         bind_device(&app, &access_token, licence_id.as_deref()),
     )
     .await
@@ -315,9 +322,18 @@ async fn bind_device(
 
 async fn profile_user_id(app: &AppState, access_token: &str) -> Option<i64> {
     let url = app.config.whoop_url("/developer/v2/user/profile/basic");
+    // Who signs in is not known yet: a number of its own (WHOOP's user ids are positive) puts
+    // this sign-in in the coordinator's queue beside, not behind, other people's.
+    let signing_in = i64::MIN + (uuid::Uuid::new_v4().as_u64_pair().0 >> 1) as i64;
     for attempt in 1..=PROFILE_ATTEMPTS {
         if attempt > 1 {
             tokio::time::sleep(Duration::from_millis(250 * u64::from(attempt))).await;
+        }
+        // A burst of sign-ins must not push WHOOP's minute past its limit (the 429s would hit
+        // everyone's imports and live updates); a person is waiting, so it ranks with live
+        // events. The bind's deadline bounds the wait.
+        if let Some(quota) = &app.quota {
+            quota.one_request(signing_in, Priority::Live).await;
         }
         let resp = match app.http.get(&url).bearer_auth(access_token).send().await {
             Ok(r) => r,

@@ -71,6 +71,9 @@ pub struct RelayConfig {
     pub subscription_gate: Option<SubscriptionGate>,
     /// The shared secret of `POST /billing/webhook`; without one that route does not exist.
     pub billing_webhook_secret: Option<String>,
+    /// The quota coordinator (`quota`): WHOOP's limits for this app, handed out to desktops by
+    /// priority. None: `/v1/quota/lease` answers 404 and desktops pace themselves.
+    pub quota: Option<crate::quota::QuotaConfig>,
 }
 
 /// Who may read `/metrics` on the main (public) listener.
@@ -133,6 +136,7 @@ impl Default for RelayConfig {
             metrics_listen: None,
             subscription_gate: None,
             billing_webhook_secret: None,
+            quota: None,
         }
     }
 }

@@ -2,7 +2,8 @@
 //! internet. It verifies WHOOP's signed webhooks and keeps them (ids only, never health values) in
 //! a per-user event log; it brokers WHOOP token requests so the desktop app never holds the client
 //! secret, binding each device to the WHOOP user its tokens belong to; and it streams each device
-//! its own user's events (SSE or long poll) with resumable cursors and explicit gaps.
+//! its own user's events (SSE or long poll) with resumable cursors and explicit gaps; and it
+//! shares the WHOOP app's rate limits out among desktops by priority (`quota`).
 //!
 //! ```no_run
 //! # async fn demo() -> relay::Result<()> {
@@ -29,6 +30,7 @@ mod intake;
 mod licences;
 mod listen;
 mod metrics;
+mod quota;
 mod ratelimit;
 mod retention;
 mod server;
@@ -43,4 +45,5 @@ pub use cursor::Cursor;
 pub use error::{Error, Result};
 pub use licences::{admin as licence_admin, BILLING_SIGNATURE_HEADER};
 pub use listen::{default_max_connections, open_files_limit};
+pub use quota::{QuotaConfig, MAX_LEASE};
 pub use server::{start, RelayHandle};

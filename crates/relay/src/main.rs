@@ -119,6 +119,23 @@ struct Cli {
     /// that route answers 404.
     #[arg(long, env = "VITALTRENDS_RELAY_BILLING_WEBHOOK_SECRET_FILE")]
     billing_webhook_secret_file: Option<PathBuf>,
+    /// WHOOP's requests per minute for your developer app (every desktop together; WHOOP's
+    /// default is 100). Given this or --whoop-rate-day, the quota coordinator hands the app's
+    /// limits out by priority: live events, each person's last 30 days, six months, older
+    /// history; 20 % stays reserved for live events. Without either, desktops pace themselves.
+    #[arg(long, env = "VITALTRENDS_RELAY_WHOOP_RATE_MINUTE")]
+    whoop_rate_minute: Option<u32>,
+    /// WHOOP's requests per day for your developer app (WHOOP's default is 10,000); older
+    /// history leaves 30 % of the day to recent data and live events.
+    #[arg(long, env = "VITALTRENDS_RELAY_WHOOP_RATE_DAY")]
+    whoop_rate_day: Option<u32>,
+    /// Do not coordinate WHOOP's quota (desktops pace themselves by WHOOP's headers alone).
+    #[arg(long, env = "VITALTRENDS_RELAY_NO_QUOTA")]
+    no_quota: bool,
+    /// WHOOP's minute and day last this many times shorter, for benchmarks against a simulator
+    /// started with `--rate-window-scale` set to the same factor.
+    #[arg(long, hide = true, default_value_t = 1.0)]
+    whoop_time_scale: f64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -386,6 +403,12 @@ fn config(cli: &Cli) -> Result<RelayConfig, String> {
             Some(path) => Some(read_secret_file("billing webhook secret file", path)?),
             None => None,
         },
+        quota: (!cli.no_quota && (cli.whoop_rate_minute.is_some() || cli.whoop_rate_day.is_some()))
+            .then(|| relay::QuotaConfig {
+                per_minute: cli.whoop_rate_minute.unwrap_or(100).max(1),
+                per_day: cli.whoop_rate_day.unwrap_or(10_000).max(1),
+                time_scale: cli.whoop_time_scale.max(0.001),
+            }),
         ..RelayConfig::default()
     })
 }

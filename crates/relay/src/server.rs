@@ -24,7 +24,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::RateLimiter;
 use crate::storage::Storage;
 use crate::wake::Waker;
-use crate::{broker, events, intake, licences, retention, wake};
+use crate::{broker, events, intake, licences, quota, retention, wake};
 
 /// How long open requests get to finish once the relay is told to stop.
 const DRAIN: Duration = Duration::from_secs(5);
@@ -47,6 +47,8 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Flips to `true` when the relay stops; open streams end on it.
     pub shutdown: watch::Receiver<bool>,
+    /// The quota coordinator, when WHOOP's limits are shared out here.
+    pub quota: Option<Arc<quota::Coordinator>>,
 }
 
 pub fn now_ms() -> i64 {
@@ -150,7 +152,12 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle> {
         waker.clone(),
         config.poll_backstop,
     ));
+    let quota = config
+        .quota
+        .clone()
+        .map(|q| quota::Coordinator::new(q, storage.clone()));
     let state = Arc::new(AppState {
+        quota,
         webhook_limiter: RateLimiter::new(config.per_ip_per_minute, config.global_per_second),
         broker_limiter: RateLimiter::new(config.per_ip_per_minute, config.global_per_second),
         auth_failures: RateLimiter::new(config.auth_failures_per_minute, u32::MAX),
@@ -166,6 +173,9 @@ pub async fn start(config: RelayConfig) -> Result<RelayHandle> {
     });
 
     let mut background = vec![tokio::spawn(retention::run(Arc::clone(&state))), tail];
+    if let Some(coordinator) = &state.quota {
+        background.push(tokio::spawn(Arc::clone(coordinator).run()));
+    }
     if let Storage::Postgres(pool) = &state.storage {
         background.push(tokio::spawn(wake::listen(
             pool.clone(),
@@ -308,13 +318,17 @@ async fn healthz(State(app): State<Arc<AppState>>) -> Response {
 }
 
 fn render_metrics(app: &AppState) -> Response {
+    let mut text = app.metrics.render();
+    if let Some(quota) = &app.quota {
+        text.push_str(&quota.render_metrics());
+    }
     (
         StatusCode::OK,
         [(
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        app.metrics.render(),
+        text,
     )
         .into_response()
 }
@@ -363,6 +377,7 @@ fn router(app: Arc<AppState>) -> Router {
         .route("/v1/events", get(events::read))
         .route("/v1/events/ack", post(events::ack))
         .route("/v1/devices/self", delete(events::revoke_self))
+        .route("/v1/quota/lease", post(quota::lease))
         .route("/v1/licence", get(licences::status).post(licences::rebind))
         .route("/billing/webhook", post(licences::billing_webhook))
         .route("/healthz", get(healthz))

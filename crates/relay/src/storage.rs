@@ -22,6 +22,21 @@ pub const NOTIFY_CHANNEL: &str = "vitaltrends_relay_events";
 /// Key of the transaction-scoped advisory lock that orders intake on PostgreSQL.
 const INTAKE_LOCK: i64 = 0x0056_5452_454c_4159; // "VTRELAY" in ASCII
 
+/// Key of the advisory lock that makes a quota claim atomic across nodes on PostgreSQL.
+const QUOTA_LOCK: i64 = 0x0056_5451_554f_5441; // "VTQUOTA"
+
+/// A quota claim: `requests` more fit if the grants since each window's start stay within its cap.
+#[derive(Debug, Clone, Copy)]
+pub struct QuotaClaim<'a> {
+    pub now_ms: i64,
+    pub requests: i64,
+    pub priority: &'a str,
+    pub minute_from_ms: i64,
+    pub minute_cap: i64,
+    pub day_from_ms: i64,
+    pub day_cap: i64,
+}
+
 /// A database call that hangs must not hold a webhook past WHOOP's timeout.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -612,6 +627,70 @@ impl Storage {
                 .await?
                 .rows_affected();
             Ok(Pruned { events, devices })
+        })
+    }
+
+    /// Records the grant if it fits under both caps; false (nothing recorded) if it does not.
+    /// On PostgreSQL an advisory lock serialises claims, so several nodes share one budget;
+    /// SQLite serves one node, whose coordinator claims from a single task.
+    pub async fn claim_quota(&self, claim: &QuotaClaim<'_>) -> Result<bool> {
+        const USED: &str =
+            "SELECT COALESCE(SUM(requests), 0) FROM quota_grants WHERE granted_at > $1";
+        const INSERT: &str =
+            "INSERT INTO quota_grants (granted_at, requests, priority) VALUES ($1, $2, $3)";
+        macro_rules! claim_in {
+            ($tx:expr) => {{
+                let minute: i64 = sqlx::query_scalar(USED)
+                    .bind(claim.minute_from_ms)
+                    .fetch_one(&mut *$tx)
+                    .await?;
+                let day: i64 = sqlx::query_scalar(USED)
+                    .bind(claim.day_from_ms)
+                    .fetch_one(&mut *$tx)
+                    .await?;
+                let fits = minute + claim.requests <= claim.minute_cap
+                    && day + claim.requests <= claim.day_cap;
+                if fits {
+                    sqlx::query(INSERT)
+                        .bind(claim.now_ms)
+                        .bind(claim.requests)
+                        .bind(claim.priority)
+                        .execute(&mut *$tx)
+                        .await?;
+                }
+                fits
+            }};
+        }
+        match self {
+            Storage::Sqlite(pool) => {
+                let mut tx = pool.begin().await?;
+                let fits = claim_in!(tx);
+                tx.commit().await?;
+                Ok(fits)
+            }
+            Storage::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(QUOTA_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                let fits = claim_in!(tx);
+                tx.commit().await?;
+                Ok(fits)
+            }
+        }
+    }
+
+    /// Forgets grants made before `before_ms`.
+    pub async fn prune_quota(&self, before_ms: i64) -> Result<u64> {
+        on_pool!(self, |pool| {
+            Ok(
+                sqlx::query("DELETE FROM quota_grants WHERE granted_at < $1")
+                    .bind(before_ms)
+                    .execute(pool)
+                    .await?
+                    .rows_affected(),
+            )
         })
     }
 }

@@ -14,6 +14,7 @@ use rand::Rng;
 use reqwest::{Method, StatusCode};
 use url::Url;
 
+use crate::budget::{Budget, Priority};
 use crate::error::{Error, Result};
 use crate::types::{
     format_timestamp, BodyMeasurement, CollectionRecord, Cycle, Fetched, Page, Profile, Recovery,
@@ -76,6 +77,8 @@ pub struct PageQuery {
 #[derive(Clone)]
 pub struct Client {
     inner: Arc<Inner>,
+    /// What this handle's requests are for, when a shared budget decides the order.
+    priority: Priority,
 }
 
 struct Inner {
@@ -83,6 +86,7 @@ struct Inner {
     api_base: String,
     config: ClientConfig,
     pacer: Pacer,
+    budget: Option<Arc<dyn Budget>>,
     requests: AtomicU64,
     retries: AtomicU64,
     rate_limited: AtomicU64,
@@ -103,6 +107,15 @@ enum Body {
 
 impl Client {
     pub fn new(config: ClientConfig) -> Result<Self> {
+        Client::build(config, None)
+    }
+
+    /// A client that asks `budget` before every request.
+    pub fn with_budget(config: ClientConfig, budget: Arc<dyn Budget>) -> Result<Self> {
+        Client::build(config, Some(budget))
+    }
+
+    fn build(config: ClientConfig, budget: Option<Arc<dyn Budget>>) -> Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .connect_timeout(config.request_timeout.min(Duration::from_secs(10)))
@@ -119,11 +132,22 @@ impl Client {
                 api_base,
                 config,
                 pacer: Pacer::default(),
+                budget,
                 requests: AtomicU64::new(0),
                 retries: AtomicU64::new(0),
                 rate_limited: AtomicU64::new(0),
             }),
+            priority: Priority::Recent,
         })
+    }
+
+    /// A handle on the same client (connection pool, pacing, counters) whose requests have
+    /// `priority` in the shared budget. Without a budget the priority changes nothing.
+    pub fn with_priority(&self, priority: Priority) -> Client {
+        Client {
+            inner: self.inner.clone(),
+            priority,
+        }
     }
 
     pub fn stats(&self) -> RequestStats {
@@ -324,6 +348,9 @@ impl Client {
         let mut attempt: u32 = 1;
         let mut rate_limited_attempts: u32 = 0;
         loop {
+            if let Some(budget) = &self.inner.budget {
+                budget.spend(self.priority).await?;
+            }
             self.inner.pacer.acquire(config.max_rate_limit_wait).await?;
             self.inner.requests.fetch_add(1, Ordering::Relaxed);
             let sent = self

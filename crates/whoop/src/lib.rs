@@ -4,6 +4,7 @@
 //!
 //! Nothing here knows about storage, sync state or the desktop; callers pass tokens in.
 
+pub mod budget;
 pub mod client;
 pub mod error;
 pub mod oauth;
@@ -11,6 +12,7 @@ pub mod secret;
 pub mod types;
 pub mod webhook;
 
+pub use budget::{Budget, Priority};
 pub use client::{Client, ClientConfig, PageQuery, RequestStats, PAGE_LIMIT, PRODUCTION_BASE_URL};
 pub use error::{Error, Result};
 pub use secret::Secret;

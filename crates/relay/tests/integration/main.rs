@@ -9,4 +9,5 @@ mod hardening;
 mod intake;
 mod licences;
 mod lifecycle;
+mod quota;
 mod stream;
