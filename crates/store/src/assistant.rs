@@ -110,6 +110,7 @@ impl Store {
         let options = SqliteConnectOptions::new()
             .filename(path)
             .read_only(true)
+            .pragma("mmap_size", crate::MMAP_SIZE)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

@@ -150,10 +150,26 @@ async fn inspect_pool(pool: &SqlitePool) -> Result<BackupInfo> {
         .await
         .map_err(damaged)?;
     if verdict != ["ok"] {
-        let first: Vec<String> = verdict.into_iter().take(3).collect();
+        // SQLite may list hundreds of damaged pages (one row can hold many lines): the person
+        // needs to know it is damaged, and a taste of why, not the list.
+        let lines: Vec<&str> = verdict
+            .iter()
+            .flat_map(|v| v.lines())
+            .filter(|l| !l.trim().starts_with("***"))
+            .collect();
+        let shown: Vec<String> = lines
+            .iter()
+            .take(2)
+            .map(|l| l.trim().chars().take(100).collect())
+            .collect();
+        let more = if lines.len() > shown.len() {
+            format!("; {} more", lines.len() - shown.len())
+        } else {
+            String::new()
+        };
         return Err(Error::NotABackup(format!(
-            "is damaged (SQLite's integrity check: {})",
-            first.join("; ")
+            "is damaged (SQLite's integrity check: {}{more})",
+            shown.join("; ")
         )));
     }
     let tables: Vec<String> =
@@ -232,13 +248,18 @@ pub async fn restore_backup(database: &Path, candidate: &Path) -> Result<Restore
         // that process writing to the one set aside.
         Store::open(database).await?.close().await;
         // The pool's close can return while SQLite still checkpoints a large log on its
-        // connection's thread: give it a moment before concluding someone else holds it.
+        // connection's thread: give it a moment before concluding someone else holds it. A
+        // connection that was itself closing when ours closed (a reader just done) leaves the
+        // log behind with nobody to remove it, so the check opens and closes again each second.
         let wal = with_suffix(database, "-wal");
-        for _ in 0..50 {
+        for attempt in 1..=50 {
             if !wal.exists() {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
+            if attempt % 10 == 0 {
+                Store::open(database).await?.close().await;
+            }
         }
         if wal.exists() {
             return Err(Error::InUse(format!(

@@ -1,4 +1,5 @@
-//! Reads for the dashboard's "today" cards, sleep stages per day and the workout list.
+//! The dashboard's read: the "today" cards, the charted metrics per day (from `reads`) and the
+//! workout list, for one range.
 //!
 //! "Today" is the newest cycle: its recovery (from the night that started it), that night's
 //! sleep, and the cycle's strain so far. A record WHOOP has not scored yet is reported as pending,
@@ -10,7 +11,7 @@ use sqlx::Row;
 use whoop::types::parse_timestamp;
 
 use crate::error::{Error, Result};
-use crate::reads::Metric;
+use crate::reads::{values_of, DayMetrics, Metric};
 use crate::Store;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
@@ -68,7 +69,43 @@ pub struct WorkoutSummary {
     pub pending: bool,
 }
 
+/// What the dashboard shows for one range.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dashboard {
+    pub today: TodaySummary,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    /// The charted metrics (`CHARTED`) and the sleep stages, per day, oldest first.
+    pub days: Vec<DayMetrics>,
+    /// Newest first.
+    pub workouts: Vec<WorkoutSummary>,
+}
+
+/// The metrics the dashboard charts.
+pub const CHARTED: [Metric; 6] = [
+    Metric::Recovery,
+    Metric::Hrv,
+    Metric::RestingHeartRate,
+    Metric::SleepHours,
+    Metric::DayStrain,
+    Metric::WorkoutStrain,
+];
+
+/// The metrics whose 30-day average the "today" cards compare against.
+const BASELINES: [Metric; 4] = [
+    Metric::Recovery,
+    Metric::Hrv,
+    Metric::RestingHeartRate,
+    Metric::DayStrain,
+];
+
 const HOUR_MS: f64 = 3_600_000.0;
+
+/// See `Store::newest_cycle`.
+pub(crate) struct NewestCycle {
+    pub day: NaiveDate,
+    pub open: bool,
+}
 
 impl Store {
     pub async fn today(&self) -> Result<TodaySummary> {
@@ -109,8 +146,14 @@ impl Store {
             None => (true, None, None, None),
         };
         let before = day.pred_opt().unwrap_or(day);
-        let month_ago = day - chrono::Duration::days(30);
-        let baseline = |metric| self.average(metric, month_ago, before);
+        let month = self
+            .days(day - chrono::Duration::days(30), before, &BASELINES)
+            .await?;
+        let baseline = |metric| {
+            let values = values_of(&month, metric);
+            (!values.is_empty())
+                .then(|| values.iter().map(|v| v.value).sum::<f64>() / values.len() as f64)
+        };
 
         let sleep = sqlx::query(
             "SELECT score_state, sleep_performance_percentage, total_light_sleep_time_milli AS light,
@@ -155,17 +198,17 @@ impl Store {
             recovery: MetricNow {
                 value: rec,
                 pending: rec_pending,
-                baseline: baseline(Metric::Recovery).await?,
+                baseline: baseline(Metric::Recovery),
             },
             hrv: MetricNow {
                 value: hrv,
                 pending: rec_pending,
-                baseline: baseline(Metric::Hrv).await?,
+                baseline: baseline(Metric::Hrv),
             },
             resting_hr: MetricNow {
                 value: rhr,
                 pending: rec_pending,
-                baseline: baseline(Metric::RestingHeartRate).await?,
+                baseline: baseline(Metric::RestingHeartRate),
             },
             sleep,
             day_strain: MetricNow {
@@ -175,57 +218,41 @@ impl Store {
                     None
                 },
                 pending: !strain_scored,
-                baseline: baseline(Metric::DayStrain).await?,
+                baseline: baseline(Metric::DayStrain),
             },
         })
     }
 
-    async fn average(&self, metric: Metric, from: NaiveDate, to: NaiveDate) -> Result<Option<f64>> {
-        let series = self.daily_series(metric, from, to).await?;
-        if series.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(
-            series.iter().map(|v| v.value).sum::<f64>() / series.len() as f64,
-        ))
-    }
-
-    /// The main sleep of each day, in hours per stage, with the sleep need.
-    pub async fn sleep_stages(&self, from: NaiveDate, to: NaiveDate) -> Result<Vec<SleepStages>> {
-        let rows = sqlx::query(
-            "SELECT COALESCE(c.day, s.day) AS d, s.total_light_sleep_time_milli AS light,
-               s.total_slow_wave_sleep_time_milli AS deep, s.total_rem_sleep_time_milli AS rem,
-               s.total_awake_time_milli AS awake, s.baseline_milli + s.need_from_sleep_debt_milli
-               + s.need_from_recent_strain_milli + s.need_from_recent_nap_milli AS need
-             FROM sleep s LEFT JOIN cycle c ON c.id = s.cycle_id
-             WHERE s.nap = 0 AND s.score_state = 'SCORED' AND s.total_light_sleep_time_milli IS NOT NULL
-               AND d BETWEEN ? AND ? ORDER BY d, s.start",
-        )
-        .bind(from.to_string())
-        .bind(to.to_string())
-        .fetch_all(&self.pool)
-        .await?;
-        let mut out: Vec<SleepStages> = Vec::with_capacity(rows.len());
-        for row in rows {
-            let hours = |column: &str| -> Result<f64> {
-                Ok(row.try_get::<Option<i64>, _>(column)?.unwrap_or(0) as f64 / HOUR_MS)
-            };
-            let stages = SleepStages {
-                day: parse_day(&row.try_get::<String, _>("d")?)?,
-                light: hours("light")?,
-                deep: hours("deep")?,
-                rem: hours("rem")?,
-                awake: hours("awake")?,
-                need: row
-                    .try_get::<Option<i64>, _>("need")?
-                    .map(|ms| ms as f64 / HOUR_MS),
-            };
-            match out.last_mut() {
-                Some(last) if last.day == stages.day => *last = stages,
-                _ => out.push(stages),
-            }
-        }
-        Ok(out)
+    /// Today's cards, every charted metric per day from `range_days` before today (or the first
+    /// day on record) through today, and the newest workouts of that range.
+    pub async fn dashboard(
+        &self,
+        range_days: Option<i64>,
+        workout_limit: u32,
+    ) -> Result<Dashboard> {
+        // The range ends on the newest cycle's day, as "today" does.
+        let to = match self.newest_cycle().await? {
+            Some(newest) => newest.day,
+            None => Utc::now().date_naive(),
+        };
+        let from = match range_days {
+            Some(days) => to - chrono::Duration::days(days - 1),
+            None => self.first_day().await?.unwrap_or(to),
+        };
+        // Side by side, as the day read's own queries are: each connection of the pool works
+        // on its own thread.
+        let (today, days, workouts) = tokio::try_join!(
+            self.today(),
+            self.days_and_stages(from, to, &CHARTED),
+            self.workouts(from, to, workout_limit)
+        )?;
+        Ok(Dashboard {
+            days,
+            workouts,
+            today,
+            from,
+            to,
+        })
     }
 
     /// Workouts between two local days, newest first, at most `limit`.
@@ -267,6 +294,22 @@ impl Store {
             });
         }
         Ok(out)
+    }
+
+    /// The newest cycle's day, and whether it is still open (WHOOP has not ended it yet).
+    pub(crate) async fn newest_cycle(&self) -> Result<Option<NewestCycle>> {
+        let newest: Option<(String, bool)> =
+            sqlx::query_as(r#"SELECT day, "end" IS NULL FROM cycle ORDER BY start DESC LIMIT 1"#)
+                .fetch_optional(&self.pool)
+                .await?;
+        newest
+            .map(|(day, open)| {
+                Ok(NewestCycle {
+                    day: parse_day(&day)?,
+                    open,
+                })
+            })
+            .transpose()
     }
 
     /// The first local day with any record, for the "All" range.

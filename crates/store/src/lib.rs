@@ -38,12 +38,14 @@ pub use assistant::{normalise_sport, Holdings, ScoreStates, SleepRecord, Workout
 pub use backup::{check_backup, known_schema_version, restore_backup, BackupInfo, RestoreOutcome};
 pub use bookkeeping::{Checkpoint, ImportWindow, RunOutcome, RunStatus, SyncRun};
 pub use changes::ChangeMark;
-pub use dashboard::{MetricNow, SleepNow, SleepStages, TodaySummary, WorkoutSummary};
+pub use dashboard::{
+    Dashboard, MetricNow, SleepNow, SleepStages, TodaySummary, WorkoutSummary, CHARTED,
+};
 pub use error::{Error, Result};
 pub use event_issues::{EventIssue, EventIssueSummary, SkippedEvent};
 pub use export::{DayRange, ExportFormat, ExportProgress, Progress};
 pub use maintenance::{Completeness, DataSummary, DayCompleteness};
-pub use reads::{DayValue, Metric};
+pub use reads::{values_of, DayMetrics, DayValue, Metric};
 pub use records::{StoreRecord, UpsertCounts};
 pub use window::{WindowContents, WindowOutcome};
 
@@ -74,6 +76,13 @@ impl Counts {
     }
 }
 
+/// How much of the file SQLite reads through a memory map rather than its page cache. A
+/// five-year dashboard reads ~8 MB of pages, four times SQLite's default 2 MB cache: without the
+/// map every "All" read copied the file in again through read(2) (measured: 27 ms of SQL against
+/// 11 ms). Mapped pages are the OS's file cache, shared by every connection and reclaimable, so
+/// the app's own heap does not grow with the history. 256 MiB is address space, not memory.
+const MMAP_SIZE: &str = "268435456";
+
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: SqlitePool,
@@ -97,6 +106,7 @@ impl Store {
             // an OS crash can lose the last few, which a re-sync restores.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            .pragma("mmap_size", MMAP_SIZE)
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)

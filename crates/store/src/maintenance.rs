@@ -114,7 +114,8 @@ impl Store {
 
     /// Every day from `from` to `to` (inclusive) with the state of its cycle, main sleep and
     /// recovery. A day without one of them is missing, except a recovery after an unscorable
-    /// sleep (WHOOP may have none to give).
+    /// sleep (WHOOP may have none to give) and the sleep and recovery of the open newest cycle
+    /// (pending: the night is not over or not uploaded yet).
     pub async fn completeness(
         &self,
         from: NaiveDate,
@@ -143,6 +144,13 @@ impl Store {
         .bind(&hi)
         .fetch_all(&self.pool)
         .await?;
+        // The newest cycle, while still open: its night may not be over or uploaded yet, so
+        // WHOOP having no sleep or recovery for its day is not a gap but work in progress.
+        let open_day = self
+            .newest_cycle()
+            .await?
+            .filter(|newest| newest.open)
+            .map(|newest| newest.day);
         let (cycles, sleeps, recoveries) = (
             best_by_day(cycles),
             best_by_day(sleeps),
@@ -150,12 +158,17 @@ impl Store {
         );
         let mut out = Vec::new();
         for day in from.iter_days().take_while(|d| *d <= to) {
+            let not_yet = if open_day == Some(day) {
+                Completeness::Pending
+            } else {
+                Completeness::Missing
+            };
             let cycle = cycles.get(&day).copied().unwrap_or(Completeness::Missing);
-            let sleep = sleeps.get(&day).copied().unwrap_or(Completeness::Missing);
+            let sleep = sleeps.get(&day).copied().unwrap_or(not_yet);
             let recovery = match recoveries.get(&day) {
                 Some(state) => *state,
                 None if sleep == Completeness::Unscorable => Completeness::Unscorable,
-                None => Completeness::Missing,
+                None => not_yet,
             };
             out.push(DayCompleteness {
                 day,

@@ -1,12 +1,23 @@
-//! Day-by-day reads for the dashboard.
+//! Day-by-day reads: the one place the dashboard, the MCP tools and the REST API get metrics per
+//! day from.
 //!
 //! Each metric is one value per local WHOOP day (see `day`), only from scored records: a pending
-//! score is absent from a series, never a zero.
+//! score is absent from a series, never a zero. A read asks for several metrics at once and costs
+//! one query per table they come from (recovery, sleep, cycle, workout), so a dashboard or a
+//! five-year summary of every metric is four queries, not one per metric.
+//!
+//! Each query answers with one JSON array of its rows, built inside SQLite, rather than a row per
+//! day: handing a value across sqlx costs about as much as SQLite takes to find it, and a
+//! five-year dashboard is 25,000 values. Hours travel as whole milliseconds and are divided
+//! here, so nothing computed is rounded on the way (SQLite writes a stored real with 15
+//! significant digits, more than any WHOOP value carries).
+
+use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 use serde::Serialize;
-use sqlx::Row;
 
+use crate::dashboard::SleepStages;
 use crate::error::{Error, Result};
 use crate::Store;
 
@@ -81,95 +92,152 @@ impl Metric {
             Metric::SkinTemp => "°C",
         }
     }
+}
 
-    /// A query returning (day, value, tiebreak) for scored records, oldest first. When two
-    /// records share a day the one with the larger tiebreak (the later one) wins.
-    fn sql(self) -> &'static str {
+/// The table a metric is read from. A day read runs one query per table its metrics need,
+/// returning every metric of that table at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Recovery,
+    Sleep,
+    Cycle,
+    Workout,
+}
+
+impl Metric {
+    fn source(self) -> Source {
         match self {
-            Metric::Spo2 => {
-                "SELECT COALESCE(c.day, s.day) AS d, r.spo2_percentage AS v, r.cycle_id AS k
-                 FROM recovery r LEFT JOIN cycle c ON c.id = r.cycle_id
-                 LEFT JOIN sleep s ON s.id = r.sleep_id
-                 WHERE r.score_state = 'SCORED' AND r.spo2_percentage IS NOT NULL
-                   AND d IS NOT NULL AND d BETWEEN ? AND ? ORDER BY d, k"
-            }
-            Metric::SkinTemp => {
-                "SELECT COALESCE(c.day, s.day) AS d, r.skin_temp_celsius AS v, r.cycle_id AS k
-                 FROM recovery r LEFT JOIN cycle c ON c.id = r.cycle_id
-                 LEFT JOIN sleep s ON s.id = r.sleep_id
-                 WHERE r.score_state = 'SCORED' AND r.skin_temp_celsius IS NOT NULL
-                   AND d IS NOT NULL AND d BETWEEN ? AND ? ORDER BY d, k"
-            }
-            Metric::SleepNeedHours => {
-                "SELECT COALESCE(c.day, s.day) AS d,
-                   (s.baseline_milli + s.need_from_sleep_debt_milli
-                    + s.need_from_recent_strain_milli + s.need_from_recent_nap_milli) / 3600000.0
-                   AS v, s.start AS k
-                 FROM sleep s LEFT JOIN cycle c ON c.id = s.cycle_id
-                 WHERE s.nap = 0 AND s.score_state = 'SCORED' AND s.baseline_milli IS NOT NULL
-                   AND d BETWEEN ? AND ? ORDER BY d, k"
-            }
-            Metric::RespiratoryRate => {
-                "SELECT COALESCE(c.day, s.day) AS d, s.respiratory_rate AS v, s.start AS k
-                 FROM sleep s LEFT JOIN cycle c ON c.id = s.cycle_id
-                 WHERE s.nap = 0 AND s.score_state = 'SCORED' AND s.respiratory_rate IS NOT NULL
-                   AND d BETWEEN ? AND ? ORDER BY d, k"
-            }
-            Metric::Recovery | Metric::Hrv | Metric::RestingHeartRate => {
-                // The recovery's day is its cycle's; the sleep's day stands in until the cycle
-                // arrives (they agree: the main sleep starts the cycle).
-                match self {
-                    Metric::Recovery => {
-                        "SELECT COALESCE(c.day, s.day) AS d, r.recovery_score AS v, r.cycle_id AS k
-                         FROM recovery r LEFT JOIN cycle c ON c.id = r.cycle_id
-                         LEFT JOIN sleep s ON s.id = r.sleep_id
-                         WHERE r.score_state = 'SCORED' AND r.recovery_score IS NOT NULL
-                           AND d IS NOT NULL AND d BETWEEN ? AND ? ORDER BY d, k"
-                    }
-                    Metric::Hrv => {
-                        "SELECT COALESCE(c.day, s.day) AS d, r.hrv_rmssd_milli AS v, r.cycle_id AS k
-                         FROM recovery r LEFT JOIN cycle c ON c.id = r.cycle_id
-                         LEFT JOIN sleep s ON s.id = r.sleep_id
-                         WHERE r.score_state = 'SCORED' AND r.hrv_rmssd_milli IS NOT NULL
-                           AND d IS NOT NULL AND d BETWEEN ? AND ? ORDER BY d, k"
-                    }
-                    _ => {
-                        "SELECT COALESCE(c.day, s.day) AS d, r.resting_heart_rate AS v, r.cycle_id AS k
-                         FROM recovery r LEFT JOIN cycle c ON c.id = r.cycle_id
-                         LEFT JOIN sleep s ON s.id = r.sleep_id
-                         WHERE r.score_state = 'SCORED' AND r.resting_heart_rate IS NOT NULL
-                           AND d IS NOT NULL AND d BETWEEN ? AND ? ORDER BY d, k"
-                    }
-                }
-            }
-            Metric::SleepPerformance => {
-                "SELECT COALESCE(c.day, s.day) AS d, s.sleep_performance_percentage AS v, s.start AS k
-                 FROM sleep s LEFT JOIN cycle c ON c.id = s.cycle_id
-                 WHERE s.nap = 0 AND s.score_state = 'SCORED'
-                   AND s.sleep_performance_percentage IS NOT NULL
-                   AND d BETWEEN ? AND ? ORDER BY d, k"
-            }
-            Metric::SleepHours => {
-                "SELECT COALESCE(c.day, s.day) AS d,
-                   (s.total_light_sleep_time_milli + s.total_slow_wave_sleep_time_milli
-                    + s.total_rem_sleep_time_milli) / 3600000.0 AS v, s.start AS k
-                 FROM sleep s LEFT JOIN cycle c ON c.id = s.cycle_id
-                 WHERE s.nap = 0 AND s.score_state = 'SCORED'
-                   AND s.total_light_sleep_time_milli IS NOT NULL
-                   AND d BETWEEN ? AND ? ORDER BY d, k"
-            }
-            Metric::DayStrain => {
-                "SELECT day AS d, strain AS v, start AS k FROM cycle
-                 WHERE score_state = 'SCORED' AND strain IS NOT NULL AND d BETWEEN ? AND ?
-                 ORDER BY d, k"
-            }
-            Metric::WorkoutStrain => {
-                "SELECT day AS d, MAX(strain) AS v, day AS k FROM workout
-                 WHERE score_state = 'SCORED' AND strain IS NOT NULL AND d BETWEEN ? AND ?
-                 GROUP BY day ORDER BY d"
-            }
+            Metric::Recovery
+            | Metric::Hrv
+            | Metric::RestingHeartRate
+            | Metric::Spo2
+            | Metric::SkinTemp => Source::Recovery,
+            Metric::SleepPerformance
+            | Metric::SleepHours
+            | Metric::SleepNeedHours
+            | Metric::RespiratoryRate => Source::Sleep,
+            Metric::DayStrain => Source::Cycle,
+            Metric::WorkoutStrain => Source::Workout,
         }
     }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl Metric {
+    /// This metric in its table's query (`r` recovery, `s` sleep, `c` cycle, `w` workout), in
+    /// the unit it is stored in (see `in_unit`).
+    fn expression(self) -> &'static str {
+        match self {
+            Metric::Recovery => "r.recovery_score",
+            Metric::Hrv => "r.hrv_rmssd_milli",
+            Metric::RestingHeartRate => "r.resting_heart_rate",
+            Metric::Spo2 => "r.spo2_percentage",
+            Metric::SkinTemp => "r.skin_temp_celsius",
+            Metric::SleepPerformance => "s.sleep_performance_percentage",
+            Metric::SleepHours => {
+                "s.total_light_sleep_time_milli + s.total_slow_wave_sleep_time_milli
+                  + s.total_rem_sleep_time_milli"
+            }
+            Metric::SleepNeedHours => NEED_MS,
+            Metric::RespiratoryRate => "s.respiratory_rate",
+            Metric::DayStrain => "c.strain",
+            Metric::WorkoutStrain => "MAX(w.strain)",
+        }
+    }
+
+    /// A value as `expression` reads it, in this metric's unit.
+    fn in_unit(self, value: f64) -> f64 {
+        match self {
+            Metric::SleepHours | Metric::SleepNeedHours => value / HOUR_MS,
+            _ => value,
+        }
+    }
+}
+
+const NEED_MS: &str = "s.baseline_milli + s.need_from_sleep_debt_milli
+    + s.need_from_recent_strain_milli + s.need_from_recent_nap_milli";
+
+/// The main sleep's stages and need (ms), after a sleep read's metrics.
+const STAGE_EXPRESSIONS: [&str; 5] = [
+    "s.total_light_sleep_time_milli",
+    "s.total_slow_wave_sleep_time_milli",
+    "s.total_rem_sleep_time_milli",
+    "s.total_awake_time_milli",
+    NEED_MS,
+];
+
+impl Source {
+    /// One JSON array of `[day, [each expression]]` for the scored records, oldest first; when
+    /// two records share a day they come in the order that lets the later one win, value by
+    /// value. Only the columns asked for are read.
+    fn sql(self, expressions: &[&str]) -> String {
+        let named = expressions
+            .iter()
+            .enumerate()
+            .map(|(i, e)| format!("{e} AS v{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let names = (0..expressions.len())
+            .map(|i| format!("v{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        // Every branch yields (d: the day, k: the order within a day, v0, v1, …).
+        let rows = match self {
+            // A record's day is its cycle's; the sleep's own stands in until the cycle arrives
+            // (they agree: the main sleep starts the cycle). Two branches rather than
+            // `COALESCE(c.day, s.day) BETWEEN` so each reads an index on day, not every row.
+            Source::Recovery => format!(
+                "SELECT c.day AS d, r.cycle_id AS k, {named}
+                 FROM cycle c JOIN recovery r ON r.cycle_id = c.id
+                 WHERE r.score_state = 'SCORED' AND c.day BETWEEN ?1 AND ?2
+                 UNION ALL
+                 SELECT s.day, r.cycle_id, {all}
+                 FROM sleep s JOIN recovery r ON r.sleep_id = s.id
+                 WHERE r.score_state = 'SCORED' AND s.day BETWEEN ?1 AND ?2
+                   AND NOT EXISTS (SELECT 1 FROM cycle c WHERE c.id = r.cycle_id)",
+                all = expressions.join(", "),
+            ),
+            Source::Sleep => format!(
+                "SELECT c.day AS d, s.start AS k, {named}
+                 FROM cycle c JOIN sleep s ON s.cycle_id = c.id
+                 WHERE s.nap = 0 AND s.score_state = 'SCORED' AND c.day BETWEEN ?1 AND ?2
+                 UNION ALL
+                 SELECT s.day, s.start, {all}
+                 FROM sleep s
+                 WHERE s.nap = 0 AND s.score_state = 'SCORED' AND s.day BETWEEN ?1 AND ?2
+                   AND NOT EXISTS (SELECT 1 FROM cycle c WHERE c.id = s.cycle_id)",
+                all = expressions.join(", "),
+            ),
+            Source::Cycle => format!(
+                "SELECT c.day AS d, c.start AS k, {named} FROM cycle c
+                 WHERE c.score_state = 'SCORED' AND c.day BETWEEN ?1 AND ?2"
+            ),
+            Source::Workout => format!(
+                "SELECT w.day AS d, 0 AS k, {named} FROM workout w
+                 WHERE w.score_state = 'SCORED' AND w.strain IS NOT NULL
+                   AND w.day BETWEEN ?1 AND ?2
+                 GROUP BY w.day"
+            ),
+        };
+        format!(
+            "SELECT json_group_array(json_array(d, json_array({names})) ORDER BY d, k)
+             FROM ({rows})"
+        )
+    }
+}
+
+/// One row of a packed day read: the day as stored and the values of its expressions.
+type PackedRow<'a> = (&'a str, Vec<Option<f64>>);
+
+/// What one table answered: the metrics asked of it, whether the stages follow them, and the
+/// packed rows.
+struct SourceAnswer {
+    wanted: Vec<Metric>,
+    stages: bool,
+    packed: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -178,7 +246,174 @@ pub struct DayValue {
     pub value: f64,
 }
 
+/// Every requested metric of one local day (None where that day has no scored value), and the
+/// main sleep's stages when they were asked for (`Store::days_and_stages`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DayMetrics {
+    pub day: NaiveDate,
+    values: [Option<f64>; Metric::ALL.len()],
+    pub stages: Option<SleepStages>,
+}
+
+impl DayMetrics {
+    pub fn get(&self, metric: Metric) -> Option<f64> {
+        self.values[metric.index()]
+    }
+}
+
+/// The days of a read that carry a value of `metric`, oldest first.
+pub fn values_of(days: &[DayMetrics], metric: Metric) -> Vec<DayValue> {
+    days.iter()
+        .filter_map(|d| d.get(metric).map(|value| DayValue { day: d.day, value }))
+        .collect()
+}
+
+const HOUR_MS: f64 = 3_600_000.0;
+
+/// `YYYY-MM-DD` as the store writes days, without chrono's format parser: a five-year read
+/// parses thousands of them.
+fn parse_iso_day(text: &str) -> Option<NaiveDate> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        b[range].iter().try_fold(0u32, |n, c| {
+            c.is_ascii_digit().then(|| n * 10 + u32::from(c - b'0'))
+        })
+    };
+    NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)
+}
+
 impl Store {
+    /// The given metrics for every local day between `from` and `to` (inclusive) with at least
+    /// one of them scored, oldest first: one query per table the metrics come from, however
+    /// many metrics and days. The dashboard, the summaries and the comparisons all read here.
+    pub async fn days(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        metrics: &[Metric],
+    ) -> Result<Vec<DayMetrics>> {
+        self.read_days(from, to, metrics, false).await
+    }
+
+    /// The same with each day's main sleep stages (`DayMetrics::stages`), as the dashboard
+    /// charts them.
+    pub async fn days_and_stages(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        metrics: &[Metric],
+    ) -> Result<Vec<DayMetrics>> {
+        self.read_days(from, to, metrics, true).await
+    }
+
+    async fn read_days(
+        &self,
+        from: NaiveDate,
+        to: NaiveDate,
+        metrics: &[Metric],
+        stages: bool,
+    ) -> Result<Vec<DayMetrics>> {
+        // The tables are read side by side: each connection of the pool works on its own
+        // thread, so four queries take about as long as the longest one.
+        let (from, to) = (from.to_string(), to.to_string());
+        let read = |source| self.read_source(source, &from, &to, metrics, stages);
+        let answers = tokio::try_join!(
+            read(Source::Recovery),
+            read(Source::Sleep),
+            read(Source::Cycle),
+            read(Source::Workout),
+        )?;
+        let mut days: BTreeMap<NaiveDate, DayMetrics> = BTreeMap::new();
+        for answer in [answers.0, answers.1, answers.2, answers.3]
+            .into_iter()
+            .flatten()
+        {
+            let SourceAnswer {
+                wanted,
+                stages,
+                packed,
+            } = answer;
+            let rows: Vec<PackedRow> = serde_json::from_str(&packed)
+                .map_err(|e| Error::Corrupt(format!("a day read's answer: {e}")))?;
+            let columns = wanted.len() + if stages { STAGE_EXPRESSIONS.len() } else { 0 };
+            for (text, values) in rows {
+                let day = parse_iso_day(text)
+                    .ok_or_else(|| Error::Corrupt(format!("stored day {text:?}")))?;
+                if values.len() != columns {
+                    return Err(Error::Corrupt(format!(
+                        "a day read answered {} values for {columns} columns",
+                        values.len()
+                    )));
+                }
+                let entry = days.entry(day).or_insert_with(|| DayMetrics {
+                    day,
+                    values: [None; Metric::ALL.len()],
+                    stages: None,
+                });
+                // Rows come ordered by day then tiebreak, so the last value of a day wins.
+                for (metric, value) in wanted.iter().zip(&values) {
+                    if let Some(value) = value {
+                        entry.values[metric.index()] = Some(metric.in_unit(*value));
+                    }
+                }
+                if stages {
+                    let stage = &values[wanted.len()..];
+                    if let Some(light) = stage[0] {
+                        let hours = |v: Option<f64>| v.unwrap_or(0.0) / HOUR_MS;
+                        entry.stages = Some(SleepStages {
+                            day,
+                            light: light / HOUR_MS,
+                            deep: hours(stage[1]),
+                            rem: hours(stage[2]),
+                            awake: hours(stage[3]),
+                            need: stage[4].map(|ms| ms / HOUR_MS),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(days
+            .into_values()
+            .filter(|d| d.values.iter().any(Option::is_some) || d.stages.is_some())
+            .collect())
+    }
+
+    /// One table's part of a day read, or None when it has nothing to add.
+    async fn read_source(
+        &self,
+        source: Source,
+        from: &str,
+        to: &str,
+        metrics: &[Metric],
+        stages: bool,
+    ) -> Result<Option<SourceAnswer>> {
+        let wanted: Vec<Metric> = Metric::ALL
+            .into_iter()
+            .filter(|m| m.source() == source && metrics.contains(m))
+            .collect();
+        let stages = stages && source == Source::Sleep;
+        if wanted.is_empty() && !stages {
+            return Ok(None);
+        }
+        let mut expressions: Vec<&str> = wanted.iter().map(|m| m.expression()).collect();
+        if stages {
+            expressions.extend(STAGE_EXPRESSIONS);
+        }
+        let packed = sqlx::query_scalar(&source.sql(&expressions))
+            .bind(from)
+            .bind(to)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Some(SourceAnswer {
+            wanted,
+            stages,
+            packed,
+        }))
+    }
+
     /// One value per local day between `from` and `to` (inclusive) that has a scored record.
     pub async fn daily_series(
         &self,
@@ -186,34 +421,29 @@ impl Store {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DayValue>> {
-        let rows = sqlx::query(metric.sql())
-            .bind(from.to_string())
-            .bind(to.to_string())
-            .fetch_all(&self.pool)
-            .await?;
-        let mut series: Vec<DayValue> = Vec::with_capacity(rows.len());
-        for row in rows {
-            let day: String = row.try_get("d")?;
-            let day = NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-                .map_err(|e| Error::Corrupt(format!("stored day {day:?}: {e}")))?;
-            let value: f64 = row.try_get("v")?;
-            // Rows come ordered by day then tiebreak, so the last one of a day wins.
-            match series.last_mut() {
-                Some(last) if last.day == day => last.value = value,
-                _ => series.push(DayValue { day, value }),
-            }
-        }
-        Ok(series)
+        Ok(values_of(&self.days(from, to, &[metric]).await?, metric))
     }
+}
 
-    /// The most recent scored value of a metric.
-    pub async fn latest(&self, metric: Metric) -> Result<Option<DayValue>> {
-        // Days are stored as ISO text; chrono's MIN/MAX print with signs that do not sort.
-        let (first, last) = (
-            NaiveDate::from_ymd_opt(1, 1, 1).unwrap_or_default(),
-            NaiveDate::from_ymd_opt(9999, 12, 31).unwrap_or_default(),
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_parse_as_stored_and_nothing_else() {
+        assert_eq!(
+            parse_iso_day("2024-03-05"),
+            NaiveDate::from_ymd_opt(2024, 3, 5)
         );
-        let all = self.daily_series(metric, first, last).await?;
-        Ok(all.last().copied())
+        for bad in [
+            "2024-3-05",
+            "2024-02-30",
+            "2024/03/05",
+            "20a4-03-05",
+            "",
+            "2024-03-051",
+        ] {
+            assert_eq!(parse_iso_day(bad), None, "{bad}");
+        }
     }
 }

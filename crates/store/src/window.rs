@@ -69,7 +69,10 @@ impl Store {
         let start = format_timestamp(&start);
         // No end: a start no record can reach.
         let end = end.map_or_else(|| "9999".to_string(), |e| format_timestamp(&e));
-        let mut tx = self.pool.begin().await?;
+        // The write lock up front: this reads the change log before it writes, and a deferred
+        // transaction whose read another process's write overtook cannot upgrade (SQLITE_BUSY at
+        // once, the busy timeout notwithstanding), as two `vitaltrends sync` catch-ups did.
+        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
         let later = changes_after(&mut tx, fetch_began).await?;
         let changed_later =
             |collection: &str, key: &str| later.get(&(collection.to_string(), key.to_string()));

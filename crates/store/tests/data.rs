@@ -501,7 +501,7 @@ async fn rebuild_from_raw_json_gives_back_the_same_store() {
 
 #[tokio::test]
 async fn completeness_per_day_and_deleting_a_range() {
-    let (_dir, store) = filled(30).await;
+    let (dir, store) = filled(30).await;
     let day = |d: i64| first_day() + Duration::days(d);
     let calendar = store.completeness(day(0), day(34)).await.unwrap();
     assert_eq!(calendar.len(), 35);
@@ -542,4 +542,32 @@ async fn completeness_per_day_and_deleting_a_range() {
     assert_eq!(summary.first_day, Some(day(0)));
     assert_eq!(summary.last_day, Some(day(29)));
     assert!(summary.size_bytes > 0);
+
+    // The newest cycle is still open (day 29): its night not yet in is pending, not missing.
+    // A closed day without its night (day 28) is missing.
+    let pool = sqlx::SqlitePool::connect(&format!(
+        "sqlite://{}",
+        dir.path().join("vitaltrends.db").display()
+    ))
+    .await
+    .unwrap();
+    for d in [28, 29] {
+        sqlx::query("DELETE FROM recovery WHERE cycle_id = ?")
+            .bind(1000 + d)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM sleep WHERE cycle_id = ? AND NOT nap")
+            .bind(1000 + d)
+            .execute(&pool)
+            .await
+            .unwrap();
+    }
+    pool.close().await;
+    let calendar = store.completeness(day(28), day(29)).await.unwrap();
+    assert_eq!(calendar[0].sleep, Completeness::Missing);
+    assert_eq!(calendar[0].state, Completeness::Missing);
+    assert_eq!(calendar[1].sleep, Completeness::Pending);
+    assert_eq!(calendar[1].recovery, Completeness::Pending);
+    assert_eq!(calendar[1].state, Completeness::Pending);
 }

@@ -328,10 +328,30 @@ async fn daily_series_uses_local_whoop_days_and_skips_pending() {
         .unwrap();
     assert_eq!(hours.len(), 1, "naps are not the night's sleep");
     assert!((hours[0].value - 7.5).abs() < 1e-9);
+    // One read of several metrics: each day carries exactly the metrics asked for.
+    let days = store
+        .days(d(1), d(31), &[Metric::DayStrain, Metric::Recovery])
+        .await
+        .unwrap();
     assert_eq!(
-        store.latest(Metric::Recovery).await.unwrap().unwrap().value,
-        30.0
+        days.iter()
+            .map(|x| (x.day, x.get(Metric::DayStrain), x.get(Metric::Recovery)))
+            .collect::<Vec<_>>(),
+        vec![
+            (d(5), Some(10.0), Some(80.0)),
+            (d(6), Some(14.0), Some(30.0))
+        ]
     );
+    assert!(days
+        .iter()
+        .all(|x| x.get(Metric::Hrv).is_none() && x.stages.is_none()));
+    let nights = store
+        .days_and_stages(d(1), d(31), &[Metric::SleepPerformance])
+        .await
+        .unwrap();
+    let stages: Vec<_> = nights.iter().filter_map(|x| x.stages).collect();
+    assert_eq!(stages.len(), 1, "the main sleep's stages, not the nap's");
+    assert!((stages[0].light + stages[0].deep + stages[0].rem - 7.5).abs() < 1e-9);
     assert_eq!(
         store
             .daily_series(Metric::Hrv, d(6), d(6))
@@ -342,6 +362,84 @@ async fn daily_series_uses_local_whoop_days_and_skips_pending() {
         "range is inclusive"
     );
     assert_eq!(store.days_of_history().await.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn a_day_read_returns_values_exactly_as_stored_and_the_later_record_of_a_day_wins() {
+    let store = Store::open_in_memory().await.unwrap();
+    // Two cycles on one local day (a restarted cycle: 01:00 and 03:00 local): the later wins.
+    store
+        .upsert(&[
+            cycle(
+                1,
+                "2024-03-05T06:00:00.000Z",
+                "2024-03-05T20:00:00.000Z",
+                Some(10.25),
+            ),
+            cycle(
+                2,
+                "2024-03-05T08:00:00.000Z",
+                "2024-03-05T21:00:00.000Z",
+                Some(13.0123456789),
+            ),
+        ])
+        .await
+        .unwrap();
+    let mut rec = recovery(2, "s-odd", "2024-03-05T13:00:00.000Z", Some(67.0));
+    rec.raw["score"]["hrv_rmssd_milli"] = json!(38.123456);
+    rec.raw["score"]["resting_heart_rate"] = json!(51.5);
+    rec.record = serde_json::from_value(rec.raw.clone()).unwrap();
+    store.upsert(&[rec]).await.unwrap();
+    // Stage times that make long fractions of an hour.
+    let mut night = sleep(
+        "s-odd",
+        2,
+        "2024-03-05T08:00:00.000Z",
+        "2024-03-05T15:00:00.000Z",
+        false,
+    );
+    let (light, deep, rem) = (14_400_123_i64, 5_399_999_i64, 7_200_007_i64);
+    let stages = &mut night.raw["score"]["stage_summary"];
+    stages["total_light_sleep_time_milli"] = json!(light);
+    stages["total_slow_wave_sleep_time_milli"] = json!(deep);
+    stages["total_rem_sleep_time_milli"] = json!(rem);
+    night.raw["score"]["sleep_needed"]["need_from_sleep_debt_milli"] = json!(1_234_567);
+    night.record = serde_json::from_value(night.raw.clone()).unwrap();
+    store.upsert(&[night]).await.unwrap();
+
+    let day = NaiveDate::from_ymd_opt(2024, 3, 5).unwrap();
+    let read = store
+        .days_and_stages(
+            day,
+            day,
+            &[
+                Metric::DayStrain,
+                Metric::Hrv,
+                Metric::RestingHeartRate,
+                Metric::SleepHours,
+                Metric::SleepNeedHours,
+            ],
+        )
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 1);
+    let got = &read[0];
+    assert_eq!(got.get(Metric::DayStrain), Some(13.0123456789));
+    assert_eq!(got.get(Metric::Hrv), Some(38.123456));
+    assert_eq!(got.get(Metric::RestingHeartRate), Some(51.5));
+    let hour = 3_600_000.0;
+    assert_eq!(
+        got.get(Metric::SleepHours),
+        Some((light + deep + rem) as f64 / hour)
+    );
+    assert_eq!(
+        got.get(Metric::SleepNeedHours),
+        Some((27_000_000 + 1_234_567) as f64 / hour)
+    );
+    let stages = got.stages.unwrap();
+    assert_eq!(stages.light, light as f64 / hour);
+    assert_eq!(stages.deep, deep as f64 / hour);
+    assert_eq!(stages.need, Some((27_000_000 + 1_234_567) as f64 / hour));
 }
 
 #[tokio::test]
@@ -568,4 +666,59 @@ async fn events_that_did_not_apply_wait_or_are_skipped() {
     let summary = store.event_issue_summary(5).await.unwrap();
     assert_eq!((summary.pending, summary.skipped), (0, 1));
     assert_eq!(store.next_pending_event_at().await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_night_whose_cycle_has_not_arrived_counts_on_its_own_day_once() {
+    let store = Store::open_in_memory().await.unwrap();
+    let d = |day| NaiveDate::from_ymd_opt(2024, 3, day).unwrap();
+    store
+        .upsert(&[sleep(
+            "s-9",
+            9,
+            "2024-03-09T04:00:00.000Z",
+            "2024-03-09T12:00:00.000Z",
+            false,
+        )])
+        .await
+        .unwrap();
+    store
+        .upsert(&[recovery(9, "s-9", "2024-03-09T13:00:00.000Z", Some(55.0))])
+        .await
+        .unwrap();
+    let wanted = [Metric::Recovery, Metric::SleepHours];
+    let before = store.days(d(1), d(31), &wanted).await.unwrap();
+    assert_eq!(before.len(), 1, "{before:?}");
+    assert_eq!(before[0].get(Metric::Recovery), Some(55.0));
+    assert!(before[0].get(Metric::SleepHours).is_some());
+    let night = before[0].day;
+
+    // The cycle arrives: the same day, still once.
+    store
+        .upsert(&[cycle(
+            9,
+            "2024-03-09T04:00:00.000Z",
+            "2024-03-09T20:00:00.000Z",
+            Some(12.0),
+        )])
+        .await
+        .unwrap();
+    let after = store
+        .days(
+            d(1),
+            d(31),
+            &[Metric::Recovery, Metric::SleepHours, Metric::DayStrain],
+        )
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert_eq!(after[0].day, night);
+    assert_eq!(after[0].get(Metric::Recovery), Some(55.0));
+    assert_eq!(after[0].get(Metric::DayStrain), Some(12.0));
+    // A range that ends the day before holds nothing of it.
+    let earlier = store
+        .days(d(1), night.pred_opt().unwrap(), &wanted)
+        .await
+        .unwrap();
+    assert!(earlier.is_empty(), "{earlier:?}");
 }
