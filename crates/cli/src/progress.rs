@@ -73,6 +73,7 @@ fn history_style() -> ProgressStyle {
 
 async fn follow(mut events: Receiver<EngineEvent>, bar: Option<ProgressBar>) {
     let mut last_phase: Option<Phase> = None;
+    let mut said_queued = false;
     loop {
         match events.recv().await {
             Ok(EngineEvent::Progress(p)) => {
@@ -85,6 +86,14 @@ async fn follow(mut events: Receiver<EngineEvent>, bar: Option<ProgressBar>) {
             }
             Ok(EngineEvent::RetryScheduled(retry)) => {
                 println(&format!("{} ({})", retry.message, retry.job.as_str()));
+            }
+            // Once a run: while many people import, the wait comes and goes with every request.
+            Ok(EngineEvent::QuotaWait { waiting: true }) if !said_queued => {
+                said_queued = true;
+                println(
+                    "Queued: many people are importing right now; the newest days come first and \
+                     the rest continues as it is your turn.",
+                );
             }
             Ok(_) | Err(RecvError::Lagged(_)) => {}
             Err(RecvError::Closed) => return,

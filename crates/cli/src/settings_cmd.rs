@@ -18,7 +18,7 @@ pub enum ConfigCommand {
     /// Set one setting: mode (service, own-app, demo), whoop.client_id, whoop.base_url,
     /// relay.url, loopback.port, desktop.keep_in_tray, desktop.start_at_login,
     /// desktop.notify_import, desktop.notify_force_sync, desktop.notify_reconnect, api.enabled,
-    /// api.port.
+    /// api.port, backup.scheduled, backup.folder, backup.keep.
     Set { key: String, value: String },
     /// Return one setting to its default.
     Unset { key: String },

@@ -21,6 +21,9 @@ pub const KEYS: &[&str] = &[
     "desktop.notify_reconnect",
     "api.enabled",
     "api.port",
+    "backup.scheduled",
+    "backup.folder",
+    "backup.keep",
 ];
 
 /// The settings file as written. Absent keys take their defaults; unknown keys are kept out
@@ -34,6 +37,33 @@ pub struct Config {
     pub loopback: LoopbackSection,
     pub desktop: DesktopPrefs,
     pub api: ApiSection,
+    pub backup: BackupSection,
+}
+
+/// Scheduled backups (Settings → Data): off until the person turns them on and picks a folder.
+/// The desktop app backs up once a day while it runs and keeps the newest `keep` scheduled copies
+/// in `folder` (`sync::scheduled_backup`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct BackupSection {
+    pub scheduled: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub folder: Option<String>,
+    /// How many scheduled backups are kept (older ones are removed).
+    pub keep: u32,
+}
+
+/// Scheduled backups kept unless the person says otherwise: a week of daily copies.
+pub const DEFAULT_BACKUPS_KEPT: u32 = 7;
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection {
+            scheduled: false,
+            folder: None,
+            keep: DEFAULT_BACKUPS_KEPT,
+        }
+    }
 }
 
 /// The local REST API (Settings → AI & API; `vitaltrends serve-api`). Off until the person
@@ -218,6 +248,20 @@ impl Config {
                     .filter(|p| *p >= 1024)
                     .ok_or_else(|| bad(format!("{value:?} is not a port from 1024 to 65535")))?;
             }
+            "backup.scheduled" => self.backup.scheduled = flag()?,
+            "backup.folder" => {
+                if value.is_empty() || !Path::new(value).is_absolute() {
+                    return Err(bad(format!("{value:?} is not a full folder path")));
+                }
+                self.backup.folder = Some(value.to_string());
+            }
+            "backup.keep" => {
+                self.backup.keep = value
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=365).contains(n))
+                    .ok_or_else(|| bad(format!("{value:?} is not a number from 1 to 365")))?;
+            }
             other => return Err(Error::UnknownKey(other.to_string())),
         }
         Ok(())
@@ -241,6 +285,9 @@ impl Config {
             "desktop.notify_reconnect" => self.desktop.notify_reconnect = defaults.notify_reconnect,
             "api.enabled" => self.api.enabled = ApiSection::default().enabled,
             "api.port" => self.api.port = ApiSection::default().port,
+            "backup.scheduled" => self.backup.scheduled = false,
+            "backup.folder" => self.backup.folder = None,
+            "backup.keep" => self.backup.keep = DEFAULT_BACKUPS_KEPT,
             other => return Err(Error::UnknownKey(other.to_string())),
         }
         Ok(())
@@ -262,6 +309,9 @@ impl Config {
             "desktop.notify_reconnect" => flag(self.desktop.notify_reconnect),
             "api.enabled" => flag(self.api.enabled),
             "api.port" => Some(self.api.port.to_string()),
+            "backup.scheduled" => flag(self.backup.scheduled),
+            "backup.folder" => self.backup.folder.clone(),
+            "backup.keep" => Some(self.backup.keep.to_string()),
             other => return Err(Error::UnknownKey(other.to_string())),
         })
     }
@@ -314,6 +364,9 @@ mod tests {
             ("desktop.notify_reconnect", "false"),
             ("api.enabled", "true"),
             ("api.port", "48000"),
+            ("backup.scheduled", "true"),
+            ("backup.folder", "/home/a/Backups/VitalTrends"),
+            ("backup.keep", "14"),
         ];
         assert_eq!(values.len(), KEYS.len());
         for (key, value) in values {
@@ -347,6 +400,9 @@ mod tests {
             ("loopback.port", "70000"),
             ("desktop.keep_in_tray", "maybe"),
             ("api.port", "22"),
+            ("backup.folder", "relative/folder"),
+            ("backup.keep", "0"),
+            ("backup.keep", "many"),
         ] {
             let err = config.set(key, value).unwrap_err();
             assert!(err.to_string().starts_with(key), "{key}: {err}");

@@ -13,7 +13,9 @@ mod file;
 mod release;
 mod resolve;
 
-pub use file::{ApiSection, Config, DesktopPrefs, DEFAULT_API_PORT, KEYS};
+pub use file::{
+    ApiSection, BackupSection, Config, DesktopPrefs, DEFAULT_API_PORT, DEFAULT_BACKUPS_KEPT, KEYS,
+};
 pub use release::Release;
 pub use resolve::{resolve, Choice, Connection, Env};
 

@@ -9,7 +9,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use whoop::webhook::{EventKind, WebhookEvent};
-use whoop::{Collection, Cycle, Fetched, PageQuery};
+use whoop::{Collection, Cycle, Fetched, PageQuery, Priority};
 
 use crate::engine::Engine;
 use crate::error::Result;
@@ -77,7 +77,12 @@ impl Engine {
         applied: &mut Applied,
     ) -> Result<()> {
         let sleep = self
-            .with_token(|t| async move { self.client.sleep(t.expose(), sleep_id).await })
+            .with_token(|t| async move {
+                self.client
+                    .with_priority(Priority::Live)
+                    .sleep(t.expose(), sleep_id)
+                    .await
+            })
             .await?;
         let Some(sleep) = sleep else {
             // 404: WHOOP no longer has it; the recovery computed from it went with it.
@@ -91,12 +96,20 @@ impl Engine {
             .written;
 
         let cycle = self
-            .with_token(|t| async move { self.client.cycle(t.expose(), cycle_id).await })
+            .with_token(|t| async move {
+                self.client
+                    .with_priority(Priority::Live)
+                    .cycle(t.expose(), cycle_id)
+                    .await
+            })
             .await?;
         let recovery = self
-            .with_token(
-                |t| async move { self.client.recovery_for_cycle(t.expose(), cycle_id).await },
-            )
+            .with_token(|t| async move {
+                self.client
+                    .with_priority(Priority::Live)
+                    .recovery_for_cycle(t.expose(), cycle_id)
+                    .await
+            })
             .await?;
         if let Some(recovery) = recovery {
             applied.written += self.store.upsert(&[recovery]).await?.written;
@@ -129,7 +142,12 @@ impl Engine {
 
     async fn refresh_cycle(&self, cycle_id: i64, applied: &mut Applied) -> Result<()> {
         let cycle = self
-            .with_token(|t| async move { self.client.cycle(t.expose(), cycle_id).await })
+            .with_token(|t| async move {
+                self.client
+                    .with_priority(Priority::Live)
+                    .cycle(t.expose(), cycle_id)
+                    .await
+            })
             .await?;
         match cycle {
             Some(cycle) => applied.written += self.store.upsert(&[cycle]).await?.written,
@@ -148,7 +166,12 @@ impl Engine {
 
     async fn refresh_workout(&self, workout_id: &str, applied: &mut Applied) -> Result<()> {
         let workout = self
-            .with_token(|t| async move { self.client.workout(t.expose(), workout_id).await })
+            .with_token(|t| async move {
+                self.client
+                    .with_priority(Priority::Live)
+                    .workout(t.expose(), workout_id)
+                    .await
+            })
             .await?;
         let Some(workout) = workout else {
             if self.store.delete(Collection::Workout, workout_id).await? {
@@ -175,7 +198,12 @@ impl Engine {
         let page = self
             .with_token(|t| {
                 let query = query.clone();
-                async move { self.client.page::<Cycle>(t.expose(), &query).await }
+                async move {
+                    self.client
+                        .with_priority(Priority::Live)
+                        .page::<Cycle>(t.expose(), &query)
+                        .await
+                }
             })
             .await?;
         let cycles: Vec<Fetched<Cycle>> = page.records;

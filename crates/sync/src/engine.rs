@@ -19,10 +19,11 @@ use whoop::{Client, ClientConfig, Collection, Profile, Secret};
 
 use crate::error::{Error, Result};
 use crate::events::{
-    thousands, Clock, EngineEvent, JobKind, Notification, NotificationKind, Notifier, Progress,
-    Retry, SystemClock,
+    thousands, Clock, EngineEvent, JobKind, Notification, NotificationKind, Notifier, Phase,
+    Progress, Retry, SystemClock,
 };
 use crate::loopback::{parse_callback, CallbackOutcome, LoopbackListener};
+use crate::quota::RelayQuota;
 use crate::secrets::SecretStore;
 use crate::settings::Settings;
 use crate::state::ConnectionState;
@@ -211,6 +212,26 @@ pub struct Status {
     pub secret_store: String,
     /// A failed import or catch-up waiting to run again by itself (the import's first).
     pub retry: Option<Retry>,
+    /// Why a running job waits: the VitalTrends service's share of WHOOP's quota is taken by
+    /// other people's imports for the moment (`None` when not waiting).
+    pub quota_wait: Option<String>,
+}
+
+/// What the card says while the relay's quota coordinator keeps this install waiting.
+fn quota_wait_message(progress: Option<&Progress>) -> String {
+    // A month counts as in once every collection has read back through it (`oldest_day` is only
+    // how far the furthest one got).
+    let recent_in =
+        progress.is_some_and(|p| p.recent_windows_done >= 1 || p.phase == Phase::History);
+    if recent_in {
+        "Queued: many people are importing right now. Your last 30 days are in; older history \
+         continues in the background."
+            .into()
+    } else {
+        "Queued: many people are importing right now. Your newest days come first; the import \
+         continues as soon as it is your turn."
+            .into()
+    }
 }
 
 pub struct Engine {
@@ -223,6 +244,10 @@ pub struct Engine {
     pub(crate) schedule: Schedule,
     /// For the relay (stream, acks, unregistering); WHOOP calls go through `client`.
     pub(crate) http: reqwest::Client,
+    /// Whether the relay's quota coordinator has this install waiting for its turn.
+    pub(crate) quota_queued: Arc<AtomicBool>,
+    /// The relay's quota coordinator as the client asks it (service mode only).
+    quota: Option<Arc<RelayQuota>>,
     events: broadcast::Sender<EngineEvent>,
     jobs: Mutex<JobQueue>,
     job_added: Notify,
@@ -261,12 +286,28 @@ impl Engine {
     ) -> Result<Arc<Self>> {
         settings.validate()?;
         let store = Store::open(&settings.database_path()).await?;
-        let client = Client::new(ClientConfig::new(settings.whoop_base_url.clone()))?;
+        // In service mode every install shares the relay's WHOOP app, whose quota the relay
+        // hands out; otherwise the app is the person's own and headers pace it.
+        let quota_queued = Arc::new(AtomicBool::new(false));
+        let (events, _) = broadcast::channel(256);
+        let quota = match &settings.relay_url {
+            Some(relay) => Some(Arc::new(RelayQuota::new(
+                relay,
+                secrets.clone(),
+                quota_queued.clone(),
+                events.clone(),
+            )?)),
+            None => None,
+        };
+        let client_config = ClientConfig::new(settings.whoop_base_url.clone());
+        let client = match &quota {
+            Some(quota) => Client::with_budget(client_config, quota.clone())?,
+            None => Client::new(client_config)?,
+        };
         let token_client = settings
             .token_endpoint()
             .and_then(|endpoint| Ok(TokenClient::new(endpoint)?))
             .map_err(|e| e.to_string());
-        let (events, _) = broadcast::channel(256);
         let permits = options.schedule.max_parallel_requests.max(1);
         // Retries survive a restart (the card keeps saying what happens next).
         let retries = match store.get_meta(RETRY_KEY).await? {
@@ -294,6 +335,8 @@ impl Engine {
                 .read_timeout(Duration::from_secs(60))
                 .build()
                 .map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
+            quota_queued,
+            quota,
             events,
             jobs: Mutex::new(JobQueue::default()),
             job_added: Notify::new(),
@@ -482,6 +525,11 @@ impl Engine {
             // sign-in gets a working pair.
             return Err(self.refuse_unbound_tokens(&tokens).await);
         }
+        if let (Some(quota), Some(credential)) = (&self.quota, &tokens.device_credential) {
+            // The relay bound this device during the exchange: the sign-in's own requests
+            // already wait their turn with it.
+            quota.use_credential(credential.clone());
+        }
         // Whose grant is this? Asked with the new token before anything is stored, so signing
         // in as someone else cannot touch the current connection.
         let profile = self.client.profile(tokens.access_token.expose()).await?;
@@ -508,15 +556,19 @@ impl Engine {
         let name = format!("{} {}", profile.record.first_name, profile.record.last_name)
             .trim()
             .to_string();
+        self.touch(LAST_DATA_KEY).await?;
+        // The first import starts by itself; after a reconnect it resumes from its checkpoints.
+        // Decided before the state changes and queued right after, with nothing to wait for in
+        // between: a window reading the status on the state change sees the import queued,
+        // never a connected card with nothing imported.
+        let import_due = self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_none();
         self.set_state(ConnectionState::Connected {
             user_id: profile.record.user_id,
             name,
             connected_at: self.clock.now(),
         })
         .await?;
-        self.touch(LAST_DATA_KEY).await?;
-        // The first import starts by itself; after a reconnect it resumes from its checkpoints.
-        if self.store.get_meta(IMPORT_COMPLETE_KEY).await?.is_none() {
+        if import_due {
             self.request_job(JobKind::Import);
         }
         Ok(profile.record)
@@ -959,7 +1011,10 @@ impl Engine {
         };
         let live_updates = self.live_updates().await?;
         let issues = self.store.event_issue_summary(5).await?;
+        let quota_wait = (progress.is_some() && self.quota_queued.load(Ordering::Relaxed))
+            .then(|| quota_wait_message(progress.as_ref()));
         Ok(Status {
+            quota_wait,
             live_updates_message: live_updates.message().map(str::to_string),
             live_updates,
             pending_events: issues.pending,
@@ -1521,8 +1576,9 @@ impl Engine {
     /// Fresh data makes no WHOOP call at all. Returns whether a catch-up was queued.
     ///
     /// It runs while the import is still incomplete too (failed and waiting for its retry, or
-    /// interrupted): the recent days are what the person looks at. A catch-up only upserts, so
-    /// the import's checkpoints are untouched and it resumes where it stopped.
+    /// interrupted): the recent days are what the person looks at. A catch-up replaces only its
+    /// own window (adding, updating, and removing what WHOOP no longer lists there), so the
+    /// import's checkpoints are untouched and it resumes where it stopped.
     pub async fn catch_up_tick(&self) -> Result<bool> {
         if self.ensure_syncable().await.is_err() {
             return Ok(false);
@@ -1646,25 +1702,57 @@ impl Engine {
     }
 
     async fn catch_up(&self, since: DateTime<Utc>, generation: u64) -> Result<SyncReport> {
-        use whoop::{Cycle, Recovery, Sleep, Workout};
         // Read before fetching: a gap noted while this runs has a new value and stays.
         let pending_gap = self.pending_catch_up().await?;
-        let (c, s, r, w) = tokio::try_join!(
-            self.fetch_since::<Cycle>(since, generation),
-            self.fetch_since::<Sleep>(since, generation),
-            self.fetch_since::<Recovery>(since, generation),
-            self.fetch_since::<Workout>(since, generation),
-        )?;
-        let mut report = SyncReport {
+        // Taken before the first fetch: what the live applier changes from here on is newer
+        // than anything fetched, and the window replacement leaves it alone.
+        let fetch_began = self.store.change_mark().await?;
+        let (contents, skipped) =
+            crate::import::fetch_whole_window(self, (Some(since), None), generation, None).await?;
+        let skipped = skipped as u64;
+        self.check_not_cancelled(generation)?;
+        // WHOOP lists what the window holds now, so a record it no longer lists was deleted
+        // there (its `*.deleted` webhook lost, as in a gap). Unless a record could not be read:
+        // it would look deleted, so then the window is only added to.
+        let outcome = if skipped == 0 {
+            self.store
+                .replace_window(since, &contents, fetch_began)
+                .await?
+        } else {
+            let mut added = store::WindowOutcome::default();
+            for (collection, counts) in [
+                (
+                    Collection::Cycle,
+                    self.store.upsert(&contents.cycles).await?,
+                ),
+                (
+                    Collection::Sleep,
+                    self.store.upsert(&contents.sleeps).await?,
+                ),
+                (
+                    Collection::Recovery,
+                    self.store.upsert(&contents.recoveries).await?,
+                ),
+                (
+                    Collection::Workout,
+                    self.store.upsert(&contents.workouts).await?,
+                ),
+            ] {
+                set_count(&mut added.written, collection, counts.written);
+                added.unchanged += counts.unchanged;
+            }
+            added
+        };
+        let report = SyncReport {
             since: Some(since),
+            written: outcome.written,
+            unchanged: outcome.unchanged,
+            deleted: outcome.deleted,
+            skipped,
             ..Default::default()
         };
-        for part in [c, s, r, w] {
-            add_counts(&mut report.written, &part.written);
-            report.unchanged += part.unchanged;
-            report.skipped += part.skipped;
-        }
-        self.data_arrived(report.written.total(), 0).await?;
+        self.data_arrived(report.written.total(), report.deleted)
+            .await?;
         if let Some((gap_since, value)) = pending_gap {
             if since <= gap_since {
                 self.store
@@ -1672,20 +1760,6 @@ impl Engine {
                     .await?;
             }
         }
-        Ok(report)
-    }
-
-    async fn fetch_since<T: store::StoreRecord>(
-        &self,
-        since: DateTime<Utc>,
-        generation: u64,
-    ) -> Result<SyncReport> {
-        let page = crate::import::fetch_window::<T>(self, Some(since), generation).await?;
-        let counts = self.store.upsert(&page.records).await?;
-        let mut report = SyncReport::default();
-        set_count(&mut report.written, T::COLLECTION, counts.written);
-        report.unchanged = counts.unchanged;
-        report.skipped = page.skipped.len() as u64;
         Ok(report)
     }
 }
@@ -1800,4 +1874,35 @@ fn retry_message(retry: &Retry, cause: &str, now: DateTime<Utc>) -> String {
         format!("in {hours} hour{}", if hours == 1 { "" } else { "s" })
     };
     format!("{cause} Retrying {when}.")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn progress(recent_windows_done: u32, oldest_day: &str) -> Progress {
+        Progress {
+            job: JobKind::Import,
+            phase: Phase::Recent,
+            records: 100,
+            recent_windows_done,
+            recent_windows_total: 6,
+            oldest_day: oldest_day.parse().ok(),
+            percent: None,
+        }
+    }
+
+    #[test]
+    fn the_queue_notice_says_30_days_are_in_only_once_every_collection_has_them() {
+        // One chain far back, the others not yet through a month: not in.
+        let partly = quota_wait_message(Some(&progress(0, "2020-01-01")));
+        assert!(partly.contains("Your newest days come first"), "{partly}");
+        let month = quota_wait_message(Some(&progress(1, "2026-10-01")));
+        assert!(month.contains("Your last 30 days are in"), "{month}");
+        let history = quota_wait_message(Some(&Progress {
+            phase: Phase::History,
+            ..progress(0, "2020-01-01")
+        }));
+        assert!(history.contains("Your last 30 days are in"), "{history}");
+    }
 }

@@ -103,6 +103,11 @@ pub enum EngineEvent {
     RetryCleared {
         job: JobKind,
     },
+    /// The VitalTrends service's quota coordinator started or stopped holding this install's
+    /// WHOOP requests back for others' (`Status.quota_wait` says why, while it lasts).
+    QuotaWait {
+        waiting: bool,
+    },
 }
 
 /// An OS notification the host shows.

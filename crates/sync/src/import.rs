@@ -24,7 +24,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use store::{Checkpoint, ImportWindow, StoreRecord, WindowContents};
 use whoop::types::format_timestamp;
-use whoop::{Collection, Cycle, Page, PageQuery, Recovery, Sleep, Workout};
+use whoop::{Collection, Cycle, Page, PageQuery, Priority, Recovery, Sleep, Workout};
 
 use crate::engine::{add_counts, set_count, Engine, SyncReport, IMPORT_COMPLETE_KEY};
 use crate::error::{Error, Result};
@@ -48,6 +48,17 @@ const WHOLE_HISTORY: ImportWindow = ImportWindow {
     start: None,
     end: None,
 };
+
+/// The quota priority of an import page that continues back from `reached`: the last 30 days
+/// first, then the rest of six months, then older history.
+fn priority_of(reached: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Priority {
+    match reached {
+        None => Priority::Recent,
+        Some(t) if t > now - chrono::Duration::days(30) => Priority::Recent,
+        Some(t) if t > now - chrono::Duration::days(183) => Priority::Months,
+        Some(_) => Priority::History,
+    }
+}
 
 /// Shared progress of a job whose parts run concurrently; every update is published in order.
 pub(crate) struct Tracker<'a> {
@@ -234,6 +245,9 @@ impl Engine {
             .unwrap_or_else(|| Checkpoint::new(collection, window));
         let mut report = SyncReport::default();
         let mut restarted = false;
+        // How far back this run has read: what the relay's quota coordinator ranks the next
+        // page by (a resumed chain's first page counts as recent until it says otherwise).
+        let mut reached: Option<DateTime<Utc>> = None;
         while !checkpoint.done {
             self.check_not_cancelled(generation)?;
             let query = PageQuery {
@@ -241,10 +255,11 @@ impl Engine {
                 end: window.end,
                 next_token: checkpoint.next_token.clone(),
             };
+            let client = self.client.with_priority(priority_of(reached, Utc::now()));
             let fetched = self
                 .with_token(|token| {
-                    let query = query.clone();
-                    async move { self.client.page::<T>(token.expose(), &query).await }
+                    let (query, client) = (query.clone(), client.clone());
+                    async move { client.page::<T>(token.expose(), &query).await }
                 })
                 .await;
             let page = match fetched {
@@ -285,6 +300,10 @@ impl Engine {
                 .iter()
                 .map(|r| r.record.start().unwrap_or_else(|| r.record.updated_at()))
                 .min();
+            reached = match (reached, oldest) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             tracker.page(collection, counts.written, oldest, checkpoint.done);
         }
         Ok(report)
@@ -317,28 +336,8 @@ impl Engine {
         let fetch_began = self.store.change_mark().await?;
         let tracker = Tracker::new(self, JobKind::ForceSync, 1, 4, 0);
         tracker.update(|_| {});
-        let (cycles, sleeps, recoveries, workouts) = tokio::try_join!(
-            counted(
-                &tracker,
-                fetch_window::<Cycle>(self, Some(start), generation)
-            ),
-            counted(
-                &tracker,
-                fetch_window::<Sleep>(self, Some(start), generation)
-            ),
-            counted(
-                &tracker,
-                fetch_window::<Recovery>(self, Some(start), generation)
-            ),
-            counted(
-                &tracker,
-                fetch_window::<Workout>(self, Some(start), generation)
-            ),
-        )?;
-        let skipped = cycles.skipped.len()
-            + sleeps.skipped.len()
-            + recoveries.skipped.len()
-            + workouts.skipped.len();
+        let (contents, skipped) =
+            fetch_whole_window(self, (Some(start), None), generation, Some(&tracker)).await?;
         if skipped > 0 {
             // A record WHOOP sent but we could not read would look deleted: keep the window.
             return Err(Error::Io(format!(
@@ -346,12 +345,6 @@ impl Engine {
             )));
         }
         self.check_not_cancelled(generation)?;
-        let contents = WindowContents {
-            cycles: cycles.records,
-            sleeps: sleeps.records,
-            recoveries: recoveries.records,
-            workouts: workouts.records,
-        };
         let outcome = self
             .store
             .replace_window(start, &contents, fetch_began)
@@ -373,15 +366,6 @@ impl Engine {
         };
         Ok(report)
     }
-}
-
-/// Every page of one collection from `since` to now.
-pub(crate) async fn fetch_window<T: StoreRecord>(
-    engine: &Engine,
-    since: Option<DateTime<Utc>>,
-    generation: u64,
-) -> Result<Page<T>> {
-    fetch_between(engine, since, None, generation).await
 }
 
 /// Every page of one collection from `since` until `until` (or now).
@@ -427,6 +411,55 @@ pub(crate) async fn counted<T>(
     let result = part.await;
     tracker.part_done();
     result
+}
+
+/// The four collections of `[start, end)` (`end` open: until now) as WHOOP lists them now, and
+/// how many of its records could not be read: a window with any such record is not complete
+/// enough to remove what it lacks. With a tracker, each collection counts as a part done.
+pub(crate) async fn fetch_whole_window(
+    engine: &Engine,
+    (start, end): (Option<DateTime<Utc>>, Option<DateTime<Utc>>),
+    generation: u64,
+    tracker: Option<&Tracker<'_>>,
+) -> Result<(WindowContents, usize)> {
+    async fn part<T>(
+        tracker: Option<&Tracker<'_>>,
+        fetch: impl Future<Output = Result<T>>,
+    ) -> Result<T> {
+        match tracker {
+            Some(tracker) => counted(tracker, fetch).await,
+            None => fetch.await,
+        }
+    }
+    let (cycles, sleeps, recoveries, workouts) = tokio::try_join!(
+        part(
+            tracker,
+            fetch_between::<Cycle>(engine, start, end, generation)
+        ),
+        part(
+            tracker,
+            fetch_between::<Sleep>(engine, start, end, generation)
+        ),
+        part(
+            tracker,
+            fetch_between::<Recovery>(engine, start, end, generation)
+        ),
+        part(
+            tracker,
+            fetch_between::<Workout>(engine, start, end, generation)
+        ),
+    )?;
+    let skipped = cycles.skipped.len()
+        + sleeps.skipped.len()
+        + recoveries.skipped.len()
+        + workouts.skipped.len();
+    let contents = WindowContents {
+        cycles: cycles.records,
+        sleeps: sleeps.records,
+        recoveries: recoveries.records,
+        workouts: workouts.records,
+    };
+    Ok((contents, skipped))
 }
 
 fn report_skipped<T>(page: &Page<T>) {

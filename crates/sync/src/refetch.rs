@@ -9,13 +9,11 @@
 //! WHOOP's own current versions, which is harmless.
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use store::WindowContents;
-use whoop::{Cycle, Recovery, Sleep, Workout};
 
 use crate::engine::{Engine, Enqueued, JobRequest, SyncReport};
 use crate::error::{Error, Result};
 use crate::events::JobKind;
-use crate::import::{counted, fetch_between, Tracker};
+use crate::import::{fetch_whole_window, Tracker};
 
 /// The UTC window `[start, end)` whose records include every record of the local days
 /// `from..=to`.
@@ -70,17 +68,8 @@ impl Engine {
         let fetch_began = self.store().change_mark().await?;
         let tracker = Tracker::new(self, JobKind::Refetch, 1, 4, 0);
         tracker.update(|_| {});
-        let (s, e) = (Some(start), Some(end));
-        let (cycles, sleeps, recoveries, workouts) = tokio::try_join!(
-            counted(&tracker, fetch_between::<Cycle>(self, s, e, generation)),
-            counted(&tracker, fetch_between::<Sleep>(self, s, e, generation)),
-            counted(&tracker, fetch_between::<Recovery>(self, s, e, generation)),
-            counted(&tracker, fetch_between::<Workout>(self, s, e, generation)),
-        )?;
-        let skipped = cycles.skipped.len()
-            + sleeps.skipped.len()
-            + recoveries.skipped.len()
-            + workouts.skipped.len();
+        let (contents, skipped) =
+            fetch_whole_window(self, (Some(start), Some(end)), generation, Some(&tracker)).await?;
         if skipped > 0 {
             // A record WHOOP sent but we could not read would look deleted: keep the days.
             return Err(Error::Io(format!(
@@ -88,12 +77,6 @@ impl Engine {
             )));
         }
         self.check_not_cancelled(generation)?;
-        let contents = WindowContents {
-            cycles: cycles.records,
-            sleeps: sleeps.records,
-            recoveries: recoveries.records,
-            workouts: workouts.records,
-        };
         let outcome = self
             .store()
             .replace_range(start, Some(end), &contents, fetch_began)

@@ -221,6 +221,125 @@ async fn revoked_access_needs_reconnecting_once_and_then_resumes() {
     assert_same(&host.export().await, &host.dump().await, |_, _| false);
 }
 
+/// A record WHOOP deleted while no webhook could say so (the relay away, a gap) is gone after
+/// the next catch-up, which lists its window again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_removes_what_whoop_deleted_in_its_window() {
+    let host = host(sim_config(60, 8)).await;
+    host.connect().await;
+    host.engine.sync_now().await.unwrap();
+    let newest_workout = workouts_newest_first(&host.dump().await).remove(0);
+    host.post(
+        "/_sim/delete",
+        json!({"collection": "workout", "id": newest_workout}),
+    )
+    .await;
+
+    let mut events = host.engine.subscribe();
+    let worker = tokio::spawn(host.engine.clone().run_jobs());
+    let (error, deleted) = run_catch_up(&host, &mut events).await;
+    assert_eq!(error, None);
+    assert_eq!(deleted, 1, "the deleted workout");
+    assert_same(&host.export().await, &host.dump().await, |_, _| false);
+    worker.abort();
+}
+
+/// The simulator's workout ids, newest first.
+fn workouts_newest_first(dump: &Value) -> Vec<String> {
+    let mut workouts: Vec<(&str, &str)> = dump["workout"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w["start"].as_str().unwrap(), w["id"].as_str().unwrap()))
+        .collect();
+    workouts.sort_unstable_by(|a, b| b.cmp(a));
+    workouts.into_iter().map(|(_, id)| id.to_string()).collect()
+}
+
+/// Runs one catch-up to its end (through the engine's idle); its error and how many records it
+/// removed.
+async fn run_catch_up(
+    host: &Host,
+    events: &mut tokio::sync::broadcast::Receiver<EngineEvent>,
+) -> (Option<String>, u64) {
+    assert_eq!(host.engine.request_job(JobKind::CatchUp), Enqueued::Queued);
+    let finished = wait_for(events, Duration::from_secs(60), finished(JobKind::CatchUp)).await;
+    let EngineEvent::JobFinished { error, deleted, .. } = finished else {
+        unreachable!()
+    };
+    wait_for(events, Duration::from_secs(30), idle).await;
+    (error, deleted)
+}
+
+/// A catch-up that meets a record it cannot read removes nothing (the unreadable record would
+/// look deleted) and adds what it can; once the record reads again, the next catch-up removes
+/// what WHOOP deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catch_up_that_meets_an_unreadable_record_removes_nothing() {
+    let host = host(sim_config(60, 8)).await;
+    host.connect().await;
+    host.engine.sync_now().await.unwrap();
+    let newest = workouts_newest_first(&host.dump().await);
+    let (deleted, unreadable) = (newest[0].clone(), newest[1].clone());
+    host.post(
+        "/_sim/delete",
+        json!({"collection": "workout", "id": deleted}),
+    )
+    .await;
+    host.post(
+        "/_sim/record-faults",
+        json!({"id": unreadable, "fault": "unreadable"}),
+    )
+    .await;
+    // A workout as the store holds it.
+    let stored = |id: String| {
+        let host = &host;
+        async move {
+            let export = host.export().await;
+            export["workout"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|w| w["id"] == json!(id))
+                .cloned()
+        }
+    };
+    let unreadable_before = stored(unreadable.clone()).await.expect("imported");
+
+    let mut events = host.engine.subscribe();
+    let worker = tokio::spawn(host.engine.clone().run_jobs());
+    let (error, removed) = run_catch_up(&host, &mut events).await;
+    assert_eq!(
+        error, None,
+        "an unreadable record does not fail the catch-up"
+    );
+    assert_eq!(
+        removed, 0,
+        "nothing is removed while a record cannot be read"
+    );
+    assert!(
+        stored(deleted.clone()).await.is_some(),
+        "the deleted workout waits"
+    );
+    assert_eq!(
+        stored(unreadable.clone()).await,
+        Some(unreadable_before),
+        "the unreadable workout is kept as it was"
+    );
+
+    // It reads again: the next catch-up removes what WHOOP deleted.
+    host.post(
+        "/_sim/record-faults",
+        json!({"id": unreadable, "fault": null}),
+    )
+    .await;
+    let (error, removed) = run_catch_up(&host, &mut events).await;
+    assert_eq!(error, None);
+    assert_eq!(removed, 1, "the deleted workout");
+    assert_same(&host.export().await, &host.dump().await, |_, _| false);
+    worker.abort();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn force_sync_makes_the_last_six_months_match_and_runs_once() {
     let host = host(sim_config(250, 4)).await;
@@ -273,7 +392,7 @@ async fn force_sync_makes_the_last_six_months_match_and_runs_once() {
         "the deleted workout, sleep and its recovery: {deleted}"
     );
     // Pressing again while it runs or just after: no second job was queued meanwhile.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for(&mut events, Duration::from_secs(30), idle).await;
     let status = host.engine.status().await.unwrap();
     assert!(status.queued_jobs.is_empty() && status.running_job.is_none());
     assert_eq!(status.last_sync.unwrap().kind, "force_sync");
@@ -397,7 +516,9 @@ async fn catch_up_fetches_48_hours_when_stale_nothing_when_fresh_and_more_after_
         );
     }
 
-    // Started again after five days away: catch up from the last sync minus three days.
+    // Started again after five days away: catch up from the last sync minus three days. The
+    // catch-up records its sync time after JobFinished.
+    wait_for(&mut events, Duration::from_secs(30), idle).await;
     let last = host
         .engine
         .last_successful_sync_at()

@@ -35,10 +35,6 @@ fn failing_sim(days: u32, seed: u64) -> whoop_sim::SimConfig {
     }
 }
 
-fn finished(job: JobKind) -> impl Fn(&EngineEvent) -> bool {
-    move |e| matches!(e, EngineEvent::JobFinished { job: j, .. } if *j == job)
-}
-
 const LIMIT: Duration = Duration::from_secs(120);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -147,6 +143,16 @@ async fn retry_now_runs_at_once_and_a_revoked_grant_waits_for_reconnect() {
         unreachable!()
     };
     assert_eq!(error, None);
+    // The success clears the wait just after it says the job finished.
+    wait_for(&mut events, LIMIT, |e| {
+        matches!(
+            e,
+            EngineEvent::RetryCleared {
+                job: JobKind::Import
+            }
+        )
+    })
+    .await;
     assert!(host.engine.status().await.unwrap().retry.is_none());
 
     // The grant is revoked: the failure needs the person (Reconnect), so it is not retried.
@@ -158,12 +164,7 @@ async fn retry_now_runs_at_once_and_a_revoked_grant_waits_for_reconnect() {
         unreachable!()
     };
     assert!(error.is_some());
-    wait_for(
-        &mut events,
-        LIMIT,
-        |e| matches!(e, EngineEvent::StateChanged { state } if state == "idle"),
-    )
-    .await;
+    wait_for(&mut events, LIMIT, idle).await;
     let status = host.engine.status().await.unwrap();
     assert_eq!(status.connection.name(), "reconnect_needed");
     assert!(status.retry.is_none(), "{:?}", status.retry);

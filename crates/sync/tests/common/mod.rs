@@ -38,6 +38,17 @@ pub async fn sign_in(engine: &Engine) -> sync::Result<whoop::Profile> {
     engine.complete_authorization(&callback).await
 }
 
+/// Requests a simulator's `/_sim/stats` counts at data endpoints (everything but OAuth).
+pub fn data_requests(stats: &Value) -> u64 {
+    stats["requests"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(k, _)| k.as_str() != "auth" && k.as_str() != "token")
+        .map(|(_, v)| v.as_u64().unwrap_or(0))
+        .sum()
+}
+
 /// POSTs to the simulator's control API and returns its JSON answer.
 pub async fn sim_post(base_url: &str, path: &str, body: Value) -> Value {
     let response = reqwest::Client::new()
@@ -57,7 +68,17 @@ pub async fn sim_post(base_url: &str, path: &str, body: Value) -> Value {
 /// The real relay in-process, in front of `whoop` (the simulator or a stand-in), with quick
 /// heartbeats so streams notice things fast.
 pub async fn relay_to(whoop: Url, dir: &tempfile::TempDir) -> relay::RelayHandle {
+    relay_with(whoop, dir, None).await
+}
+
+/// The same relay, sharing WHOOP's quota out among desktops when `quota` is set.
+pub async fn relay_with(
+    whoop: Url,
+    dir: &tempfile::TempDir,
+    quota: Option<relay::QuotaConfig>,
+) -> relay::RelayHandle {
     relay::start(relay::RelayConfig {
+        quota,
         listen: "127.0.0.1:0".parse().unwrap(),
         database_url: format!("sqlite://{}", dir.path().join("relay.db").display()),
         whoop_base_url: whoop,
@@ -181,14 +202,7 @@ impl Host {
 
     /// Requests made to data endpoints (everything but OAuth).
     pub async fn data_requests(&self) -> u64 {
-        let stats = self.stats().await;
-        stats["requests"]
-            .as_object()
-            .unwrap()
-            .iter()
-            .filter(|(k, _)| k.as_str() != "auth" && k.as_str() != "token")
-            .map(|(_, v)| v.as_u64().unwrap_or(0))
-            .sum()
+        data_requests(&self.stats().await)
     }
 
     pub async fn collection_requests(&self, collection: &str) -> u64 {
@@ -237,7 +251,11 @@ pub fn assert_same(export: &Value, dump: &Value, skip: impl Fn(&str, &Value) -> 
         let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
         let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
         assert!(missing.is_empty(), "{collection}: missing {missing:?}");
-        assert!(extra.is_empty(), "{collection}: should be gone {extra:?}");
+        assert!(
+            extra.is_empty(),
+            "{collection}: should be gone {:?}",
+            extra.iter().map(|k| &got[*k]).collect::<Vec<_>>()
+        );
         for (key, record) in &want {
             assert_eq!(&got[key], record, "{collection} {key} differs");
         }
@@ -245,6 +263,17 @@ pub fn assert_same(export: &Value, dump: &Value, skip: impl Fn(&str, &Value) -> 
 }
 
 /// Waits for an event matching `pred`, for at most `limit`.
+/// For `wait_for`: the end of a job of this kind.
+pub fn finished(job: sync::JobKind) -> impl Fn(&EngineEvent) -> bool {
+    move |e| matches!(e, EngineEvent::JobFinished { job: j, .. } if *j == job)
+}
+
+/// The engine has finished a job and everything that follows it (its last-sync time, its
+/// retry, its notification): `JobFinished` goes out before those, `idle` after.
+pub fn idle(e: &EngineEvent) -> bool {
+    matches!(e, EngineEvent::StateChanged { state } if state == "idle")
+}
+
 pub async fn wait_for(
     events: &mut tokio::sync::broadcast::Receiver<EngineEvent>,
     limit: Duration,
