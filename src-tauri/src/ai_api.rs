@@ -132,6 +132,14 @@ fn view(sessions: &Sessions, server: &ApiServer) -> IpcResult<AiSettingsView> {
     })
 }
 
+/// Stops serving (a restore swaps the database file the server reads); `apply` or
+/// `start_if_enabled` serves again.
+pub fn stop(server: &ApiServer) {
+    if let Some(old) = lock(&server.running).take() {
+        let _ = old.stop.send(());
+    }
+}
+
 /// Starts or stops the server to match the settings (and the connection in use).
 pub async fn apply(sessions: &Sessions, server: &ApiServer) {
     if let Some(old) = lock(&server.running).take() {

@@ -215,6 +215,7 @@ pub fn run() -> anyhow::Result<()> {
         .plugin(tauri_plugin_deep_link::init())
         .plugin(tauri_plugin_notification::init())
         .plugin(tauri_plugin_opener::init())
+        .plugin(tauri_plugin_dialog::init())
         // The window comes back where the person left it, at the size they chose. Visibility is
         // not restored: the app decides when the window shows.
         .plugin(
@@ -243,8 +244,15 @@ pub fn run() -> anyhow::Result<()> {
             crate::settings_ipc::set_pref,
             crate::settings_ipc::open_folder,
             crate::data_ipc::get_data,
+            crate::data_ipc::choose_export_path,
             crate::data_ipc::export_data,
+            crate::data_ipc::choose_backup_path,
             crate::data_ipc::backup_data,
+            crate::data_ipc::choose_restore_file,
+            crate::data_ipc::restore_data,
+            crate::backup_schedule::get_backup_schedule,
+            crate::backup_schedule::set_backup_schedule,
+            crate::backup_schedule::choose_backup_folder,
             crate::data_ipc::delete_days,
             crate::data_ipc::get_calendar,
             crate::data_ipc::refetch_days,
@@ -268,6 +276,7 @@ pub fn run() -> anyhow::Result<()> {
             build_tray(&handle)?;
             let notifier = Arc::new(crate::notify::TauriNotifier::new(&handle));
             let starter = engine_tasks(handle.clone());
+            app.manage(crate::backup_schedule::BackupSchedule::default());
             let sessions =
                 tauri::async_runtime::block_on(setup::open_sessions(&handle, notifier, starter))?;
             app.manage(sessions);
@@ -316,6 +325,7 @@ fn engine_tasks(app: AppHandle) -> crate::session::Starter {
                 }
             }),
             tokio::spawn(forward_events(app.clone(), core.clone())),
+            tokio::spawn(crate::backup_schedule::run(app.clone(), engine.clone())),
         ]
     })
 }
@@ -566,6 +576,7 @@ pub(crate) fn show_main_window_for(app: &AppHandle, arrival: Arrival) {
                     if let Err(e) = handle.save_window_state(window_state_flags()) {
                         tracing::warn!(error = %e, "could not save the window's size and place");
                     }
+                    crate::footprint::release_when_windowless(&handle);
                 }
             });
             let _ = window.show();

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use chrono::{Duration, NaiveDate, Utc};
+use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 use sync::{ConnectionState, Engine, Enqueued, JobKind, Phase};
 use ts_rs::TS;
@@ -151,6 +151,8 @@ pub struct AppStatus {
     pub subscription: bool,
     /// The other WHOOP member a refused sign-in was for: the card offers to switch to them.
     pub switch_to: Option<String>,
+    /// Why the running job waits for its turn at the VitalTrends service's WHOOP quota.
+    pub quota_wait: Option<String>,
 }
 
 impl AppStatus {
@@ -177,6 +179,7 @@ impl AppStatus {
             settings_problem,
             subscription: false,
             switch_to: None,
+            quota_wait: None,
         }
     }
 }
@@ -312,6 +315,9 @@ pub struct Dashboard {
     pub series: Series,
     pub workouts: Vec<WorkoutRow>,
     pub has_data: bool,
+    /// Days of the last week (the seven before today, from the first day of history on) with
+    /// none of cycle, sleep or recovery stored; the dashboard links to the calendar for them.
+    pub missing_days: Vec<String>,
 }
 
 /// The Connections card and status line in one value.
@@ -412,6 +418,7 @@ pub async fn status(engine: &Engine, demo: bool) -> IpcResult<AppStatus> {
         settings_problem: None,
         subscription: uses_service(engine, demo),
         switch_to: None,
+        quota_wait: status.quota_wait.clone(),
     })
 }
 
@@ -569,15 +576,14 @@ fn refused_link() -> IpcError {
 }
 
 pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard> {
-    let store = engine.store();
-    let today = store.today().await?;
-    let last = today.day.unwrap_or_else(|| Utc::now().date_naive());
-    let first = match range.days() {
-        Some(days) => last - Duration::days(days - 1),
-        None => store.first_day().await?.unwrap_or(last),
-    };
-    let points = |values: Vec<store::DayValue>| -> Vec<Point> {
-        values
+    let store::Dashboard {
+        today,
+        days,
+        workouts,
+        ..
+    } = engine.store().dashboard(range.days(), 50).await?;
+    let points = |metric: store::Metric| -> Vec<Point> {
+        store::values_of(&days, metric)
             .into_iter()
             .map(|v| Point {
                 day: v.day.to_string(),
@@ -586,21 +592,12 @@ pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard>
             .collect()
     };
     let series = Series {
-        recovery: points(
-            store
-                .daily_series(store::Metric::Recovery, first, last)
-                .await?,
-        ),
-        hrv: points(store.daily_series(store::Metric::Hrv, first, last).await?),
-        resting_hr: points(
-            store
-                .daily_series(store::Metric::RestingHeartRate, first, last)
-                .await?,
-        ),
-        sleep: store
-            .sleep_stages(first, last)
-            .await?
-            .into_iter()
+        recovery: points(store::Metric::Recovery),
+        hrv: points(store::Metric::Hrv),
+        resting_hr: points(store::Metric::RestingHeartRate),
+        sleep: days
+            .iter()
+            .filter_map(|d| d.stages)
             .map(|s| SleepPoint {
                 day: s.day.to_string(),
                 light: s.light,
@@ -610,20 +607,10 @@ pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard>
                 need: s.need,
             })
             .collect(),
-        day_strain: points(
-            store
-                .daily_series(store::Metric::DayStrain, first, last)
-                .await?,
-        ),
-        workout_strain: points(
-            store
-                .daily_series(store::Metric::WorkoutStrain, first, last)
-                .await?,
-        ),
+        day_strain: points(store::Metric::DayStrain),
+        workout_strain: points(store::Metric::WorkoutStrain),
     };
-    let workouts = store
-        .workouts(first, last, 50)
-        .await?
+    let workouts = workouts
         .into_iter()
         .map(|w| WorkoutRow {
             id: w.id,
@@ -638,6 +625,7 @@ pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard>
             pending: w.pending,
         })
         .collect();
+    let missing_days = recently_missing(engine.store(), chrono::Local::now().date_naive()).await?;
     let metric = |m: store::MetricNow| MetricToday {
         value: m.value,
         pending: m.pending,
@@ -645,6 +633,7 @@ pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard>
     };
     Ok(Dashboard {
         range,
+        missing_days,
         has_data: today.day.is_some(),
         today: Today {
             day: today.day.map(|d: NaiveDate| d.to_string()),
@@ -705,8 +694,33 @@ impl Dashboard {
                 workout_strain: Vec::new(),
             },
             workouts: Vec::new(),
+            missing_days: Vec::new(),
         }
     }
+}
+
+/// How many days before today the dashboard looks for missing ones.
+pub const RECENT_DAYS: i64 = 7;
+
+/// The days among the `RECENT_DAYS` before `today` (today itself is still filling) that the
+/// completeness calendar shows as missing. Days before the first day of history were never
+/// there, so they are not missing.
+pub async fn recently_missing(store: &store::Store, today: NaiveDate) -> IpcResult<Vec<String>> {
+    let Some(first_day) = store.first_day().await? else {
+        return Ok(Vec::new());
+    };
+    let from = (today - Duration::days(RECENT_DAYS)).max(first_day);
+    let to = today - Duration::days(1);
+    if to < from {
+        return Ok(Vec::new());
+    }
+    Ok(store
+        .completeness(from, to)
+        .await?
+        .into_iter()
+        .filter(|d| d.state == store::Completeness::Missing)
+        .map(|d| d.day.to_string())
+        .collect())
 }
 
 /// A short message for the webview's notice area (`notice` event).

@@ -106,6 +106,36 @@ pub async fn summary(engine: &Engine) -> IpcResult<DataView> {
     })
 }
 
+/// The name the save dialog suggests for an export: `vitaltrends-all-<today>` for all time, or
+/// `vitaltrends-<from>-to-<to>` for a range; `.json` for JSON, a folder ending in `-csv` or
+/// `-parquet` for the formats written one file per collection.
+pub fn export_name(
+    format: ExportFormatKey,
+    from: Option<&str>,
+    to: Option<&str>,
+    today: NaiveDate,
+) -> IpcResult<String> {
+    let range = range(from, to)?;
+    let span = match (range.from, range.to) {
+        (None, None) => format!("all-{today}"),
+        (from, to) => format!(
+            "{}-to-{}",
+            from.map_or_else(|| "start".to_string(), |d| d.to_string()),
+            to.map_or_else(|| today.to_string(), |d| d.to_string())
+        ),
+    };
+    Ok(match format {
+        ExportFormatKey::Json => format!("vitaltrends-{span}.json"),
+        ExportFormatKey::Csv => format!("vitaltrends-{span}-csv"),
+        ExportFormatKey::Parquet => format!("vitaltrends-{span}-parquet"),
+    })
+}
+
+/// The name the save dialog suggests for a backup.
+pub fn backup_name(today: NaiveDate) -> String {
+    format!("vitaltrends-backup-{today}.db")
+}
+
 /// Exports `from..=to` (either may be empty: all time) to `out`: a file for JSON, a folder for
 /// CSV and Parquet. Returns the files written.
 pub async fn export(

@@ -1,17 +1,40 @@
 //! The commands behind Settings → Data and the completeness calendar: each adapts `data` to
-//! the session's engine. Exports report progress to the window as `export-progress` events.
+//! the session's engine; the save dialogs are `dialogs`'. Exports report progress to the window as `export-progress` events.
 
 use std::path::PathBuf;
 
 use tauri::{AppHandle, Emitter, State};
 
+use crate::ai_api::{self, ApiServer};
 use crate::core::IpcResult;
 use crate::data::{self, CalendarDay, DataView, ExportFormatKey, ExportProgressView};
+use crate::dialogs;
+use crate::restore::{self, RestoreDone, RestorePreview};
 use crate::session::Sessions;
 
 #[tauri::command]
 pub async fn get_data(sessions: State<'_, Sessions>) -> IpcResult<DataView> {
     data::summary(&sessions.core()?.engine).await
+}
+
+/// The save dialog for an export, suggesting a name for the format and range. `None`: cancelled.
+#[tauri::command]
+pub async fn choose_export_path(
+    app: AppHandle,
+    format: ExportFormatKey,
+    from: Option<String>,
+    to: Option<String>,
+) -> IpcResult<Option<String>> {
+    let today = chrono::Local::now().date_naive();
+    let name = data::export_name(format, from.as_deref(), to.as_deref(), today)?;
+    let (title, filter): (&str, Option<dialogs::Filter>) = match format {
+        ExportFormatKey::Json => ("Export as JSON", Some(("JSON", &["json"]))),
+        ExportFormatKey::Csv => ("Export as CSV (a folder of files)", None),
+        ExportFormatKey::Parquet => ("Export as Parquet (a folder of files)", None),
+    };
+    Ok(dialogs::save(&app, title, &name, filter)
+        .await?
+        .map(|p| p.display().to_string()))
 }
 
 #[tauri::command]
@@ -36,6 +59,20 @@ pub async fn export_data(
         &progress,
     )
     .await
+}
+
+/// The save dialog for a backup. `None`: cancelled.
+#[tauri::command]
+pub async fn choose_backup_path(app: AppHandle) -> IpcResult<Option<String>> {
+    let name = data::backup_name(chrono::Local::now().date_naive());
+    Ok(dialogs::save(
+        &app,
+        "Back up to",
+        &name,
+        Some(("SQLite database", &["db"])),
+    )
+    .await?
+    .map(|p| p.display().to_string()))
 }
 
 #[tauri::command]
@@ -68,4 +105,40 @@ pub async fn refetch_days(
     to: String,
 ) -> IpcResult<bool> {
     data::refetch(&sessions.core()?.engine, &from, &to).await
+}
+
+/// "Restore from backup…": the open dialog, then the chosen file checked without replacing
+/// anything. `None`: cancelled; a refused file is an error saying why.
+#[tauri::command]
+pub async fn choose_restore_file(
+    app: AppHandle,
+    sessions: State<'_, Sessions>,
+) -> IpcResult<Option<RestorePreview>> {
+    let Some(path) = dialogs::open(
+        &app,
+        "Restore from backup",
+        ("VitalTrends backup", &["db", "sqlite", "sqlite3"]),
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(restore::check(&sessions, &path).await?))
+}
+
+/// Replaces the data in use with the backup at `path` (after the person confirmed), then shows
+/// it: the engine restarts on it, the window and the REST API follow.
+#[tauri::command]
+pub async fn restore_data(
+    app: AppHandle,
+    sessions: State<'_, Sessions>,
+    server: State<'_, ApiServer>,
+    path: String,
+) -> IpcResult<RestoreDone> {
+    // Checked before the API server lets go of the file, so a refusal interrupts nothing.
+    restore::check(&sessions, &PathBuf::from(&path)).await?;
+    ai_api::stop(&server);
+    let done = restore::restore(&sessions, &PathBuf::from(path)).await;
+    crate::app::announce_switch(&app).await;
+    done
 }

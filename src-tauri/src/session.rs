@@ -299,6 +299,32 @@ impl Sessions {
         problem.map_or(Ok(()), Err)
     }
 
+    /// Stops the engine in use and closes its store, runs `replace` on that mode's data
+    /// directory (nothing holds the database meanwhile), then starts the engine again on whatever
+    /// is there, whether `replace` succeeded or not. Used by restore.
+    pub async fn with_store_closed<T>(
+        &self,
+        replace: impl AsyncFnOnce(&std::path::Path) -> IpcResult<T>,
+    ) -> IpcResult<T> {
+        let _one_at_a_time = self.switching.lock().await;
+        let core = self.core()?;
+        let data_dir = self.data_dir(core.mode);
+        let previous = std::mem::replace(&mut *write(&self.active), Active::Unchosen);
+        // The old engine's tasks (sync, stream, scheduler) stop before the file is touched.
+        drop(previous);
+        core.engine.store().close().await;
+        drop(core);
+        let result = replace(&data_dir).await;
+        let next = self.start_chosen().await;
+        let problem = match &next {
+            Active::Problem(p) => Some(p.clone()),
+            _ => None,
+        };
+        *write(&self.active) = next;
+        let value = result?;
+        problem.map_or(Ok(value), Err)
+    }
+
     /// Dismisses the offer to switch to the member of a refused sign-in.
     pub fn keep_member(&self) -> IpcResult<()> {
         self.core()?.engine.forget_refused_member();

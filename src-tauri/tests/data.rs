@@ -128,3 +128,61 @@ async fn the_calendar_shows_each_day_and_refetch_repairs_a_deleted_one() {
     assert!(said.starts_with("Backed up"), "{said}");
     assert!(store::check_backup(&dir.path().join("b.db")).await.is_ok());
 }
+
+#[test]
+fn the_save_dialog_suggests_names_for_the_format_and_range() {
+    let today = chrono::NaiveDate::from_ymd_opt(2026, 12, 3).unwrap();
+    let name = |format, from, to| data::export_name(format, from, to, today).unwrap();
+    assert_eq!(
+        name(ExportFormatKey::Json, None, None),
+        "vitaltrends-all-2026-12-03.json"
+    );
+    assert_eq!(
+        name(ExportFormatKey::Csv, Some("2026-01-01"), Some("2026-03-31")),
+        "vitaltrends-2026-01-01-to-2026-03-31-csv"
+    );
+    assert_eq!(
+        name(ExportFormatKey::Parquet, Some("2026-11-01"), Some("")),
+        "vitaltrends-2026-11-01-to-2026-12-03-parquet"
+    );
+    assert_eq!(
+        name(ExportFormatKey::Csv, None, Some("2025-12-31")),
+        "vitaltrends-start-to-2025-12-31-csv"
+    );
+    let bad =
+        data::export_name(ExportFormatKey::Json, Some("2026-02-30"), None, today).unwrap_err();
+    assert_eq!(bad.code, "invalid_range");
+    assert_eq!(data::backup_name(today), "vitaltrends-backup-2026-12-03.db");
+}
+
+/// The dashboard names the missing days of the last week (so it can link to the calendar); a
+/// full week names none, a deleted day is named until it is re-fetched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_names_missing_days_of_the_last_week() {
+    use vitaltrends_desktop::core::{self, RangeKey};
+    let (_sim, engine, _dir) = connected(40).await;
+    let dashboard = core::dashboard(&engine, RangeKey::D30).await.unwrap();
+    assert!(dashboard.has_data);
+    assert_eq!(dashboard.missing_days, Vec::<String>::new());
+    let today = chrono::Local::now().date_naive();
+    let victim = (today - chrono::Duration::days(3)).to_string();
+    let long_ago = (today - chrono::Duration::days(20)).to_string();
+    data::delete_days(&engine, &victim, &victim).await.unwrap();
+    data::delete_days(&engine, &long_ago, &long_ago)
+        .await
+        .unwrap();
+    let dashboard = core::dashboard(&engine, RangeKey::D30).await.unwrap();
+    assert_eq!(
+        dashboard.missing_days,
+        vec![victim.clone()],
+        "only the last week's"
+    );
+    let empty = tempfile::tempdir().unwrap();
+    let store = store::Store::open(&empty.path().join("v.db"))
+        .await
+        .unwrap();
+    assert!(core::recently_missing(&store, today)
+        .await
+        .unwrap()
+        .is_empty());
+}

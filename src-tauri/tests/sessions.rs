@@ -227,3 +227,103 @@ async fn a_service_build_starts_in_the_service_and_switches_to_demo_and_back() {
     assert_eq!(status.state, ConnectionStateKey::Connected);
     assert_eq!(status.records, service_records);
 }
+
+/// Restore from the window: a damaged file and a file that is no database are refused with a
+/// sentence and replace nothing (the engine keeps running on the data in use); a good backup
+/// replaces the data in use, which is kept aside, and the engine runs again on the restored
+/// records without a restart of the app.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_is_checked_then_restored_into_the_running_session() {
+    use vitaltrends_desktop::{data, restore};
+    let dir = tempfile::tempdir().unwrap();
+    let sim = sim(60, vec![config::DEEP_LINK_REDIRECT_URI.into()]).await;
+    let sessions = open(dir.path(), Default::default(), Release::default()).await;
+    sessions.save_own_app(form(&sim, 48_124)).await.unwrap();
+    sign_in(&sessions).await;
+    let engine = sessions.core().unwrap().engine;
+    let backup = dir.path().join("backup.db");
+    data::backup(&engine, &backup).await.unwrap();
+    let backed_up = data::summary(&engine).await.unwrap();
+
+    // The data in use changes after the backup: a week deleted.
+    let last: chrono::NaiveDate = backed_up.last_day.clone().unwrap().parse().unwrap();
+    let week = (last - chrono::Duration::days(20)).to_string();
+    let week_end = (last - chrono::Duration::days(14)).to_string();
+    data::delete_days(&engine, &week, &week_end).await.unwrap();
+    let in_use = data::summary(&engine).await.unwrap();
+    assert!(in_use.cycles < backed_up.cycles);
+
+    // A damaged copy (a page overwritten) and a text file: refused, nothing replaced.
+    let damaged = dir.path().join("damaged.db");
+    let mut bytes = std::fs::read(&backup).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle..middle + 4096].fill(0xA5);
+    std::fs::write(&damaged, &bytes).unwrap();
+    let text = dir.path().join("notes.db");
+    std::fs::write(&text, "these are not my records\n".repeat(10)).unwrap();
+    for bad in [&damaged, &text] {
+        let refused = restore::check(&sessions, bad).await.unwrap_err();
+        assert_eq!(refused.code, "not_a_backup", "{refused:?}");
+        assert!(
+            refused
+                .message
+                .starts_with(&format!("The file {}", bad.display()))
+                && refused.message.ends_with("Nothing was replaced."),
+            "{}",
+            refused.message
+        );
+        let refused = restore::restore(&sessions, bad).await.unwrap_err();
+        assert_eq!(refused.code, "not_a_backup");
+        let engine = sessions.core().unwrap().engine;
+        assert_eq!(data::summary(&engine).await.unwrap(), in_use);
+    }
+    let text_refusal = restore::check(&sessions, &text).await.unwrap_err();
+    assert!(
+        text_refusal.message.contains("not an SQLite database"),
+        "{}",
+        text_refusal.message
+    );
+
+    // The good backup: previewed, then restored; the data in use is kept aside.
+    let preview = restore::check(&sessions, &backup).await.unwrap();
+    assert_eq!(preview.cycles, backed_up.cycles);
+    assert_eq!(preview.last_day, backed_up.last_day);
+    assert!(preview
+        .kept_aside_pattern
+        .contains("vitaltrends.db.replaced-"));
+    let done = restore::restore(&sessions, &backup).await.unwrap();
+    let aside = done
+        .kept_aside
+        .clone()
+        .expect("the data in use is kept aside");
+    assert!(done.message.contains(&aside), "{}", done.message);
+    assert!(std::path::Path::new(&aside).exists());
+    let engine = sessions.core().unwrap().engine;
+    let restored = data::summary(&engine).await.unwrap();
+    assert_eq!(
+        (
+            restored.cycles,
+            restored.sleeps,
+            restored.recoveries,
+            restored.workouts
+        ),
+        (
+            backed_up.cycles,
+            backed_up.sleeps,
+            backed_up.recoveries,
+            backed_up.workouts
+        )
+    );
+    assert_eq!(restored.first_day, backed_up.first_day);
+    assert_eq!(restored.last_day, backed_up.last_day);
+    // The engine runs on it: the dashboard reads the restored days, the connection is as it was.
+    let status = sessions.status().await.unwrap();
+    assert_eq!(status.state, ConnectionStateKey::Connected);
+    let dashboard = core::dashboard(&engine, RangeKey::D30).await.unwrap();
+    assert!(dashboard.has_data);
+    // The store kept aside holds what was in use before the restore.
+    let kept = store::check_backup(std::path::Path::new(&aside))
+        .await
+        .unwrap();
+    assert_eq!(kept.counts.cycle as f64, in_use.cycles);
+}

@@ -35,4 +35,8 @@ subscription: boolean,
 /**
  * The other WHOOP member a refused sign-in was for: the card offers to switch to them.
  */
-switch_to: string | null, };
+switch_to: string | null, 
+/**
+ * Why the running job waits for its turn at the VitalTrends service's WHOOP quota.
+ */
+quota_wait: string | null, };

@@ -4,4 +4,9 @@ import type { Series } from "./Series";
 import type { Today } from "./Today";
 import type { WorkoutRow } from "./WorkoutRow";
 
-export type Dashboard = { range: RangeKey, today: Today, series: Series, workouts: Array<WorkoutRow>, has_data: boolean, };
+export type Dashboard = { range: RangeKey, today: Today, series: Series, workouts: Array<WorkoutRow>, has_data: boolean, 
+/**
+ * Days of the last week (the seven before today, from the first day of history on) with
+ * none of cycle, sleep or recovery stored; the dashboard links to the calendar for them.
+ */
+missing_days: Array<string>, };

@@ -1,12 +1,63 @@
 import { screen, waitFor } from '@testing-library/svelte';
 import userEvent from '@testing-library/user-event';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { fixtureStatus, fullDashboard, partialDashboard } from '../lib/fixtures';
 import { installEngine, renderApp, resetEngineAfterEach } from '../test/engine';
 
 resetEngineAfterEach();
 
 describe('dashboard', () => {
+  it('links to the completeness calendar when days of the last week are missing', async () => {
+    const engine = installEngine({
+      dashboard: (r) => ({ ...fullDashboard(r), missing_days: ['2025-11-20', '2025-11-21'] }),
+    });
+    engine.handlers.get_data = () => ({
+      path: '/data/vitaltrends.db',
+      size_bytes: 1,
+      cycles: 1,
+      sleeps: 1,
+      recoveries: 1,
+      workouts: 0,
+      first_day: '2025-01-01',
+      last_day: '2025-11-24',
+    });
+    engine.handlers.get_calendar = () => [
+      {
+        day: '2025-11-20',
+        state: 'missing',
+        cycle: 'missing',
+        sleep: 'missing',
+        recovery: 'missing',
+      },
+    ];
+    engine.handlers.get_backup_schedule = () => ({
+      scheduled: false,
+      folder: null,
+      keep: 7,
+      last_backup: null,
+      problem: null,
+    });
+    renderApp();
+    expect(await screen.findByTestId('missing-days')).toHaveTextContent(
+      '2 of the last 7 days have no data',
+    );
+    await userEvent.setup().click(screen.getByTestId('open-calendar'));
+    expect(await screen.findByTestId('day-2025-11-20')).toHaveAttribute('data-state', 'missing');
+    expect(screen.getByTestId('settings-nav-data')).toHaveAttribute('aria-current', 'page');
+    await waitFor(() =>
+      expect(
+        vi.mocked(Element.prototype.scrollIntoView).mock.contexts.at(-1) as Element,
+      ).toHaveAttribute('data-testid', 'calendar-card'),
+    );
+  });
+
+  it('says nothing about missing days when the last week is complete', async () => {
+    installEngine({ dashboard: (r) => fullDashboard(r) });
+    renderApp();
+    await screen.findByTestId('today-recovery');
+    expect(screen.queryByTestId('missing-days')).toBeNull();
+  });
+
   it('partial data: pending recovery reads "Pending", never 0 or blank', async () => {
     installEngine({ status: fixtureStatus('importing'), dashboard: (r) => partialDashboard(r) });
     renderApp();

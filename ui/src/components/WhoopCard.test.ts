@@ -442,3 +442,17 @@ describe('switching WHOOP accounts', () => {
     await waitFor(() => expect(q('member-switch')).toBeNull());
   });
 });
+
+describe('waiting for the service quota', () => {
+  it('says why an import waits while others import, and stops saying it when it moves on', async () => {
+    const wait =
+      'Queued: many people are importing right now. Your last 30 days are in; older history continues in the background.';
+    const { engine } = await openConnections({
+      ...fixtureStatus('importing'),
+      quota_wait: wait,
+    });
+    expect(await screen.findByTestId('quota-wait-notice')).toHaveTextContent(wait);
+    await engine.pushStatus({ quota_wait: null });
+    await waitFor(() => expect(q('quota-wait-notice')).toBeNull());
+  });
+});

@@ -50,6 +50,8 @@ export interface NoticeItem extends Notice {
 export class AppState {
   screen = $state<Screen>('dashboard');
   settingsSection = $state<SettingsSection>('connections');
+  /** Settings → Data should bring the completeness calendar into view when it opens. */
+  calendarFocus = $state(false);
   /** How the app connects, preferences and About; refreshed after every switch. */
   settings = $state<SettingsView | null>(null);
   /** The "how do you want to connect?" dialog is open. */
@@ -100,6 +102,13 @@ export class AppState {
       clearInterval(timer);
       for (const s of subs) void s.then((un) => un()).catch(() => {});
     };
+  }
+
+  /** Settings → Data with the completeness calendar in view (the dashboard's missing-days link). */
+  openCalendar(): void {
+    this.calendarFocus = true;
+    this.settingsSection = 'data';
+    this.screen = 'settings';
   }
 
   async refreshStatus(): Promise<void> {

@@ -16,6 +16,7 @@ import type { AiSettingsView } from '../bindings/AiSettingsView';
 import type { AppStatus } from '../bindings/AppStatus';
 import type { ClaudeAdded } from '../bindings/ClaudeAdded';
 import type { Arrival } from '../bindings/Arrival';
+import type { BackupScheduleView } from '../bindings/BackupScheduleView';
 import type { CalendarDay } from '../bindings/CalendarDay';
 import type { Dashboard } from '../bindings/Dashboard';
 import type { DataView } from '../bindings/DataView';
@@ -31,6 +32,8 @@ import type { ModeKey } from '../bindings/ModeKey';
 import type { OwnAppForm } from '../bindings/OwnAppForm';
 import type { PrefsView } from '../bindings/PrefsView';
 import type { RangeKey } from '../bindings/RangeKey';
+import type { RestoreDone } from '../bindings/RestoreDone';
+import type { RestorePreview } from '../bindings/RestorePreview';
 import type { SettingsView } from '../bindings/SettingsView';
 
 /** Codes the UI branches on. Any other string may arrive too; it gets a generic sentence. */
@@ -211,6 +214,23 @@ export function getData(): Promise<DataView> {
 }
 
 /**
+ * The OS save dialog for an export, suggesting a name for the format and range (a folder for
+ * CSV and Parquet). Null when the person cancelled.
+ */
+export function chooseExportPath(
+  format: ExportFormatKey,
+  from: string | null,
+  to: string | null,
+): Promise<string | null> {
+  return call<string | null>('choose_export_path', { format, from, to });
+}
+
+/** The OS save dialog for a backup file. Null when the person cancelled. */
+export function chooseBackupPath(): Promise<string | null> {
+  return call<string | null>('choose_backup_path');
+}
+
+/**
  * Exports the days `from`..`to` (`YYYY-MM-DD`, either null: all time) to `path`: a file for
  * JSON, a folder for CSV and Parquet. Progress arrives through `onExportProgress`. Returns the
  * files written.
@@ -227,6 +247,38 @@ export function exportData(
 /** A consistent copy of the database at `path`, safe while syncing. */
 export function backupData(path: string): Promise<string> {
   return call<string>('backup_data', { path });
+}
+
+/**
+ * "Restore from backup…": the OS open dialog, then the chosen file checked (integrity,
+ * VitalTrends' tables, schema version) without replacing anything. Null when cancelled; a
+ * refused file rejects with `not_a_backup` and a sentence saying why.
+ */
+export function chooseRestoreFile(): Promise<RestorePreview | null> {
+  return call<RestorePreview | null>('choose_restore_file');
+}
+
+/**
+ * Replaces the data in use with the backup at `path` (checked again first). The data in use is
+ * kept aside; the engine starts again on the restored data, and `data-changed` follows.
+ */
+export function restoreData(path: string): Promise<RestoreDone> {
+  return call<RestoreDone>('restore_data', { path });
+}
+
+/** Daily backups: on or off, the folder, how many are kept, when the last one was made. */
+export function getBackupSchedule(): Promise<BackupScheduleView> {
+  return call<BackupScheduleView>('get_backup_schedule');
+}
+
+/** Turns daily backups on or off and sets how many are kept (on needs a folder first). */
+export function setBackupSchedule(scheduled: boolean, keep: number): Promise<BackupScheduleView> {
+  return call<BackupScheduleView>('set_backup_schedule', { scheduled, keep });
+}
+
+/** The OS folder dialog for daily backups; cancelled leaves the folder as it was. */
+export function chooseBackupFolder(): Promise<BackupScheduleView> {
+  return call<BackupScheduleView>('choose_backup_folder');
 }
 
 /** Deletes the records of the days `from`..`to`. */
@@ -287,6 +339,13 @@ export function onExportProgress(
   handler: (progress: ExportProgressView) => void,
 ): Promise<Unsubscribe> {
   return subscribe<ExportProgressView>('export-progress', handler);
+}
+
+/** A daily backup was made (or failed): the schedule as it is now. */
+export function onBackupSchedule(
+  handler: (schedule: BackupScheduleView) => void,
+): Promise<Unsubscribe> {
+  return subscribe<BackupScheduleView>('backup-schedule', handler);
 }
 
 /** Every connection state change and progress step. */

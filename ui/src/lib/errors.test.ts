@@ -22,6 +22,14 @@ describe('plain errors', () => {
     expect(plainError(new Error('x')).message).toMatch(/^Something went wrong/);
   });
 
+  it('shows a refused restore as the engine words it, file path and all', () => {
+    const message =
+      'The file /home/a/my_notes.db is not a VitalTrends backup: it is not an SQLite database. Nothing was replaced.';
+    const e = plainError(new BackendError('not_a_backup', message));
+    expect(e.message).toBe(message);
+    expect(e.retry).toBe(false);
+  });
+
   it('turns reconnect reasons into plain words', () => {
     expect(plainReason(null)).toBe('WHOOP access was revoked or expired.');
     expect(plainReason('invalid_grant')).toBe('WHOOP access was revoked or expired.');

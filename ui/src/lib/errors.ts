@@ -53,6 +53,12 @@ const BY_CODE: Record<string, Omit<PlainError, 'code'>> = {
 
 const GENERIC = 'Something went wrong. Try again; if it keeps happening, restart VitalTrends.';
 
+/**
+ * Codes whose backend message is written for people and names a file (so it holds a path, which
+ * the sentence test below would refuse): shown as they are.
+ */
+const WORDED_BY_BACKEND = new Set(['not_a_backup', 'in_use', 'invalid_range']);
+
 /** Backend messages are shown only when they already read like a sentence for people. */
 function looksLikeSentence(text: string): boolean {
   return (
@@ -68,6 +74,9 @@ export function plainError(err: unknown): PlainError {
   const code = e?.code ?? 'unknown';
   const known = BY_CODE[code];
   if (known) return { ...known, code };
+  if (e && WORDED_BY_BACKEND.has(code) && e.message.trim()) {
+    return { message: e.message, retry: false, code };
+  }
   const message = e && looksLikeSentence(e.message) ? e.message : GENERIC;
   return { message, retry: true, code };
 }

@@ -304,6 +304,7 @@ export function emptyDashboard(range: RangeKey = '30d'): Dashboard {
     },
     workouts: [],
     has_data: false,
+    missing_days: [],
   };
 }
 
@@ -329,6 +330,7 @@ export function fullDashboard(
     },
     workouts: h.workouts.filter((w) => from === null || dayKey(new Date(w.start)) >= from),
     has_data: true,
+    missing_days: [],
   };
 }
 
@@ -363,6 +365,7 @@ export function partialDashboard(range: RangeKey = '30d', endDay = FIXTURE_TODAY
     },
     workouts,
     has_data: true,
+    missing_days: [],
   };
 }
 
@@ -387,6 +390,7 @@ const BASE_STATUS: AppStatus = {
   settings_problem: null,
   subscription: false,
   switch_to: null,
+  quota_wait: null,
 };
 
 /** Settings as a service build that has chosen nothing else shows them. */

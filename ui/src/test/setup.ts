@@ -11,6 +11,11 @@ if (typeof globalThis.ResizeObserver === 'undefined') {
   };
 }
 
+// jsdom has no layout either, so nothing scrolls; tests can still see what asked to be shown.
+if (typeof Element.prototype.scrollIntoView !== 'function') {
+  Element.prototype.scrollIntoView = vi.fn();
+}
+
 // uPlot draws on <canvas>, which jsdom does not implement. Charts are covered by the pure spec
 // builders in lib/charts.ts; in component tests uPlot is a stub that records what it was given.
 vi.mock('uplot', () => {
