@@ -154,16 +154,21 @@ impl Reader {
         from: NaiveDate,
         to: NaiveDate,
     ) -> Result<Vec<DayValue>, Error> {
-        Ok(self
-            .store
-            .daily_series(metric.store(), from, to)
-            .await?
-            .into_iter()
-            .map(|v| DayValue {
-                day: v.day,
-                value: v.value,
-            })
-            .collect())
+        Ok(day_values(
+            &self.store.days(from, to, &[metric.store()]).await?,
+            metric,
+        ))
+    }
+
+    /// The chosen metrics (all when None) per day: one read whatever their number.
+    async fn days(
+        &self,
+        metrics: &[MetricName],
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<store::DayMetrics>, Error> {
+        let wanted: Vec<store::Metric> = metrics.iter().map(|m| m.store()).collect();
+        Ok(self.store.days(from, to, &wanted).await?)
     }
 
     pub async fn summary(&self, input: &SummaryInput) -> Result<PeriodSummary, Error> {
@@ -173,10 +178,12 @@ impl Reader {
         let length = (to - from).num_days() + 1;
         let (previous_from, previous_to) =
             (from - Duration::days(length), from - Duration::days(1));
+        let chosen = chosen(input.metric);
+        // One read covering both periods (the two are adjacent) and every metric, split by day.
+        let days = self.days(&chosen, previous_from, to).await?;
         let mut metrics = Vec::new();
-        for metric in chosen(input.metric) {
-            // One read covering both periods (the two are adjacent), split by day.
-            let both = self.values(metric, previous_from, to).await?;
+        for metric in chosen {
+            let both = day_values(&days, metric);
             let (before, now): (Vec<DayValue>, Vec<DayValue>) =
                 both.into_iter().partition(|v| v.day < from);
             let previous = stats(&before);
@@ -218,7 +225,7 @@ impl Reader {
             }
         }
         let mut metrics = Vec::new();
-        // One read per metric spanning both periods (they may overlap), split by day.
+        // One read of every metric spanning both periods (they may overlap), split by day.
         let (first, last) = (input.a_from.min(input.b_from), input.a_to.max(input.b_to));
         let within = |values: &[DayValue], from: NaiveDate, to: NaiveDate| -> Vec<DayValue> {
             values
@@ -227,8 +234,10 @@ impl Reader {
                 .cloned()
                 .collect()
         };
-        for metric in chosen(input.metric) {
-            let all = self.values(metric, first, last).await?;
+        let chosen = chosen(input.metric);
+        let days = self.days(&chosen, first, last).await?;
+        for metric in chosen {
+            let all = day_values(&days, metric);
             let a = stats(&within(&all, input.a_from, input.a_to));
             let b = stats(&within(&all, input.b_from, input.b_to));
             let difference = match (a.mean, b.mean) {
@@ -436,6 +445,17 @@ impl Reader {
             last_name: p.as_ref().map(|p| p.last_name.clone()),
         })
     }
+}
+
+/// One metric's values from a day read, in the API's types.
+fn day_values(days: &[store::DayMetrics], metric: MetricName) -> Vec<DayValue> {
+    store::values_of(days, metric.store())
+        .into_iter()
+        .map(|v| DayValue {
+            day: v.day,
+            value: v.value,
+        })
+        .collect()
 }
 
 fn chosen(metric: Option<MetricName>) -> Vec<MetricName> {

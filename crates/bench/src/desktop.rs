@@ -2,6 +2,8 @@
 //! screen (several fresh starts), then, connected to a year of data, the memory of the whole
 //! process tree (the app, WebKit's web and network processes) with the dashboard open and again
 //! after the window was closed to the tray; and the sizes of the binary and of the `.deb`.
+//! The tray is measured twice: under WebDriver, for which the app keeps WebKit's network
+//! process, and started again on the same data without it, as a person runs it.
 //!
 //! It drives the real app the way the end-to-end suite does: Xvfb with a window manager, a
 //! private session bus, tauri-driver, the simulator and relay on loopback.
@@ -15,7 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use e2e::desktop::{
-    app_env, configured, eventually, process_tree, Consent, Desktop, ProcessMemory, WebDriver,
+    app_env, configured, eventually, launch, process_tree, Consent, Desktop, ProcessMemory,
+    WebDriver,
 };
 
 #[derive(clap::Args)]
@@ -93,7 +96,18 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         let (open, tray) = session.memory_open_and_in_tray().await;
         session.ui.close().await;
-        print_table(&app, &starts, &open, &tray, empty.as_deref());
+        let (open_plain, tray_plain) = session.open_and_tray_without_webdriver().await;
+        print_table(
+            &app,
+            &starts,
+            &Memory {
+                open,
+                tray,
+                open_plain,
+                tray_plain,
+            },
+            empty.as_deref(),
+        );
     }
     relay.shutdown().await;
     Ok(())
@@ -104,6 +118,15 @@ struct Session {
     desktop: Desktop,
     ui: WebDriver,
     app: PathBuf,
+    env: Vec<(String, String)>,
+}
+
+/// The process trees measured, under WebDriver and without it.
+struct Memory {
+    open: Vec<ProcessMemory>,
+    tray: Vec<ProcessMemory>,
+    open_plain: Vec<ProcessMemory>,
+    tray_plain: Vec<ProcessMemory>,
 }
 
 impl Session {
@@ -122,6 +145,7 @@ impl Session {
             desktop,
             ui,
             app: app.to_path_buf(),
+            env,
         }
     }
 
@@ -163,23 +187,70 @@ impl Session {
         tokio::time::sleep(Duration::from_secs(5)).await;
         (open, process_tree(&self.app))
     }
+
+    /// After the WebDriver session ended the app: starts it again on the same data, as a
+    /// person does, waits for its window (the dashboard at its default range), measures, closes
+    /// the window to the tray and measures once WebKit's processes are gone.
+    async fn open_and_tray_without_webdriver(
+        &mut self,
+    ) -> (Vec<ProcessMemory>, Vec<ProcessMemory>) {
+        // tauri-driver ends the app with its session; what is left is ended here.
+        let started = std::time::Instant::now();
+        while !process_tree(&self.app).is_empty() && started.elapsed() < Duration::from_secs(10) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        for p in process_tree(&self.app) {
+            let _ = std::process::Command::new("kill")
+                .arg(p.pid.to_string())
+                .status();
+        }
+        eventually("the app to end", WAIT, || async {
+            process_tree(&self.app).is_empty()
+        })
+        .await;
+        launch(&self.app, &self.env, &mut self.desktop.processes);
+        eventually("the window and its web process", WAIT, || async {
+            self.desktop.window_size("VitalTrends").await.is_some()
+                && process_tree(&self.app)
+                    .iter()
+                    .any(|p| p.name.starts_with("WebKitWebProc"))
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let open = process_tree(&self.app);
+        self.desktop.close_window("VitalTrends").await;
+        eventually("every WebKit process to end in the tray", WAIT, || async {
+            !process_tree(&self.app)
+                .iter()
+                .any(|p| p.name.starts_with("WebKit"))
+        })
+        .await;
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        (open, process_tree(&self.app))
+    }
 }
 
 /// The empty app's process tree once its window shows the page and WebKit has settled.
 async fn measure_empty_app(app: &Path, dir: &Path) -> Vec<ProcessMemory> {
     std::fs::create_dir_all(dir).expect("a work directory");
-    let desktop = Desktop::start(dir).await;
-    let mut child = tokio::process::Command::new(app)
-        .env("DISPLAY", &desktop.display)
-        .env("DBUS_SESSION_BUS_ADDRESS", &desktop.bus)
-        .env("XDG_DATA_HOME", dir.join("xdg"))
-        .env("XDG_CONFIG_HOME", dir.join("xdg-config"))
-        .env("XDG_CACHE_HOME", dir.join("xdg-cache"))
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the empty app starts");
+    let mut desktop = Desktop::start(dir).await;
+    let env: Vec<(String, String)> = [
+        ("DISPLAY", desktop.display.clone()),
+        ("DBUS_SESSION_BUS_ADDRESS", desktop.bus.clone()),
+        ("XDG_DATA_HOME", dir.join("xdg").display().to_string()),
+        (
+            "XDG_CONFIG_HOME",
+            dir.join("xdg-config").display().to_string(),
+        ),
+        (
+            "XDG_CACHE_HOME",
+            dir.join("xdg-cache").display().to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    launch(app, &env, &mut desktop.processes);
     eventually("the empty app's web process", WAIT, || async {
         process_tree(app)
             .iter()
@@ -188,9 +259,8 @@ async fn measure_empty_app(app: &Path, dir: &Path) -> Vec<ProcessMemory> {
     .await;
     // As long as the app is given to settle after drawing its dashboard.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let tree = process_tree(app);
-    let _ = child.kill().await;
-    tree
+    // The desktop session ends the app as it goes.
+    process_tree(app)
 }
 
 fn pss_kib(tree: &[ProcessMemory]) -> u64 {
@@ -218,13 +288,8 @@ fn size_cell(path: &Path) -> String {
     }
 }
 
-fn print_table(
-    app: &Path,
-    starts: &[Duration],
-    open: &[ProcessMemory],
-    tray: &[ProcessMemory],
-    empty: Option<&[ProcessMemory]>,
-) {
+fn print_table(app: &Path, starts: &[Duration], memory: &Memory, empty: Option<&[ProcessMemory]>) {
+    let (open, tray) = (&memory.open, &memory.tray);
     let mut sorted = starts.to_vec();
     sorted.sort();
     let ms = |d: Duration| format!("{:.2} s", d.as_secs_f64());
@@ -252,8 +317,16 @@ fn print_table(
         memory_cell(open)
     );
     println!(
-        "| memory, window closed to the tray (sync running) | {} |",
+        "| memory, window closed to the tray, under WebDriver (network process kept for it) | {} |",
         memory_cell(tray)
+    );
+    println!(
+        "| memory, started again without WebDriver: window open (dashboard, default range) | {} |",
+        memory_cell(&memory.open_plain)
+    );
+    println!(
+        "| memory, started again without WebDriver: window closed to the tray | {} |",
+        memory_cell(&memory.tray_plain)
     );
     if let Some(empty) = empty {
         let base = pss_kib(empty).max(1) as f64;
@@ -271,8 +344,8 @@ fn print_table(
             mib(pss_kib(open).saturating_sub((base * 1.3) as u64)),
         );
         println!(
-            "| in the tray − the empty app's own process (goal ≤ 25 MB) | {} |",
-            mib(pss_kib(tray).saturating_sub(own)),
+            "| in the tray (without WebDriver) − the empty app's own process (goal ≤ 25 MB) | {} |",
+            mib(pss_kib(&memory.tray_plain).saturating_sub(own)),
         );
     }
     println!("| app binary | {} |", size_cell(app));

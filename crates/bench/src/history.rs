@@ -15,13 +15,23 @@ pub async fn signed_in_engine(
     whoop_base_url: &str,
     data_dir: PathBuf,
 ) -> anyhow::Result<Arc<Engine>> {
+    signed_in_through(whoop_base_url, None, data_dir).await
+}
+
+/// The same, in service mode when `relay_url` is given: tokens through the relay's broker and
+/// WHOOP requests under its quota coordinator.
+pub async fn signed_in_through(
+    whoop_base_url: &str,
+    relay_url: Option<&str>,
+    data_dir: PathBuf,
+) -> anyhow::Result<Arc<Engine>> {
     let engine = Engine::open(
         Settings {
             data_dir,
             whoop_base_url: Url::parse(whoop_base_url)?,
             client_id: "vitaltrends-demo".into(),
             client_secret: Some(Secret::new("demo-secret")),
-            relay_url: None,
+            relay_url: relay_url.map(Url::parse).transpose()?,
         },
         Arc::new(MemoryStore::default()),
         EngineOptions {
@@ -45,4 +55,34 @@ pub async fn signed_in_engine(
         .complete_authorization(&Url::parse(location)?)
         .await?;
     Ok(engine)
+}
+
+/// An engine whose store holds `days` of simulated history, imported without rate limits (the
+/// import's speed is not what the caller measures), and the number of records imported.
+pub async fn imported_history(data_dir: PathBuf, days: u32) -> anyhow::Result<(Arc<Engine>, u64)> {
+    let sim = whoop_sim::start(
+        whoop_sim::SimConfig {
+            days,
+            seed: 2026,
+            auto_approve: true,
+            rate_limit_minute: 1_000_000,
+            rate_limit_day: 10_000_000,
+            ..whoop_sim::SimConfig::default()
+        },
+        "127.0.0.1:0".parse()?,
+    )
+    .await?;
+    let engine = signed_in_engine(&sim.base_url, data_dir).await?;
+    engine.sync_now().await?;
+    let stats: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/_sim/stats", sim.base_url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let records = ["cycle", "sleep", "recovery", "workout"]
+        .iter()
+        .map(|c| stats["records"][c].as_u64().unwrap_or(0))
+        .sum();
+    Ok((engine, records))
 }

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use clap::Args as ClapArgs;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use whoop_sim::SimConfig;
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -28,7 +27,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let days = args.years * 365 + args.years / 4;
     eprintln!("building a store of {days} days…");
-    let records = build_store(dir.path().to_path_buf(), days).await?;
+    let (engine, records) =
+        crate::history::imported_history(dir.path().to_path_buf(), days).await?;
+    drop(engine);
 
     let cli = cli_binary()?;
     let mut child = tokio::process::Command::new(&cli)
@@ -173,34 +174,4 @@ impl Session {
         }
         Ok(())
     }
-}
-
-/// Imports `days` of simulated history into `dir` with a real engine; returns the record count.
-async fn build_store(dir: PathBuf, days: u32) -> anyhow::Result<u64> {
-    let sim = whoop_sim::start(
-        SimConfig {
-            days,
-            seed: 2026,
-            auto_approve: true,
-            // The import's speed is not measured here: no rate limit to wait for.
-            rate_limit_minute: 1_000_000,
-            rate_limit_day: 10_000_000,
-            ..SimConfig::default()
-        },
-        "127.0.0.1:0".parse()?,
-    )
-    .await?;
-    let engine = crate::history::signed_in_engine(&sim.base_url, dir).await?;
-    let http = reqwest::Client::new();
-    engine.sync_now().await?;
-    let stats: Value = http
-        .get(format!("{}/_sim/stats", sim.base_url))
-        .send()
-        .await?
-        .json()
-        .await?;
-    Ok(["cycle", "sleep", "recovery", "workout"]
-        .iter()
-        .map(|c| stats["records"][c].as_u64().unwrap_or(0))
-        .sum())
 }

@@ -304,12 +304,7 @@ impl Desktop {
 
     /// Saves a PNG of the whole screen (window manager, decorations, notification popups).
     pub async fn screenshot(&self, path: &Path) {
-        let _ = Command::new("import")
-            .args(["-window", "root"])
-            .arg(path)
-            .env("DISPLAY", &self.display)
-            .status()
-            .await;
+        capture(&self.display, None, path).await;
     }
 
     async fn wmctrl(&self, args: &[&str]) {
@@ -512,6 +507,8 @@ pub struct WebDriver {
     /// Where the app and the stand-in browser write logs, printed when a wait fails so a
     /// failure on CI explains itself.
     log_dirs: Vec<PathBuf>,
+    /// The X display the app draws on, for screenshots.
+    display: Option<String>,
 }
 
 impl WebDriver {
@@ -579,12 +576,17 @@ impl WebDriver {
             .filter(|(k, _)| k == "XDG_DATA_HOME" || k == "VITALTRENDS_DATA_DIR")
             .map(|(_, v)| PathBuf::from(v))
             .collect();
+        let display = env
+            .iter()
+            .find(|(k, _)| k == "DISPLAY")
+            .map(|(_, v)| v.clone());
         WebDriver {
             http,
             base,
             session,
             launched_at: launching,
             log_dirs,
+            display,
         }
     }
 
@@ -594,7 +596,15 @@ impl WebDriver {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let answer: Value = request.send().await.unwrap().json().await.unwrap();
+        // Bounded, so a command WebKit never answers fails the test instead of hanging the suite.
+        let answer: Value = request
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("WebDriver {path}: {e}"))
+            .json()
+            .await
+            .unwrap();
         answer["value"].clone()
     }
 
@@ -797,14 +807,19 @@ impl WebDriver {
         .await
     }
 
-    /// Saves a PNG of the window to `path`.
+    /// Saves a PNG of the window to `path` after one paint, so a change the test just waited
+    /// for is in the picture and not the frame before it.
+    pub async fn screenshot_settled(&self, path: &Path) {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        self.screenshot(path).await;
+    }
+
+    /// Saves a PNG of the app's window, as drawn on the X display, to `path`. Not WebDriver's
+    /// screenshot: that asks WebKit for a snapshot of the page, which WebKit never answers when
+    /// it draws without accelerated compositing (as the app has it drawn).
     pub async fn screenshot(&self, path: &Path) {
-        use base64::Engine as _;
-        let v = self.call(reqwest::Method::GET, "/screenshot", None).await;
-        if let Some(data) = v.as_str() {
-            if let Ok(png) = base64::engine::general_purpose::STANDARD.decode(data) {
-                let _ = std::fs::write(path, png);
-            }
+        if let Some(display) = &self.display {
+            capture(display, Some("VitalTrends"), path).await;
         }
     }
 
@@ -954,6 +969,46 @@ pub fn shots_dir() -> PathBuf {
 /// browser first on the PATH, every place the app writes to inside `work` (its settings file in
 /// `work/xdg-config/vitaltrends`), then `settings` (none: nothing chosen yet, as on a fresh
 /// install of a build without the VitalTrends service).
+/// Saves a PNG of what the X `display` shows: the visible top-level window with exactly this
+/// title, or the whole screen.
+async fn capture(display: &str, title: Option<&str>, path: &Path) {
+    let mut window = "root".to_string();
+    if let Some(title) = title {
+        let found = Command::new("xdotool")
+            .args(["search", "--onlyvisible", "--name", &format!("^{title}$")])
+            .env("DISPLAY", display)
+            .output()
+            .await;
+        if let Some(id) = found.ok().and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .last()
+                .map(str::to_string)
+        }) {
+            window = id;
+        }
+    }
+    let _ = Command::new("import")
+        .args(["-window", &window])
+        .arg(path)
+        .env("DISPLAY", display)
+        .status()
+        .await;
+}
+
+/// Starts the app as a person does, without WebDriver (so it manages WebKit's helpers itself),
+/// with `env` and its output discarded; it ends with the desktop session.
+pub fn launch(app: &Path, env: &[(String, String)], processes: &mut Processes) {
+    let child = Command::new(app)
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("{} starts: {e}", app.display()));
+    processes.add(child);
+}
+
 pub fn app_env(
     work: &Path,
     desktop: &Desktop,

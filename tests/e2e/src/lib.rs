@@ -31,6 +31,21 @@ pub fn python() -> PathBuf {
     path
 }
 
+/// Reads an SQLite file with Python's own `sqlite3` (an independent reader): runs `script`
+/// with the file as `sys.argv[1]` and returns the JSON it prints, or the error it wrote (a file
+/// being replaced, say).
+pub fn python_reads(script: &str, db: &Path) -> Result<serde_json::Value, String> {
+    let out = std::process::Command::new(python())
+        .args(["-c", script])
+        .arg(db)
+        .output()
+        .map_err(|e| format!("python: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    serde_json::from_slice(&out.stdout).map_err(|e| format!("python printed no JSON: {e}"))
+}
+
 /// Runs one of the suites' Python scripts (`tests/e2e/python/<name>`) with `job` as JSON on its
 /// stdin, and returns the JSON it prints; fails the test with its stderr if it fails or outlives
 /// `limit`.

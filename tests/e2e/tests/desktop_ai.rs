@@ -77,8 +77,8 @@ async fn the_person_turns_on_the_api_and_adds_claude_desktop() {
     .await;
     ui.script("document.querySelector('[data-testid=api-status]').scrollIntoView({block: 'end'})")
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ui.screenshot(&shots.join("ai-api-1-enabled.png")).await;
+    ui.screenshot_settled(&shots.join("ai-api-1-enabled.png"))
+        .await;
 
     let answer = http
         .get(&status_url)
@@ -121,8 +121,7 @@ async fn the_person_turns_on_the_api_and_adds_claude_desktop() {
     assert_eq!(std::fs::read_to_string(backups[0].path()).unwrap(), old);
     ui.script("document.querySelector('[data-testid=ai-notice]').scrollIntoView({block: 'end'})")
         .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ui.screenshot(&shots.join("ai-api-2-claude-added.png"))
+    ui.screenshot_settled(&shots.join("ai-api-2-claude-added.png"))
         .await;
 
     // Turning it off stops the server. (The switch to the middle, clear of the corner toast.)

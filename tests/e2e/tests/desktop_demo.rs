@@ -83,8 +83,8 @@ async fn a_newcomer_tries_the_demo_without_a_whoop_account() {
         "pending is never zero: {recovery}"
     );
     ui.wait_for("[data-testid=chart-recovery]", SHORT).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ui.screenshot(&shots.join("demo-2-dashboard.png")).await;
+    ui.screenshot_settled(&shots.join("demo-2-dashboard.png"))
+        .await;
     desktop
         .wait_notifications("Demo data · WHOOP import finished", 1, SHORT)
         .await;

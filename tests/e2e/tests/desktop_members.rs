@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use e2e::desktop::{app_env, configured, shots_dir, Consent, Desktop, WebDriver};
-use e2e::{binary, python, RelayProcess, SimProcess};
+use e2e::{binary, python_reads, RelayProcess, SimProcess};
 use serde_json::{json, Value};
 
 const LONG: Duration = Duration::from_secs(90);
@@ -26,17 +26,7 @@ counts = {t: db.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
           for t in ("cycle", "sleep", "recovery", "workout")}
 print(json.dumps({"profiles": profile, "counts": counts}))
 "#;
-    let out = std::process::Command::new(python())
-        .args(["-c", script])
-        .arg(db)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    python_reads(script, db).unwrap_or_else(|e| panic!("{e}"))
 }
 
 async fn disconnect(ui: &WebDriver) {
@@ -116,13 +106,12 @@ async fn each_whoop_account_keeps_its_own_history() {
         })
         .await;
     assert!(offer.contains("one history per WHOOP account"), "{offer}");
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    ui.screenshot(&shots.join("card-member-switch-offer.png"))
+    ui.screenshot_settled(&shots.join("card-member-switch-offer.png"))
         .await;
     ui.click("[data-testid=switch-member-button]").await;
     ui.wait_for("[role=dialog]", SHORT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    ui.screenshot(&shots.join("dialog-member-switch.png")).await;
+    ui.screenshot_settled(&shots.join("dialog-member-switch.png"))
+        .await;
     ui.click("[data-testid=confirm-button]").await;
     ui.wait_text("[data-testid=whoop-status]", LONG, |t| {
         t == "Connected as Riley Other"

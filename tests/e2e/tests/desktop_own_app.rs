@@ -95,8 +95,8 @@ async fn a_member_connects_their_own_whoop_app_from_the_window() {
         !ui.exists("[data-testid=choose-service]").await,
         "a build without the service does not offer it"
     );
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    ui.screenshot(&shots.join("modes-1-chooser.png")).await;
+    ui.screenshot_settled(&shots.join("modes-1-chooser.png"))
+        .await;
 
     // The own-app form: the person picks a port; the loopback URI follows it.
     ui.click("[data-testid=choose-own-app]").await;
@@ -135,8 +135,8 @@ async fn a_member_connects_their_own_whoop_app_from_the_window() {
     ui.click("[data-testid=own-app-advanced]").await;
     ui.type_into("[data-testid=own-app-base-url]", &sim.base_url)
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    ui.screenshot(&shots.join("modes-2-own-app-form.png")).await;
+    ui.screenshot_settled(&shots.join("modes-2-own-app-form.png"))
+        .await;
     ui.click("[data-testid=own-app-save]").await;
 
     // Sign-in (the stand-in browser presses Authorize), then the import.
@@ -177,8 +177,7 @@ async fn a_member_connects_their_own_whoop_app_from_the_window() {
     // Settings → General and About.
     ui.click("[data-testid=settings-nav-general]").await;
     ui.wait_for("[data-testid=pref-keep_in_tray]", SHORT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    ui.screenshot(&shots.join("modes-3-settings-general.png"))
+    ui.screenshot_settled(&shots.join("modes-3-settings-general.png"))
         .await;
     // Start at login registers an XDG autostart entry that starts this binary.
     let autostart = work.path().join("home/.config/autostart");
@@ -197,15 +196,17 @@ async fn a_member_connects_their_own_whoop_app_from_the_window() {
         std::fs::read_dir(&autostart).map_or(true, |mut entries| entries.next().is_none())
     })
     .await;
-    let file = std::fs::read_to_string(&settings_file).unwrap();
-    assert!(file.contains("start_at_login = false"), "{file}");
+    // The OS hears of it first, then the settings file (see set_pref).
+    eventually("start_at_login = false saved", SHORT, || async {
+        std::fs::read_to_string(&settings_file).is_ok_and(|f| f.contains("start_at_login = false"))
+    })
+    .await;
     ui.click("[data-testid=settings-nav-about]").await;
     let mode = ui.text("[data-testid=about-mode]", SHORT).await;
     assert_eq!(mode, "My own WHOOP developer app");
     let data_dir = ui.text("[data-testid=about-data-dir]", SHORT).await;
     assert!(data_dir.ends_with("own-app"), "{data_dir}");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    ui.screenshot(&shots.join("modes-4-settings-about.png"))
+    ui.screenshot_settled(&shots.join("modes-4-settings-about.png"))
         .await;
 
     // Restart: still connected, same mode, nothing asked again.

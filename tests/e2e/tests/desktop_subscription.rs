@@ -95,8 +95,7 @@ async fn the_card_asks_for_a_subscription_and_a_licence_key_lets_it_connect() {
         ui.exists("[data-testid=no-licence]").await,
         "Settings → Subscription"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ui.screenshot(&shots.join("card-subscription-required.png"))
+    ui.screenshot_settled(&shots.join("card-subscription-required.png"))
         .await;
 
     // A licence from the operator's command, entered on the card.
@@ -149,8 +148,7 @@ async fn the_card_asks_for_a_subscription_and_a_licence_key_lets_it_connect() {
             .to_lowercase(),
         "personal"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ui.screenshot(&shots.join("settings-subscription.png"))
+    ui.screenshot_settled(&shots.join("settings-subscription.png"))
         .await;
 
     // The import finishes and live updates run; then the licence is revoked.
@@ -171,8 +169,7 @@ async fn the_card_asks_for_a_subscription_and_a_licence_key_lets_it_connect() {
     })
     .await;
     assert!(ui.exists("[data-testid=renew-button]").await);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ui.screenshot(&shots.join("card-subscription-ended.png"))
+    ui.screenshot_settled(&shots.join("card-subscription-ended.png"))
         .await;
     ui.click("[data-testid=nav-dashboard]").await;
     let want = expected_recovery(&sim.get_json("/_sim/dump").await);
@@ -180,8 +177,7 @@ async fn the_card_asks_for_a_subscription_and_a_licence_key_lets_it_connect() {
         shows_word(t, &want)
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    ui.screenshot(&shots.join("dashboard-after-subscription-ended.png"))
+    ui.screenshot_settled(&shots.join("dashboard-after-subscription-ended.png"))
         .await;
     ui.close().await;
 }
