@@ -15,10 +15,13 @@
 //! routes stream.
 
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
+use axum::response::Response;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -140,7 +143,13 @@ pub async fn serve(
         let service = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
             req.extensions_mut().insert(ConnectInfo(peer));
             let router = router.clone();
-            async move { Ok::<_, Infallible>(router.oneshot(req).await.unwrap_or_else(|e| match e {})) }
+            // Boxed: hyper keeps a slot the size of this future for the connection's whole life
+            // (`Box<Option<S::Future>>`), so an unboxed router future would cost every idle
+            // event stream its full size long after the response was made.
+            let call: Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>> = Box::pin(
+                async move { Ok(router.oneshot(req).await.unwrap_or_else(|e| match e {})) },
+            );
+            call
         });
         let conn = builder.serve_connection(TokioIo::new(socket), service);
         let conn = graceful.watch(conn);
