@@ -1043,6 +1043,24 @@ pub fn app_env(
     env
 }
 
+/// The environment of an app configured for `sim` and `relay` (service mode), whose sign-ins
+/// the fake browser approves: what most window suites start with.
+pub fn service_env(
+    work: &Path,
+    desktop: &Desktop,
+    app: &Path,
+    sim: &crate::SimProcess,
+    relay: &crate::RelayProcess,
+) -> Vec<(String, String)> {
+    app_env(
+        work,
+        desktop,
+        app,
+        Consent::AutoApproved,
+        &configured(&sim.base_url, &relay.base_url),
+    )
+}
+
 /// The settings that point the app at a WHOOP (the simulator) and a relay, as a configured
 /// install has them.
 pub fn configured(whoop: &str, relay: &str) -> Vec<(&'static str, String)> {

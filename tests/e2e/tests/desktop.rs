@@ -7,8 +7,8 @@
 use std::time::Duration;
 
 use e2e::desktop::{
-    app_env, configured, eventually, expected_recovery, process_tree, shots_dir, shows_word,
-    Consent, Desktop, WebDriver,
+    eventually, expected_recovery, process_tree, service_env, shots_dir, shows_word, Desktop,
+    WebDriver,
 };
 use e2e::{binary, RelayProcess, SimProcess};
 use serde_json::{json, Value};
@@ -43,13 +43,7 @@ async fn a_person_connects_watches_the_import_and_manages_the_connection() {
     e2e::send_webhooks_to(&sim, &relay).await;
 
     let mut desktop = Desktop::start(work.path()).await;
-    let env = app_env(
-        work.path(),
-        &desktop,
-        &app,
-        Consent::AutoApproved,
-        &configured(&sim.base_url, &relay.base_url),
-    );
+    let env = service_env(work.path(), &desktop, &app, &sim, &relay);
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
 
     // Settings → Connections: not connected.

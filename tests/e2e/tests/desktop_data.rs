@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use e2e::desktop::{app_env, configured, shots_dir, Consent, Desktop, WebDriver};
+use e2e::desktop::{app_env, configured, service_env, shots_dir, Consent, Desktop, WebDriver};
 use e2e::{binary, python, RelayProcess, SimProcess};
 use serde_json::Value;
 
@@ -85,13 +85,7 @@ async fn settings_data_exports_shows_completeness_and_repairs_a_day() {
     let sim = SimProcess::start(&["--days", "120", "--seed", "23", "--auto-approve"]).await;
     let relay = RelayProcess::start(&sim, &work.path().join("relay.db")).await;
     let mut desktop = Desktop::start(work.path()).await;
-    let env = app_env(
-        work.path(),
-        &desktop,
-        &app,
-        Consent::AutoApproved,
-        &configured(&sim.base_url, &relay.base_url),
-    );
+    let env = service_env(work.path(), &desktop, &app, &sim, &relay);
     let answer = work.path().join("dialog-answer");
     let mut env = env;
     env.push((
@@ -613,13 +607,7 @@ async fn the_real_save_dialog_opens_and_closing_it_cancels() {
     let sim = SimProcess::start(&["--days", "30", "--seed", "3", "--auto-approve"]).await;
     let relay = RelayProcess::start(&sim, &work.path().join("relay.db")).await;
     let mut desktop = Desktop::start(work.path()).await;
-    let env = app_env(
-        work.path(),
-        &desktop,
-        &app,
-        Consent::AutoApproved,
-        &configured(&sim.base_url, &relay.base_url),
-    );
+    let env = service_env(work.path(), &desktop, &app, &sim, &relay);
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
     ui.click("[data-testid=nav-settings]").await;
     ui.click("[data-testid=settings-nav-data]").await;

@@ -8,7 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use e2e::desktop::{app_env, configured, shots_dir, Consent, Desktop, WebDriver};
+use e2e::desktop::{service_env, shots_dir, Desktop, WebDriver};
 use e2e::{binary, python_reads, RelayProcess, SimProcess};
 use serde_json::{json, Value};
 
@@ -63,13 +63,7 @@ async fn each_whoop_account_keeps_its_own_history() {
     let sim = SimProcess::start(&["--days", "20", "--seed", "17", "--auto-approve"]).await;
     let relay = RelayProcess::start(&sim, &work.path().join("relay.db")).await;
     let mut desktop = Desktop::start(work.path()).await;
-    let env = app_env(
-        work.path(),
-        &desktop,
-        &app,
-        Consent::AutoApproved,
-        &configured(&sim.base_url, &relay.base_url),
-    );
+    let env = service_env(work.path(), &desktop, &app, &sim, &relay);
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
     let data_dir = work.path().join("data/service");
     let store = data_dir.join("vitaltrends.db");

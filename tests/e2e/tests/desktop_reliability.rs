@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use e2e::desktop::{app_env, configured, shots_dir, Consent, Desktop, WebDriver};
+use e2e::desktop::{service_env, shots_dir, Desktop, WebDriver};
 use e2e::{binary, RelayProcess, SimProcess};
 use serde_json::{json, Value};
 
@@ -37,13 +37,7 @@ async fn the_card_tells_the_truth_when_whoop_or_the_service_misbehaves() {
     e2e::send_webhooks_to(&sim, &relay).await;
 
     let mut desktop = Desktop::start(work.path()).await;
-    let env = app_env(
-        work.path(),
-        &desktop,
-        &app,
-        Consent::AutoApproved,
-        &configured(&sim.base_url, &relay.base_url),
-    );
+    let env = service_env(work.path(), &desktop, &app, &sim, &relay);
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
     ui.click("[data-testid=nav-settings]").await;
 

@@ -8,9 +8,7 @@
 
 use std::time::Duration;
 
-use e2e::desktop::{
-    app_env, configured, expected_recovery, shots_dir, shows_word, Consent, Desktop, WebDriver,
-};
+use e2e::desktop::{expected_recovery, service_env, shots_dir, shows_word, Desktop, WebDriver};
 use e2e::{binary, RelayProcess, SimProcess};
 use serde_json::json;
 use tokio::process::Command;
@@ -73,13 +71,7 @@ async fn the_card_asks_for_a_subscription_and_a_licence_key_lets_it_connect() {
     .await;
 
     let mut desktop = Desktop::start(work.path()).await;
-    let env = app_env(
-        work.path(),
-        &desktop,
-        &app,
-        Consent::AutoApproved,
-        &configured(&sim.base_url, &relay.base_url),
-    );
+    let env = service_env(work.path(), &desktop, &app, &sim, &relay);
     let ui = WebDriver::start(&app, &env, &mut desktop.processes).await;
     ui.click("[data-testid=nav-settings]").await;
 
