@@ -158,12 +158,7 @@ impl Coordinator {
     /// devices waiting on this node.
     pub fn render_metrics(&self) -> String {
         let mut text = String::from("# TYPE relay_quota_granted_total counter\n");
-        for priority in [
-            Priority::Live,
-            Priority::Recent,
-            Priority::Months,
-            Priority::History,
-        ] {
+        for priority in Priority::ALL {
             let granted =
                 self.granted[priority as usize].load(std::sync::atomic::Ordering::Relaxed);
             text.push_str(&format!(

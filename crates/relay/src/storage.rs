@@ -634,17 +634,17 @@ impl Storage {
     /// On PostgreSQL an advisory lock serialises claims, so several nodes share one budget;
     /// SQLite serves one node, whose coordinator claims from a single task.
     pub async fn claim_quota(&self, claim: &QuotaClaim<'_>) -> Result<bool> {
+        // Both windows in one scan: the minute's grants are the newest of the day's.
         const USED: &str =
-            "SELECT COALESCE(SUM(requests), 0) FROM quota_grants WHERE granted_at > $1";
+            "SELECT COALESCE(SUM(CASE WHEN granted_at > $1 THEN requests ELSE 0 END), 0),
+                    COALESCE(SUM(requests), 0)
+             FROM quota_grants WHERE granted_at > $2";
         const INSERT: &str =
             "INSERT INTO quota_grants (granted_at, requests, priority) VALUES ($1, $2, $3)";
         macro_rules! claim_in {
             ($tx:expr) => {{
-                let minute: i64 = sqlx::query_scalar(USED)
+                let (minute, day): (i64, i64) = sqlx::query_as(USED)
                     .bind(claim.minute_from_ms)
-                    .fetch_one(&mut *$tx)
-                    .await?;
-                let day: i64 = sqlx::query_scalar(USED)
                     .bind(claim.day_from_ms)
                     .fetch_one(&mut *$tx)
                     .await?;

@@ -218,11 +218,10 @@ pub struct Status {
 }
 
 /// What the card says while the relay's quota coordinator keeps this install waiting.
-fn quota_wait_message(progress: Option<&Progress>) -> String {
+fn quota_wait_message(progress: &Progress) -> String {
     // A month counts as in once every collection has read back through it (`oldest_day` is only
     // how far the furthest one got).
-    let recent_in =
-        progress.is_some_and(|p| p.recent_windows_done >= 1 || p.phase == Phase::History);
+    let recent_in = progress.recent_windows_done >= 1 || progress.phase == Phase::History;
     if recent_in {
         "Queued: many people are importing right now. Your last 30 days are in; older history \
          continues in the background."
@@ -244,8 +243,6 @@ pub struct Engine {
     pub(crate) schedule: Schedule,
     /// For the relay (stream, acks, unregistering); WHOOP calls go through `client`.
     pub(crate) http: reqwest::Client,
-    /// Whether the relay's quota coordinator has this install waiting for its turn.
-    pub(crate) quota_queued: Arc<AtomicBool>,
     /// The relay's quota coordinator as the client asks it (service mode only).
     quota: Option<Arc<RelayQuota>>,
     events: broadcast::Sender<EngineEvent>,
@@ -288,13 +285,11 @@ impl Engine {
         let store = Store::open(&settings.database_path()).await?;
         // In service mode every install shares the relay's WHOOP app, whose quota the relay
         // hands out; otherwise the app is the person's own and headers pace it.
-        let quota_queued = Arc::new(AtomicBool::new(false));
         let (events, _) = broadcast::channel(256);
         let quota = match &settings.relay_url {
             Some(relay) => Some(Arc::new(RelayQuota::new(
                 relay,
                 secrets.clone(),
-                quota_queued.clone(),
                 events.clone(),
             )?)),
             None => None,
@@ -335,7 +330,6 @@ impl Engine {
                 .read_timeout(Duration::from_secs(60))
                 .build()
                 .map_err(|e| Error::Config(format!("HTTP client: {e}")))?,
-            quota_queued,
             quota,
             events,
             jobs: Mutex::new(JobQueue::default()),
@@ -1011,8 +1005,8 @@ impl Engine {
         };
         let live_updates = self.live_updates().await?;
         let issues = self.store.event_issue_summary(5).await?;
-        let quota_wait = (progress.is_some() && self.quota_queued.load(Ordering::Relaxed))
-            .then(|| quota_wait_message(progress.as_ref()));
+        let queued = self.quota.as_ref().is_some_and(|q| q.queued());
+        let quota_wait = progress.as_ref().filter(|_| queued).map(quota_wait_message);
         Ok(Status {
             quota_wait,
             live_updates_message: live_updates.message().map(str::to_string),
@@ -1895,14 +1889,14 @@ mod tests {
     #[test]
     fn the_queue_notice_says_30_days_are_in_only_once_every_collection_has_them() {
         // One chain far back, the others not yet through a month: not in.
-        let partly = quota_wait_message(Some(&progress(0, "2020-01-01")));
+        let partly = quota_wait_message(&progress(0, "2020-01-01"));
         assert!(partly.contains("Your newest days come first"), "{partly}");
-        let month = quota_wait_message(Some(&progress(1, "2026-10-01")));
+        let month = quota_wait_message(&progress(1, "2026-10-01"));
         assert!(month.contains("Your last 30 days are in"), "{month}");
-        let history = quota_wait_message(Some(&Progress {
+        let history = quota_wait_message(&Progress {
             phase: Phase::History,
             ..progress(0, "2020-01-01")
-        }));
+        });
         assert!(history.contains("Your last 30 days are in"), "{history}");
     }
 }

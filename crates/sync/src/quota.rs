@@ -65,7 +65,7 @@ pub(crate) struct RelayQuota {
     /// budget granted for the reserve is never spent on history.
     leases: [Mutex<Lease>; 4],
     away_until: std::sync::Mutex<Option<Instant>>,
-    queued: Arc<AtomicBool>,
+    queued: AtomicBool,
     events: broadcast::Sender<EngineEvent>,
 }
 
@@ -73,7 +73,6 @@ impl RelayQuota {
     pub(crate) fn new(
         relay_url: &Url,
         secrets: Arc<dyn SecretStore>,
-        queued: Arc<AtomicBool>,
         events: broadcast::Sender<EngineEvent>,
     ) -> crate::error::Result<RelayQuota> {
         let lease_url = Url::parse(&format!(
@@ -92,7 +91,7 @@ impl RelayQuota {
             credential: std::sync::Mutex::new(None),
             leases: Default::default(),
             away_until: std::sync::Mutex::new(None),
-            queued,
+            queued: AtomicBool::new(false),
             events,
         })
     }
@@ -105,6 +104,11 @@ impl RelayQuota {
     }
 
     /// Whether this install waits for its turn; the card learns of a change at once.
+    /// Whether the relay has this install waiting for its turn now.
+    pub(crate) fn queued(&self) -> bool {
+        self.queued.load(Ordering::Relaxed)
+    }
+
     fn set_queued(&self, waiting: bool) {
         if self.queued.swap(waiting, Ordering::Relaxed) != waiting {
             let _ = self.events.send(EngineEvent::QuotaWait { waiting });

@@ -262,7 +262,6 @@ pub fn assert_same(export: &Value, dump: &Value, skip: impl Fn(&str, &Value) -> 
     }
 }
 
-/// Waits for an event matching `pred`, for at most `limit`.
 /// For `wait_for`: the end of a job of this kind.
 pub fn finished(job: sync::JobKind) -> impl Fn(&EngineEvent) -> bool {
     move |e| matches!(e, EngineEvent::JobFinished { job: j, .. } if *j == job)
@@ -274,6 +273,7 @@ pub fn idle(e: &EngineEvent) -> bool {
     matches!(e, EngineEvent::StateChanged { state } if state == "idle")
 }
 
+/// Waits for an event matching `pred`, for at most `limit`.
 pub async fn wait_for(
     events: &mut tokio::sync::broadcast::Receiver<EngineEvent>,
     limit: Duration,
