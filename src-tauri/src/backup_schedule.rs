@@ -51,13 +51,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn settings_error(e: config::Error) -> IpcError {
-    IpcError {
-        code: e.code().to_string(),
-        message: crate::core::sentence(&e.to_string()),
-    }
-}
-
 fn view(config: &Config, schedule: &BackupSchedule) -> BackupScheduleView {
     let folder = config.backup.folder.clone();
     BackupScheduleView {
@@ -72,22 +65,12 @@ fn view(config: &Config, schedule: &BackupSchedule) -> BackupScheduleView {
     }
 }
 
-fn load(sessions: &Sessions) -> IpcResult<Config> {
-    Config::load(sessions.settings_file()).map_err(settings_error)
-}
-
-fn save(sessions: &Sessions, config: &Config) -> IpcResult<()> {
-    config
-        .save(sessions.settings_file())
-        .map_err(settings_error)
-}
-
 #[tauri::command]
 pub async fn get_backup_schedule(
     sessions: State<'_, Sessions>,
     schedule: State<'_, BackupSchedule>,
 ) -> IpcResult<BackupScheduleView> {
-    Ok(view(&load(&sessions)?, &schedule))
+    Ok(view(&sessions.load_config()?, &schedule))
 }
 
 /// Turns the daily backup on or off and sets how many are kept. On needs a folder first.
@@ -99,7 +82,7 @@ pub async fn set_backup_schedule(
     scheduled: bool,
     keep: u32,
 ) -> IpcResult<BackupScheduleView> {
-    let mut config = load(&sessions)?;
+    let mut config = sessions.load_config()?;
     if scheduled && config.backup.folder.is_none() {
         return Err(IpcError {
             code: "folder_required".into(),
@@ -113,7 +96,7 @@ pub async fn set_backup_schedule(
             message: "Keep between 1 and 365 backups.".into(),
         })?;
     config.backup.scheduled = scheduled;
-    save(&sessions, &config)?;
+    sessions.save_config(&config)?;
     back_up_now_if_due(&app, &sessions, &schedule).await;
     Ok(view(&config, &schedule))
 }
@@ -125,12 +108,12 @@ pub async fn choose_backup_folder(
     sessions: State<'_, Sessions>,
     schedule: State<'_, BackupSchedule>,
 ) -> IpcResult<BackupScheduleView> {
-    let mut config = load(&sessions)?;
+    let mut config = sessions.load_config()?;
     if let Some(folder) = dialogs::folder(&app, "Folder for daily backups").await? {
         config
             .set("backup.folder", &folder.display().to_string())
-            .map_err(settings_error)?;
-        save(&sessions, &config)?;
+            .map_err(crate::session::settings_error)?;
+        sessions.save_config(&config)?;
         *lock(&schedule.problem) = None;
         back_up_now_if_due(&app, &sessions, &schedule).await;
     }
@@ -151,20 +134,18 @@ async fn back_up_now_if_due(app: &AppHandle, sessions: &Sessions, schedule: &Bac
 /// The task beside each engine: while the schedule is on, a backup when one is due, the oldest
 /// beyond the number kept removed; the window hears `backup-schedule` after each attempt.
 pub async fn run(app: AppHandle, engine: Arc<Engine>) {
+    // Managed before any engine starts (app.rs), so always there.
+    let schedule = app.state::<BackupSchedule>();
     loop {
-        if let Some(schedule) = app.try_state::<BackupSchedule>() {
-            back_up_if_due(&app, &engine, &schedule).await;
-            let wait = if lock(&schedule.problem).is_some() {
-                RETRY_AFTER_FAILURE
-            } else {
-                LOOK_EVERY
-            };
-            tokio::select! {
-                _ = schedule.wake.notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
+        back_up_if_due(&app, &engine, &schedule).await;
+        let wait = if lock(&schedule.problem).is_some() {
+            RETRY_AFTER_FAILURE
         } else {
-            tokio::time::sleep(LOOK_EVERY).await;
+            LOOK_EVERY
+        };
+        tokio::select! {
+            _ = schedule.wake.notified() => {}
+            _ = tokio::time::sleep(wait) => {}
         }
     }
 }

@@ -576,12 +576,19 @@ fn refused_link() -> IpcError {
 }
 
 pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard> {
-    let store::Dashboard {
-        today,
-        days,
-        workouts,
-        ..
-    } = engine.store().dashboard(range.days(), 50).await?;
+    // The link to missing days is read beside the dashboard, not after it.
+    let (
+        store::Dashboard {
+            today,
+            days,
+            workouts,
+            ..
+        },
+        missing_days,
+    ) = tokio::try_join!(
+        async { Ok::<_, IpcError>(engine.store().dashboard(range.days(), 50).await?) },
+        recently_missing(engine.store(), chrono::Local::now().date_naive()),
+    )?;
     let points = |metric: store::Metric| -> Vec<Point> {
         store::values_of(&days, metric)
             .into_iter()
@@ -625,7 +632,6 @@ pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard>
             pending: w.pending,
         })
         .collect();
-    let missing_days = recently_missing(engine.store(), chrono::Local::now().date_naive()).await?;
     let metric = |m: store::MetricNow| MetricToday {
         value: m.value,
         pending: m.pending,

@@ -135,10 +135,15 @@ pub async fn restore_data(
     server: State<'_, ApiServer>,
     path: String,
 ) -> IpcResult<RestoreDone> {
-    // Checked before the API server lets go of the file, so a refusal interrupts nothing.
-    restore::check(&sessions, &PathBuf::from(&path)).await?;
-    ai_api::stop(&server);
-    let done = restore::restore(&sessions, &PathBuf::from(path)).await;
-    crate::app::announce_switch(&app).await;
+    // The API server lets go of the file only once it passed, so a refusal interrupts nothing.
+    let swapping = std::sync::atomic::AtomicBool::new(false);
+    let done = restore::restore(&sessions, &PathBuf::from(path), || {
+        ai_api::stop(&server);
+        swapping.store(true, std::sync::atomic::Ordering::Relaxed);
+    })
+    .await;
+    if swapping.load(std::sync::atomic::Ordering::Relaxed) {
+        crate::app::announce_switch(&app).await;
+    }
     done
 }

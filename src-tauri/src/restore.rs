@@ -88,8 +88,14 @@ pub async fn check(sessions: &Sessions, candidate: &Path) -> IpcResult<RestorePr
 /// Replaces the data in use with `candidate`: checked first (a refusal stops nothing), then the
 /// engine stops, the store swaps the files (the old database kept aside), and the engine starts
 /// again on the restored data. If the swap fails the original stays in place and runs again.
-pub async fn restore(sessions: &Sessions, candidate: &Path) -> IpcResult<RestoreDone> {
+/// `before_swap` runs once the file passed, for whatever else must let go of the store first.
+pub async fn restore(
+    sessions: &Sessions,
+    candidate: &Path,
+    before_swap: impl FnOnce(),
+) -> IpcResult<RestoreDone> {
     check(sessions, candidate).await?;
+    before_swap();
     let outcome = sessions
         .with_store_closed(async |dir: &Path| {
             store::restore_backup(&dir.join(sync::DATABASE_FILE), candidate)

@@ -637,11 +637,11 @@ impl Sessions {
         }
     }
 
-    fn load_config(&self) -> IpcResult<Config> {
+    pub(crate) fn load_config(&self) -> IpcResult<Config> {
         Config::load(&self.paths.settings_file).map_err(settings_error)
     }
 
-    fn save_config(&self, config: &Config) -> IpcResult<()> {
+    pub(crate) fn save_config(&self, config: &Config) -> IpcResult<()> {
         config
             .save(&self.paths.settings_file)
             .map_err(settings_error)
@@ -706,7 +706,7 @@ fn no_demo() -> IpcError {
     }
 }
 
-fn settings_error(e: config::Error) -> IpcError {
+pub(crate) fn settings_error(e: config::Error) -> IpcError {
     IpcError {
         code: e.code().to_string(),
         message: core::sentence(&e.to_string()),

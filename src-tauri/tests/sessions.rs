@@ -272,7 +272,7 @@ async fn a_backup_is_checked_then_restored_into_the_running_session() {
             "{}",
             refused.message
         );
-        let refused = restore::restore(&sessions, bad).await.unwrap_err();
+        let refused = restore::restore(&sessions, bad, || {}).await.unwrap_err();
         assert_eq!(refused.code, "not_a_backup");
         let engine = sessions.core().unwrap().engine;
         assert_eq!(data::summary(&engine).await.unwrap(), in_use);
@@ -291,7 +291,7 @@ async fn a_backup_is_checked_then_restored_into_the_running_session() {
     assert!(preview
         .kept_aside_pattern
         .contains("vitaltrends.db.replaced-"));
-    let done = restore::restore(&sessions, &backup).await.unwrap();
+    let done = restore::restore(&sessions, &backup, || {}).await.unwrap();
     let aside = done
         .kept_aside
         .clone()

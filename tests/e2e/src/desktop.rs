@@ -965,10 +965,6 @@ pub fn shots_dir() -> PathBuf {
     dir
 }
 
-/// The desktop app's environment in a test: this session's display and bus, the stand-in
-/// browser first on the PATH, every place the app writes to inside `work` (its settings file in
-/// `work/xdg-config/vitaltrends`), then `settings` (none: nothing chosen yet, as on a fresh
-/// install of a build without the VitalTrends service).
 /// Saves a PNG of what the X `display` shows: the visible top-level window with exactly this
 /// title, or the whole screen.
 async fn capture(display: &str, title: Option<&str>, path: &Path) {
@@ -1009,6 +1005,10 @@ pub fn launch(app: &Path, env: &[(String, String)], processes: &mut Processes) {
     processes.add(child);
 }
 
+/// The desktop app's environment in a test: this session's display and bus, the stand-in
+/// browser first on the PATH, every place the app writes to inside `work` (its settings file in
+/// `work/xdg-config/vitaltrends`), then `settings` (none: nothing chosen yet, as on a fresh
+/// install of a build without the VitalTrends service).
 pub fn app_env(
     work: &Path,
     desktop: &Desktop,
