@@ -4,6 +4,9 @@
 pub enum Error {
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// A read that steps SQLite's rows itself (the day read) failed.
+    #[error("database error: {0}")]
+    Read(#[from] rusqlite::Error),
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("could not write {path}: {source}")]
@@ -31,7 +34,7 @@ pub enum Error {
 impl Error {
     pub fn code(&self) -> &'static str {
         match self {
-            Error::Db(_) | Error::Migrate(_) => "database",
+            Error::Db(_) | Error::Read(_) | Error::Migrate(_) => "database",
             Error::Io { .. } | Error::Csv(_) => "io",
             Error::Corrupt(_) => "corrupt",
             Error::Parquet(_) => "io",

@@ -443,6 +443,40 @@ async fn a_day_read_returns_values_exactly_as_stored_and_the_later_record_of_a_d
 }
 
 #[tokio::test]
+async fn the_workout_list_is_newest_first_within_the_range_and_limit() {
+    let (_dir, store) = file_store().await;
+    let workout = |id: &str, start: &str| -> Fetched<Workout> {
+        fetched(json!({
+            "id": id, "user_id": 7, "created_at": start, "updated_at": start, "start": start,
+            "end": start, "timezone_offset": "-05:00", "sport_name": "running",
+            "score_state": "PENDING_SCORE"
+        }))
+    };
+    // Two on March 5 (local), one on March 6, one on March 9; stored out of order.
+    store
+        .upsert(&[
+            workout("mar6", "2024-03-06T18:00:00.000Z"),
+            workout("mar5-morning", "2024-03-05T12:00:00.000Z"),
+            workout("mar9", "2024-03-09T18:00:00.000Z"),
+            workout("mar5-evening", "2024-03-05T23:30:00.000Z"),
+        ])
+        .await
+        .unwrap();
+    let day = |d| NaiveDate::from_ymd_opt(2024, 3, d).unwrap();
+    let ids = |list: Vec<store::WorkoutSummary>| list.into_iter().map(|w| w.id).collect::<Vec<_>>();
+    assert_eq!(
+        ids(store.workouts(day(1), day(8), 50).await.unwrap()),
+        ["mar6", "mar5-evening", "mar5-morning"],
+        "newest first, and March 9 is outside the range"
+    );
+    assert_eq!(
+        ids(store.workouts(day(1), day(31), 2).await.unwrap()),
+        ["mar9", "mar6"],
+        "the limit keeps the newest"
+    );
+}
+
+#[tokio::test]
 async fn exports_json_in_whoop_shape_and_csv_with_typed_columns() {
     let (dir, store) = file_store().await;
     let w: Fetched<Workout> = fetched(json!({
