@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use clap::Args as ClapArgs;
 
+use crate::stats::{days_in_years, percentile};
+
 #[derive(ClapArgs)]
 pub struct Args {
     /// Years of history in the store.
@@ -41,7 +43,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         .unwrap_or(temporary.path().to_path_buf());
     let file = dir.join("vitaltrends.db");
     if !file.exists() {
-        let days = args.years * 365 + args.years / 4;
+        let days = days_in_years(args.years);
         eprintln!("building a store of {days} days in {}…", dir.display());
         std::fs::create_dir_all(&dir)?;
         crate::history::imported_history(dir.clone(), days).await?;
@@ -117,9 +119,10 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// p50, p99 and the slowest of the samples.
 fn percentiles(samples: &mut [Duration]) -> (Duration, Duration, Duration) {
     samples.sort();
-    let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let at = |p| percentile(samples, p).unwrap_or_default();
     (at(0.5), at(0.99), at(1.0))
 }
 

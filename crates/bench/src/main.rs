@@ -24,6 +24,7 @@ mod import;
 mod mcp;
 mod relay_bench;
 mod scale;
+mod stats;
 
 use clap::{Parser, Subcommand};
 

@@ -7,11 +7,13 @@
 
 use std::path::PathBuf;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use clap::Args as ClapArgs;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use crate::stats::{days_in_years, percentile};
 
 #[derive(ClapArgs)]
 pub struct Args {
@@ -25,7 +27,7 @@ pub struct Args {
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let days = args.years * 365 + args.years / 4;
+    let days = days_in_years(args.years);
     eprintln!("building a store of {days} days…");
     let (engine, records) =
         crate::history::imported_history(dir.path().to_path_buf(), days).await?;
@@ -87,7 +89,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             times.push(started.elapsed());
         }
         times.sort();
-        rows.push((tool, percentile(&times, 0.50), percentile(&times, 0.99)));
+        let at = |p| percentile(&times, p).unwrap_or_default();
+        rows.push((tool, at(0.50), at(0.99)));
     }
     drop(session);
     let _ = child.wait().await;
@@ -107,11 +110,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-fn percentile(sorted: &[Duration], q: f64) -> Duration {
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
 }
 
 /// `vitaltrends` beside this benchmark's own binary (the same target directory).

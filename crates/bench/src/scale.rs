@@ -26,6 +26,8 @@ use tokio::sync::Mutex;
 use url::Url;
 use whoop_sim::SimConfig;
 
+use crate::stats::percentile;
+
 #[derive(ClapArgs)]
 pub struct Args {
     /// People connecting.
@@ -336,13 +338,6 @@ fn live_per_person_day(metrics: &str, users: u32, days: f64) -> f64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0.0);
     live / users.max(1) as f64 / days.max(f64::MIN_POSITIVE)
-}
-
-fn percentile(sorted: &[f64], q: f64) -> Option<f64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    Some(sorted[((sorted.len() as f64 - 1.0) * q).round() as usize])
 }
 
 fn report(args: &Args, people: &[Person], latencies: &[Duration], stats: &Value, wave_s: f64) {

@@ -228,6 +228,9 @@ describe('Settings → Data', () => {
       scheduled: true,
       keep: 7,
     });
+    // The schedule's answer is all that changed: the summary and calendar are not read again.
+    expect(engine.callsTo('get_data')).toHaveLength(1);
+    expect(engine.callsTo('get_calendar')).toHaveLength(1);
     const keep = screen.getByTestId('schedule-keep');
     await user.clear(keep);
     await user.type(keep, '14');

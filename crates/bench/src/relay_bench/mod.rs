@@ -26,6 +26,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::{Args as ClapArgs, ValueEnum};
 
+use crate::stats::percentile;
+
 /// The relay's rate limits during every run here, instead of 600/min per IP and 200/s overall.
 pub const RAISED_RELAY_LIMIT: u32 = 1_000_000_000;
 /// The simulator's rate limits in the latency and stream runs, instead of WHOOP's 100/min and
@@ -278,8 +280,8 @@ impl Table {
         } else {
             format!(
                 "p50 {} · p99 {} · max {}",
-                ms(percentile(&sorted, 0.50)),
-                ms(percentile(&sorted, 0.99)),
+                ms(percentile(&sorted, 0.50).unwrap_or_default()),
+                ms(percentile(&sorted, 0.99).unwrap_or_default()),
                 ms(*sorted.last().unwrap_or(&Duration::ZERO))
             )
         };
@@ -378,15 +380,6 @@ impl Table {
     }
 }
 
-/// Nearest-rank percentile of sorted samples.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1000.0)
 }
@@ -434,11 +427,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn percentiles_and_grouping() {
-        let s: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&s, 0.5), Duration::from_millis(50));
-        assert_eq!(percentile(&s, 0.99), Duration::from_millis(99));
-        assert_eq!(percentile(&s[..1], 0.99), Duration::from_millis(1));
+    fn grouping() {
         assert_eq!(group(0), "0");
         assert_eq!(group(999), "999");
         assert_eq!(group(1000), "1,000");
