@@ -236,6 +236,8 @@ impl RangeKey {
 pub struct MetricToday {
     pub value: Option<f64>,
     pub pending: bool,
+    /// WHOOP has the record but could not score it: no value will come.
+    pub unscorable: bool,
     pub baseline: Option<f64>,
 }
 
@@ -243,6 +245,8 @@ pub struct MetricToday {
 #[ts(export, export_to = "../../ui/src/bindings/")]
 pub struct SleepToday {
     pub pending: bool,
+    /// WHOOP has the night but could not score it.
+    pub unscorable: bool,
     pub performance: Option<f64>,
     pub hours_asleep: Option<f64>,
     pub hours_needed: Option<f64>,
@@ -635,6 +639,7 @@ pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard>
     let metric = |m: store::MetricNow| MetricToday {
         value: m.value,
         pending: m.pending,
+        unscorable: m.unscorable,
         baseline: m.baseline,
     };
     Ok(Dashboard {
@@ -648,6 +653,7 @@ pub async fn dashboard(engine: &Engine, range: RangeKey) -> IpcResult<Dashboard>
             resting_hr: metric(today.resting_hr),
             sleep: SleepToday {
                 pending: today.sleep.pending,
+                unscorable: today.sleep.unscorable,
                 performance: today.sleep.performance,
                 hours_asleep: today.sleep.hours_asleep,
                 hours_needed: today.sleep.hours_needed,
@@ -669,6 +675,7 @@ impl Dashboard {
         let metric = || MetricToday {
             value: None,
             pending: false,
+            unscorable: false,
             baseline: None,
         };
         Dashboard {
@@ -681,6 +688,7 @@ impl Dashboard {
                 resting_hr: metric(),
                 sleep: SleepToday {
                     pending: false,
+                    unscorable: false,
                     performance: None,
                     hours_asleep: None,
                     hours_needed: None,

@@ -247,6 +247,8 @@ pub struct Reading {
     pub unit: String,
     /// WHOOP has not scored it yet: ask again later, do not read it as zero.
     pub pending: bool,
+    /// WHOOP has the record but could not score it (too little wear): no value will come.
+    pub unscorable: bool,
     /// Average of the 30 days before.
     pub baseline_30d: Option<f64>,
 }
@@ -254,6 +256,8 @@ pub struct Reading {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema, ToSchema)]
 pub struct TodaySleep {
     pub pending: bool,
+    /// WHOOP has the night but could not score it.
+    pub unscorable: bool,
     pub performance_pct: Option<f64>,
     pub hours_asleep: Option<f64>,
     pub hours_needed: Option<f64>,

@@ -76,6 +76,7 @@ impl Reader {
             value: m.value,
             unit: metric.unit().to_string(),
             pending: m.pending,
+            unscorable: m.unscorable,
             baseline_30d: m.baseline,
         };
         Ok(Today {
@@ -86,6 +87,7 @@ impl Reader {
             resting_heart_rate: reading(t.resting_hr, store::Metric::RestingHeartRate),
             sleep: TodaySleep {
                 pending: t.sleep.pending,
+                unscorable: t.sleep.unscorable,
                 performance_pct: t.sleep.performance,
                 hours_asleep: t.sleep.hours_asleep,
                 hours_needed: t.sleep.hours_needed,

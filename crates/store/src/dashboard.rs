@@ -3,7 +3,8 @@
 //!
 //! "Today" is the newest cycle: its recovery (from the night that started it), that night's
 //! sleep, and the cycle's strain so far. A record WHOOP has not scored yet is reported as pending,
-//! never as zero. Baselines are 30-day averages of the days before.
+//! never as zero; one WHOOP could not score (too little wear) as unscorable, which is not the
+//! same as nothing recorded. Baselines are 30-day averages of the days before.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -18,6 +19,8 @@ use crate::Store;
 pub struct MetricNow {
     pub value: Option<f64>,
     pub pending: bool,
+    /// WHOOP has the record but could not score it: no value will come.
+    pub unscorable: bool,
     /// Average of the 30 days before today.
     pub baseline: Option<f64>,
 }
@@ -25,6 +28,8 @@ pub struct MetricNow {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct SleepNow {
     pub pending: bool,
+    /// WHOOP has the night but could not score it.
+    pub unscorable: bool,
     pub performance: Option<f64>,
     pub hours_asleep: Option<f64>,
     pub hours_needed: Option<f64>,
@@ -101,6 +106,35 @@ const BASELINES: [Metric; 4] = [
 
 const HOUR_MS: f64 = 3_600_000.0;
 
+/// Where WHOOP is with scoring one record, as `score_state` stores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scoring {
+    Scored,
+    Pending,
+    Unscorable,
+}
+
+impl Scoring {
+    /// A state this build does not know reads as pending: WHOOP may still score it.
+    fn of(state: &str) -> Scoring {
+        match state {
+            "SCORED" => Scoring::Scored,
+            "UNSCORABLE" => Scoring::Unscorable,
+            _ => Scoring::Pending,
+        }
+    }
+
+    /// A card's reading: the value only when scored.
+    fn now(self, value: Option<f64>, baseline: Option<f64>) -> MetricNow {
+        MetricNow {
+            value: if self == Scoring::Scored { value } else { None },
+            pending: self == Scoring::Pending,
+            unscorable: self == Scoring::Unscorable,
+            baseline,
+        }
+    }
+}
+
 /// See `Store::newest_cycle`.
 pub(crate) struct NewestCycle {
     pub day: NaiveDate,
@@ -120,7 +154,7 @@ impl Store {
         let cycle_id: i64 = cycle.try_get("id")?;
         let day_text: String = cycle.try_get("day")?;
         let day = parse_day(&day_text)?;
-        let strain_scored = cycle.try_get::<String, _>("score_state")? == "SCORED";
+        let strain_state = Scoring::of(&cycle.try_get::<String, _>("score_state")?);
 
         let recovery = sqlx::query(
             "SELECT score_state, recovery_score, hrv_rmssd_milli, resting_heart_rate
@@ -130,20 +164,20 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         // No recovery yet for the newest cycle means WHOOP is still working on it.
-        let (rec_pending, rec, hrv, rhr) = match &recovery {
+        let (rec_state, rec, hrv, rhr) = match &recovery {
             Some(row) if row.try_get::<String, _>("score_state")? == "SCORED" => (
-                false,
+                Scoring::Scored,
                 row.try_get::<Option<f64>, _>("recovery_score")?,
                 row.try_get::<Option<f64>, _>("hrv_rmssd_milli")?,
                 row.try_get::<Option<f64>, _>("resting_heart_rate")?,
             ),
             Some(row) => (
-                row.try_get::<String, _>("score_state")? == "PENDING_SCORE",
+                Scoring::of(&row.try_get::<String, _>("score_state")?),
                 None,
                 None,
                 None,
             ),
-            None => (true, None, None, None),
+            None => (Scoring::Pending, None, None, None),
         };
         let before = day.pred_opt().unwrap_or(day);
         let month = self
@@ -173,8 +207,10 @@ impl Store {
                         .map(|ms| ms as f64 / HOUR_MS))
                 };
                 let (light, deep, rem) = (hours("light")?, hours("deep")?, hours("rem")?);
+                let state = Scoring::of(&row.try_get::<String, _>("score_state")?);
                 SleepNow {
-                    pending: row.try_get::<String, _>("score_state")? == "PENDING_SCORE",
+                    pending: state == Scoring::Pending,
+                    unscorable: state == Scoring::Unscorable,
                     performance: row.try_get("sleep_performance_percentage")?,
                     hours_asleep: match (light, deep, rem) {
                         (Some(l), Some(d), Some(r)) => Some(l + d + r),
@@ -195,31 +231,11 @@ impl Store {
 
         Ok(TodaySummary {
             day: Some(day),
-            recovery: MetricNow {
-                value: rec,
-                pending: rec_pending,
-                baseline: baseline(Metric::Recovery),
-            },
-            hrv: MetricNow {
-                value: hrv,
-                pending: rec_pending,
-                baseline: baseline(Metric::Hrv),
-            },
-            resting_hr: MetricNow {
-                value: rhr,
-                pending: rec_pending,
-                baseline: baseline(Metric::RestingHeartRate),
-            },
+            recovery: rec_state.now(rec, baseline(Metric::Recovery)),
+            hrv: rec_state.now(hrv, baseline(Metric::Hrv)),
+            resting_hr: rec_state.now(rhr, baseline(Metric::RestingHeartRate)),
             sleep,
-            day_strain: MetricNow {
-                value: if strain_scored {
-                    cycle.try_get("strain")?
-                } else {
-                    None
-                },
-                pending: !strain_scored,
-                baseline: baseline(Metric::DayStrain),
-            },
+            day_strain: strain_state.now(cycle.try_get("strain")?, baseline(Metric::DayStrain)),
         })
     }
 

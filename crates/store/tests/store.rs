@@ -443,6 +443,67 @@ async fn a_day_read_returns_values_exactly_as_stored_and_the_later_record_of_a_d
 }
 
 #[tokio::test]
+async fn today_tells_scored_from_pending_from_unscorable() {
+    let (_dir, store) = file_store().await;
+    // The newest cycle's night: WHOOP has the recovery and the sleep but could not score them.
+    store
+        .upsert(&[cycle(
+            201,
+            "2024-03-05T04:00:00.000Z",
+            "2024-03-05T20:00:00.000Z",
+            Some(8.5),
+        )])
+        .await
+        .unwrap();
+    let unscorable_recovery: Fetched<Recovery> = fetched(json!({
+        "cycle_id": 201, "sleep_id": "night-201", "user_id": 7,
+        "created_at": "2024-03-05T12:00:00.000Z", "updated_at": "2024-03-05T12:00:00.000Z",
+        "score_state": "UNSCORABLE"
+    }));
+    let unscorable_sleep: Fetched<Sleep> = fetched(json!({
+        "id": "night-201", "cycle_id": 201, "user_id": 7,
+        "created_at": "2024-03-05T12:00:00.000Z", "updated_at": "2024-03-05T12:00:00.000Z",
+        "start": "2024-03-05T04:00:00.000Z", "end": "2024-03-05T11:00:00.000Z",
+        "timezone_offset": "-05:00", "nap": false, "score_state": "UNSCORABLE"
+    }));
+    store.upsert(&[unscorable_recovery]).await.unwrap();
+    store.upsert(&[unscorable_sleep]).await.unwrap();
+    let today = store.today().await.unwrap();
+    for metric in [today.recovery, today.hrv, today.resting_hr] {
+        assert_eq!(
+            (metric.value, metric.pending, metric.unscorable),
+            (None, false, true)
+        );
+    }
+    assert!(today.sleep.unscorable && !today.sleep.pending);
+    assert_eq!(today.sleep.performance, None);
+    let strain = today.day_strain;
+    assert_eq!(
+        (strain.value, strain.pending, strain.unscorable),
+        (Some(8.5), false, false)
+    );
+
+    // A newer cycle WHOOP is still scoring, its night not in yet: pending, not unscorable.
+    store
+        .upsert(&[cycle(
+            202,
+            "2024-03-06T04:00:00.000Z",
+            "2024-03-06T05:00:00.000Z",
+            None,
+        )])
+        .await
+        .unwrap();
+    let today = store.today().await.unwrap();
+    for metric in [today.recovery, today.day_strain] {
+        assert_eq!(
+            (metric.value, metric.pending, metric.unscorable),
+            (None, true, false)
+        );
+    }
+    assert!(today.sleep.pending && !today.sleep.unscorable);
+}
+
+#[tokio::test]
 async fn the_workout_list_is_newest_first_within_the_range_and_limit() {
     let (_dir, store) = file_store().await;
     let workout = |id: &str, start: &str| -> Fetched<Workout> {

@@ -246,7 +246,12 @@ function baseline(list: Point[], day: string): number | null {
 }
 
 function metric(list: Point[], day: string): MetricToday {
-  return { value: lastOf(list, day), pending: false, baseline: baseline(list, day) };
+  return {
+    value: lastOf(list, day),
+    pending: false,
+    unscorable: false,
+    baseline: baseline(list, day),
+  };
 }
 
 export function todayFrom(h: History, day: string): Today {
@@ -259,6 +264,7 @@ export function todayFrom(h: History, day: string): Today {
     resting_hr: metric(h.resting_hr, day),
     sleep: {
       pending: false,
+      unscorable: false,
       performance:
         s && asleep !== null && s.need ? Math.round(Math.min(100, (asleep / s.need) * 100)) : null,
       hours_asleep: asleep !== null ? round(asleep, 2) : null,
@@ -274,11 +280,12 @@ export function todayFrom(h: History, day: string): Today {
 
 export const EMPTY_TODAY: Today = {
   day: null,
-  recovery: { value: null, pending: false, baseline: null },
-  hrv: { value: null, pending: false, baseline: null },
-  resting_hr: { value: null, pending: false, baseline: null },
+  recovery: { value: null, pending: false, unscorable: false, baseline: null },
+  hrv: { value: null, pending: false, unscorable: false, baseline: null },
+  resting_hr: { value: null, pending: false, unscorable: false, baseline: null },
   sleep: {
     pending: false,
+    unscorable: false,
     performance: null,
     hours_asleep: null,
     hours_needed: null,
@@ -287,7 +294,7 @@ export const EMPTY_TODAY: Today = {
     rem_hours: null,
     awake_hours: null,
   },
-  day_strain: { value: null, pending: false, baseline: null },
+  day_strain: { value: null, pending: false, unscorable: false, baseline: null },
 };
 
 export function emptyDashboard(range: RangeKey = '30d'): Dashboard {
@@ -351,9 +358,9 @@ export function partialDashboard(range: RangeKey = '30d', endDay = FIXTURE_TODAY
     today: {
       ...full.today,
       day: endDay,
-      recovery: { value: null, pending: true, baseline: null },
-      hrv: { value: null, pending: true, baseline: null },
-      resting_hr: { value: null, pending: true, baseline: null },
+      recovery: { value: null, pending: true, unscorable: false, baseline: null },
+      hrv: { value: null, pending: true, unscorable: false, baseline: null },
+      resting_hr: { value: null, pending: true, unscorable: false, baseline: null },
     },
     series: {
       recovery: dropToday(keep(full.series.recovery)),

@@ -8,10 +8,16 @@ function today(patch: Partial<Today>): Today {
   return { ...EMPTY_TODAY, day: '2025-11-24', ...patch };
 }
 
-const metric = (value: number | null, baseline: number | null = null, pending = false) => ({
+const metric = (
+  value: number | null,
+  baseline: number | null = null,
+  pending = false,
+  unscorable = false,
+) => ({
   value,
   baseline,
   pending,
+  unscorable,
 });
 
 describe('today row', () => {
@@ -61,11 +67,35 @@ describe('today row', () => {
     expect(screen.getByTestId('today-recovery')).not.toHaveTextContent(/0\s?%/);
   });
 
+  it('a night WHOOP could not score reads "Not scored", not "nothing recorded"', () => {
+    render(TodayRow, {
+      today: today({
+        recovery: metric(null, 55, false, true),
+        hrv: metric(null, 60, false, true),
+        resting_hr: metric(null, 52, false, true),
+        day_strain: metric(null, 9, false, true),
+        sleep: { ...EMPTY_TODAY.sleep, unscorable: true },
+      }),
+    });
+    for (const id of ['today-recovery', 'today-hrv', 'today-rhr', 'today-sleep', 'today-strain']) {
+      const el = screen.getByTestId(id);
+      expect(el).toHaveTextContent('Not scored');
+      expect(el).toHaveTextContent('WHOOP could not score');
+      expect(el).not.toHaveTextContent(/Nothing recorded|No sleep recorded|Pending/);
+    }
+    // Nothing at all for the day still says so.
+    render(TodayRow, { today: today({}) });
+    expect(screen.getAllByTestId('today-recovery')[1]).toHaveTextContent(
+      'Nothing recorded for this day',
+    );
+  });
+
   it('sleep shows performance, hours slept vs needed and stages; strain is out of 21', () => {
     render(TodayRow, {
       today: today({
         sleep: {
           pending: false,
+          unscorable: false,
           performance: 91,
           hours_asleep: 7.2,
           hours_needed: 8,
