@@ -923,7 +923,7 @@ fn process_memory(pid: u32) -> Option<ProcessMemory> {
     })
 }
 
-/// The newest cycle's recovery as the Today card shows it ("62%", "Pending", or "No score" for
+/// The newest cycle's recovery as the Today card shows it ("62%", "Pending", or "Not scored" for
 /// a night WHOOP could not score), from the simulator's `/_sim/dump`.
 pub fn expected_recovery(dump: &Value) -> String {
     let newest = dump["cycle"][0]["id"].clone();
@@ -941,13 +941,13 @@ pub fn expected_recovery(dump: &Value) -> String {
         recovery["score"]["recovery_score"].as_f64(),
     ) {
         (Some("SCORED"), Some(score)) => format!("{}%", score.round() as i64),
-        (Some("UNSCORABLE"), _) => "No score".into(),
+        (Some("UNSCORABLE"), _) => "Not scored".into(),
         _ => "Pending".into(),
     }
 }
 
 /// Whether an element's text shows `word` as whole words of their own (so "6%" does not match
-/// "65%"; "No score" matches those two words in a row).
+/// "65%"; "Not scored" matches those two words in a row).
 pub fn shows_word(text: &str, word: &str) -> bool {
     let words: Vec<&str> = text.split_whitespace().collect();
     let wanted: Vec<&str> = word.split_whitespace().collect();
