@@ -136,13 +136,13 @@ pub async fn restore_data(
     path: String,
 ) -> IpcResult<RestoreDone> {
     // The API server lets go of the file only once it passed, so a refusal interrupts nothing.
-    let swapping = std::sync::atomic::AtomicBool::new(false);
+    let mut swapping = false;
     let done = restore::restore(&sessions, &PathBuf::from(path), || {
         ai_api::stop(&server);
-        swapping.store(true, std::sync::atomic::Ordering::Relaxed);
+        swapping = true;
     })
     .await;
-    if swapping.load(std::sync::atomic::Ordering::Relaxed) {
+    if swapping {
         crate::app::announce_switch(&app).await;
     }
     done

@@ -272,8 +272,15 @@ async fn a_backup_is_checked_then_restored_into_the_running_session() {
             "{}",
             refused.message
         );
-        let refused = restore::restore(&sessions, bad, || {}).await.unwrap_err();
+        let mut let_go = false;
+        let refused = restore::restore(&sessions, bad, || let_go = true)
+            .await
+            .unwrap_err();
         assert_eq!(refused.code, "not_a_backup");
+        assert!(
+            !let_go,
+            "a refused file asks nothing to let go of the store"
+        );
         let engine = sessions.core().unwrap().engine;
         assert_eq!(data::summary(&engine).await.unwrap(), in_use);
     }
@@ -291,7 +298,14 @@ async fn a_backup_is_checked_then_restored_into_the_running_session() {
     assert!(preview
         .kept_aside_pattern
         .contains("vitaltrends.db.replaced-"));
-    let done = restore::restore(&sessions, &backup, || {}).await.unwrap();
+    let mut let_go = false;
+    let done = restore::restore(&sessions, &backup, || let_go = true)
+        .await
+        .unwrap();
+    assert!(
+        let_go,
+        "what holds the store is asked to let go before the swap"
+    );
     let aside = done
         .kept_aside
         .clone()

@@ -8,8 +8,9 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
+use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
-use whoop::types::parse_timestamp;
+use whoop::types::{parse_timestamp, ScoreState};
 
 use crate::error::{Error, Result};
 use crate::reads::{values_of, DayMetrics, Metric};
@@ -106,32 +107,20 @@ const BASELINES: [Metric; 4] = [
 
 const HOUR_MS: f64 = 3_600_000.0;
 
-/// Where WHOOP is with scoring one record, as `score_state` stores it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scoring {
-    Scored,
-    Pending,
-    Unscorable,
+/// A row's `score_state`; one this build does not know reads as pending (WHOOP may still score
+/// it).
+fn score_state(row: &SqliteRow) -> Result<ScoreState> {
+    let state: String = row.try_get("score_state")?;
+    Ok(ScoreState::parse(&state).unwrap_or(ScoreState::PendingScore))
 }
 
-impl Scoring {
-    /// A state this build does not know reads as pending: WHOOP may still score it.
-    fn of(state: &str) -> Scoring {
-        match state {
-            "SCORED" => Scoring::Scored,
-            "UNSCORABLE" => Scoring::Unscorable,
-            _ => Scoring::Pending,
-        }
-    }
-
-    /// A card's reading: the value only when scored.
-    fn now(self, value: Option<f64>, baseline: Option<f64>) -> MetricNow {
-        MetricNow {
-            value: if self == Scoring::Scored { value } else { None },
-            pending: self == Scoring::Pending,
-            unscorable: self == Scoring::Unscorable,
-            baseline,
-        }
+/// A card's reading: the value only when scored.
+fn reading(state: ScoreState, value: Option<f64>, baseline: Option<f64>) -> MetricNow {
+    MetricNow {
+        value: value.filter(|_| state == ScoreState::Scored),
+        pending: state == ScoreState::PendingScore,
+        unscorable: state == ScoreState::Unscorable,
+        baseline,
     }
 }
 
@@ -154,7 +143,7 @@ impl Store {
         let cycle_id: i64 = cycle.try_get("id")?;
         let day_text: String = cycle.try_get("day")?;
         let day = parse_day(&day_text)?;
-        let strain_state = Scoring::of(&cycle.try_get::<String, _>("score_state")?);
+        let strain_state = score_state(&cycle)?;
 
         let recovery = sqlx::query(
             "SELECT score_state, recovery_score, hrv_rmssd_milli, resting_heart_rate
@@ -165,19 +154,13 @@ impl Store {
         .await?;
         // No recovery yet for the newest cycle means WHOOP is still working on it.
         let (rec_state, rec, hrv, rhr) = match &recovery {
-            Some(row) if row.try_get::<String, _>("score_state")? == "SCORED" => (
-                Scoring::Scored,
+            Some(row) => (
+                score_state(row)?,
                 row.try_get::<Option<f64>, _>("recovery_score")?,
                 row.try_get::<Option<f64>, _>("hrv_rmssd_milli")?,
                 row.try_get::<Option<f64>, _>("resting_heart_rate")?,
             ),
-            Some(row) => (
-                Scoring::of(&row.try_get::<String, _>("score_state")?),
-                None,
-                None,
-                None,
-            ),
-            None => (Scoring::Pending, None, None, None),
+            None => (ScoreState::PendingScore, None, None, None),
         };
         let before = day.pred_opt().unwrap_or(day);
         let month = self
@@ -207,10 +190,10 @@ impl Store {
                         .map(|ms| ms as f64 / HOUR_MS))
                 };
                 let (light, deep, rem) = (hours("light")?, hours("deep")?, hours("rem")?);
-                let state = Scoring::of(&row.try_get::<String, _>("score_state")?);
+                let state = score_state(&row)?;
                 SleepNow {
-                    pending: state == Scoring::Pending,
-                    unscorable: state == Scoring::Unscorable,
+                    pending: state == ScoreState::PendingScore,
+                    unscorable: state == ScoreState::Unscorable,
                     performance: row.try_get("sleep_performance_percentage")?,
                     hours_asleep: match (light, deep, rem) {
                         (Some(l), Some(d), Some(r)) => Some(l + d + r),
@@ -231,11 +214,15 @@ impl Store {
 
         Ok(TodaySummary {
             day: Some(day),
-            recovery: rec_state.now(rec, baseline(Metric::Recovery)),
-            hrv: rec_state.now(hrv, baseline(Metric::Hrv)),
-            resting_hr: rec_state.now(rhr, baseline(Metric::RestingHeartRate)),
+            recovery: reading(rec_state, rec, baseline(Metric::Recovery)),
+            hrv: reading(rec_state, hrv, baseline(Metric::Hrv)),
+            resting_hr: reading(rec_state, rhr, baseline(Metric::RestingHeartRate)),
             sleep,
-            day_strain: strain_state.now(cycle.try_get("strain")?, baseline(Metric::DayStrain)),
+            day_strain: reading(
+                strain_state,
+                cycle.try_get("strain")?,
+                baseline(Metric::DayStrain),
+            ),
         })
     }
 

@@ -103,12 +103,12 @@ impl RelayQuota {
         *self.away_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    /// Whether this install waits for its turn; the card learns of a change at once.
     /// Whether the relay has this install waiting for its turn now.
     pub(crate) fn queued(&self) -> bool {
         self.queued.load(Ordering::Relaxed)
     }
 
+    /// Whether this install waits for its turn; the card learns of a change at once.
     fn set_queued(&self, waiting: bool) {
         if self.queued.swap(waiting, Ordering::Relaxed) != waiting {
             let _ = self.events.send(EngineEvent::QuotaWait { waiting });
