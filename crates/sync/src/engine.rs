@@ -438,6 +438,16 @@ impl Engine {
         }
     }
 
+    /// Whether sync work is under way or waiting: a job running or queued, or a sign-in
+    /// waiting for the browser (whose redirect only this process can complete).
+    pub fn has_work(&self) -> bool {
+        let busy = {
+            let jobs = self.jobs.lock().unwrap_or_else(|e| e.into_inner());
+            jobs.running.is_some() || !jobs.queued.is_empty()
+        };
+        busy || self.is_authorizing()
+    }
+
     pub fn is_authorizing(&self) -> bool {
         self.pending
             .lock()

@@ -32,4 +32,4 @@ pub use secrets::{InsecureFileStore, KeychainStore, MemoryStore, SecretStore};
 pub use settings::{Settings, DATABASE_FILE};
 pub use state::ConnectionState;
 pub use stream::{LiveUpdates, DEVICE_SECRET};
-pub use tokens::{TokenManager, LICENCE_SECRET, TOKENS_SECRET};
+pub use tokens::{TokenHold, TokenManager, LICENCE_SECRET, TOKENS_SECRET};

@@ -103,6 +103,9 @@ enum Need {
     Refused(Secret),
 }
 
+/// While it lives, no token of this manager is refreshed (or read: callers wait).
+pub struct TokenHold<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, Option<TokenSet>>);
+
 pub struct TokenManager {
     /// `Err` holds why token requests cannot be made (missing relay or client secret); reading
     /// stored tokens and showing status still work.
@@ -248,6 +251,14 @@ impl TokenManager {
             client.set_licence_key(key);
         }
         Ok(())
+    }
+
+    /// Waits for a refresh in flight to be saved, then keeps this manager from starting another
+    /// while the returned hold lives. For a process about to end or be replaced: WHOOP rotates
+    /// the refresh token with every refresh, so one cut between WHOOP's answer and the secret
+    /// store would end the person's grant.
+    pub async fn hold(&self) -> TokenHold<'_> {
+        TokenHold(self.current.lock().await)
     }
 
     /// Forgets the tokens here and in the `SecretStore`.

@@ -633,3 +633,30 @@ async fn a_forged_or_replayed_callback_is_refused() {
         Err(Error::UnexpectedCallback)
     ));
 }
+
+/// What the desktop waits out before it replaces its process: a sign-in waiting for the browser
+/// (only this process can complete it) and a job queued or running.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_is_known_while_a_sign_in_waits_or_a_job_is_queued_or_runs() {
+    let host = host(sim_config(30, 75)).await;
+    assert!(!host.engine.has_work());
+    host.engine
+        .begin_authorization("vitaltrends://oauth/whoop/callback")
+        .unwrap();
+    assert!(host.engine.has_work(), "a sign-in waits for the browser");
+    host.engine.cancel_authorization();
+    assert!(!host.engine.has_work());
+
+    let mut events = host.engine.subscribe();
+    host.connect().await;
+    assert!(host.engine.has_work(), "the sign-in queued the import");
+    tokio::spawn(host.engine.clone().run_jobs());
+    wait_for(
+        &mut events,
+        Duration::from_secs(60),
+        finished(JobKind::Import),
+    )
+    .await;
+    wait_for(&mut events, Duration::from_secs(30), idle).await;
+    assert!(!host.engine.has_work(), "every job has finished");
+}

@@ -580,3 +580,42 @@ async fn a_refresh_without_a_device_credential_asks_to_reconnect() {
     );
     assert_eq!(host.stats().await["refreshes"], 0, "nothing reached WHOOP");
 }
+
+/// A process about to be replaced (the desktop handing over to a fresh tray process) holds the
+/// tokens first: the hold waits for a refresh in flight to be saved, and no refresh starts while
+/// it lives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_hold_waits_for_the_refresh_in_flight_and_starts_none() {
+    let host = host(sim_config(5, 74)).await;
+    host.connect().await;
+    let engine = due_for_refresh(&host).await;
+    let before = stored(host.secrets.as_ref(), "whoop-tokens").unwrap();
+    host.post("/_sim/token-faults", json!({"latency_ms": 1500}))
+        .await;
+    host.reset_stats().await;
+
+    let calling = engine.clone();
+    let first = tokio::spawn(async move { profile_call(&calling).await });
+    // The refresh is on its way to WHOOP (answered after 1.5 s).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let hold = engine.tokens().hold().await;
+    let saved = stored(host.secrets.as_ref(), "whoop-tokens").unwrap();
+    assert_ne!(
+        saved, before,
+        "the hold came before the rotated pair was saved"
+    );
+    assert_eq!(host.stats().await["refreshes"], 1);
+
+    // While held, a call waits (it would read or refresh the tokens).
+    let calling = engine.clone();
+    let second = tokio::spawn(async move { profile_call(&calling).await });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!second.is_finished(), "a call went ahead during the hold");
+    drop(hold);
+    first.await.unwrap().expect("the first call succeeds");
+    second
+        .await
+        .unwrap()
+        .expect("the second call goes on after the hold");
+    assert_eq!(host.stats().await["refresh_replays"], 0);
+}
