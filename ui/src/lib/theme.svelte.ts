@@ -34,7 +34,9 @@ const FALLBACK: ChartTheme = {
   light: '#a9b7f4',
   rem: '#5a73ec',
   awake: '#d3d7df',
-  font: 'system-ui, sans-serif',
+  // The page's own list (app.css), so a chart drawn before the stylesheet applies still
+  // writes in the page's font.
+  font: "-apple-system, BlinkMacSystemFont, 'Segoe UI', system-ui, Roboto, Ubuntu, Cantarell, 'Noto Sans', 'Helvetica Neue', Arial, sans-serif",
 };
 
 const DARK_QUERY = '(prefers-color-scheme: dark)';
@@ -70,6 +72,14 @@ function read(): ChartTheme {
 }
 
 let current = $state<ChartTheme>(read());
+
+if (typeof window !== 'undefined') {
+  // The first read can come before the stylesheet applies (a module may run while it still
+  // loads), leaving the fallback's light colours in a dark window: read again once it has.
+  window.addEventListener('load', () => {
+    current = read();
+  });
+}
 
 if (typeof window !== 'undefined' && typeof window.matchMedia === 'function') {
   window.matchMedia(DARK_QUERY).addEventListener('change', () => {
