@@ -15,11 +15,14 @@ use crate::core::{
     self, AppStatus, Arrival, Core, Dashboard, ForceSyncAnswer, IpcError, IpcResult,
     NavigateTarget, Notice, RangeKey,
 };
+use crate::handover::Handover;
 use crate::session::Sessions;
 use crate::setup;
 
 const MAIN_WINDOW: &str = "main";
 const TRAY_ID: &str = "vitaltrends";
+/// Starts the app in the tray, without a window (as at login, or after the window closed).
+pub(crate) const TRAY_FLAG: &str = "--tray";
 
 /// The tray's status line, kept to update its text.
 struct TrayLine(MenuItem<Wry>);
@@ -97,6 +100,8 @@ async fn connect_whoop(
         match waiting.redirect().await {
             Ok(callback) => {
                 tauri::async_runtime::spawn(async move {
+                    let handover = handle.state::<Handover>();
+                    let _operation = handover.operation().await;
                     let result = core::complete_sign_in(&engine, &callback).await;
                     show_sign_in_result(&handle, result);
                 });
@@ -143,7 +148,12 @@ async fn get_licence(sessions: State<'_, Sessions>) -> IpcResult<Option<core::Li
 }
 
 #[tauri::command]
-async fn set_licence(sessions: State<'_, Sessions>, key: String) -> IpcResult<core::LicenceView> {
+async fn set_licence(
+    sessions: State<'_, Sessions>,
+    handover: State<'_, Handover>,
+    key: String,
+) -> IpcResult<core::LicenceView> {
+    let _operation = handover.operation().await;
     core::set_licence(&sessions.core()?.engine, &key).await
 }
 
@@ -164,7 +174,8 @@ async fn retry_now(sessions: State<'_, Sessions>) -> IpcResult<()> {
 }
 
 #[tauri::command]
-async fn disconnect(sessions: State<'_, Sessions>) -> IpcResult<()> {
+async fn disconnect(sessions: State<'_, Sessions>, handover: State<'_, Handover>) -> IpcResult<()> {
+    let _operation = handover.operation().await;
     Ok(sessions.core()?.engine.disconnect().await?)
 }
 
@@ -181,7 +192,11 @@ fn keep_member(sessions: State<'_, Sessions>) -> IpcResult<()> {
 }
 
 #[tauri::command]
-async fn delete_local_data(sessions: State<'_, Sessions>) -> IpcResult<()> {
+async fn delete_local_data(
+    sessions: State<'_, Sessions>,
+    handover: State<'_, Handover>,
+) -> IpcResult<()> {
+    let _operation = handover.operation().await;
     Ok(sessions.core()?.engine.delete_local_data().await?)
 }
 
@@ -203,12 +218,16 @@ pub fn run() -> anyhow::Result<()> {
     tauri::async_runtime::set(runtime.handle().clone());
 
     let app = tauri::Builder::default()
+        // Before the plugins: a second launch may ask for the window as soon as they run.
+        .manage(Handover::default())
         .plugin(tauri_plugin_single_instance::init(|app, argv, _cwd| {
             // A second launch lands here. With a vitaltrends:// link (the OS opening one) the
             // deep-link plugin delivers it and `deliver_deep_link` shows the window with the
             // result; opening it here first would create a window that misses that result.
             tracing::info!(args = argv.len(), "second instance forwarded");
-            if !argv.iter().any(|a| a.starts_with("vitaltrends://")) {
+            let link = argv.iter().any(|a| a.starts_with("vitaltrends://"));
+            // A login launch (`--tray`) while the app runs already changes nothing.
+            if !link && !argv.iter().any(|a| a == TRAY_FLAG) {
                 show_main_window(app);
             }
         }))
@@ -225,7 +244,8 @@ pub fn run() -> anyhow::Result<()> {
         )
         .plugin(tauri_plugin_autostart::init(
             tauri_plugin_autostart::MacosLauncher::LaunchAgent,
-            None,
+            // Started at login, the app waits in the tray instead of opening its window.
+            Some(vec![TRAY_FLAG]),
         ))
         .invoke_handler(tauri::generate_handler![
             get_status,
@@ -287,7 +307,11 @@ pub fn run() -> anyhow::Result<()> {
             let redirect = register_deep_links(&handle);
             tracing::info!(?redirect, "sign-in redirect");
             app.manage(SignIn::new(redirect));
-            show_main_window(&handle);
+            if std::env::args().skip(1).any(|a| a == TRAY_FLAG) {
+                tracing::info!("started in the tray");
+            } else {
+                show_main_window(&handle);
+            }
             Ok(())
         })
         .build(tauri::generate_context!())?;
@@ -504,6 +528,8 @@ fn register_deep_links(app: &AppHandle) -> Redirect {
 }
 
 async fn deliver_deep_link(app: AppHandle, url: String) {
+    let handover = app.state::<Handover>();
+    let _operation = handover.operation().await;
     let result = match app.state::<Sessions>().core() {
         Ok(core) => core::handle_deep_link(&core.engine, &url).await,
         Err(e) => Err(e),
@@ -542,6 +568,10 @@ pub(crate) fn show_main_window(app: &AppHandle) {
 
 /// Shows the main window on the screen (and with the notice) `arrival` names.
 pub(crate) fn show_main_window_for(app: &AppHandle, arrival: Arrival) {
+    let handover = app.state::<Handover>();
+    let Some(_opening) = handover.opening() else {
+        return;
+    };
     if let Some(window) = app.get_webview_window(MAIN_WINDOW) {
         let _ = window.unminimize();
         let _ = window.show();

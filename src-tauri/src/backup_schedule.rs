@@ -152,6 +152,8 @@ pub async fn run(app: AppHandle, engine: Arc<Engine>) {
 
 async fn back_up_if_due(app: &AppHandle, engine: &Engine, schedule: &BackupSchedule) {
     let _one_at_a_time = schedule.making.lock().await;
+    let handover = app.state::<crate::handover::Handover>();
+    let _operation = handover.operation().await;
     // The first engine starts while the shell is still being set up.
     let Some(sessions) = app.try_state::<Sessions>() else {
         return;

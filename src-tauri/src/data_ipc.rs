@@ -9,6 +9,7 @@ use crate::ai_api::{self, ApiServer};
 use crate::core::IpcResult;
 use crate::data::{self, CalendarDay, DataView, ExportFormatKey, ExportProgressView};
 use crate::dialogs;
+use crate::handover::Handover;
 use crate::restore::{self, RestoreDone, RestorePreview};
 use crate::session::Sessions;
 
@@ -41,11 +42,13 @@ pub async fn choose_export_path(
 pub async fn export_data(
     app: AppHandle,
     sessions: State<'_, Sessions>,
+    handover: State<'_, Handover>,
     format: ExportFormatKey,
     from: Option<String>,
     to: Option<String>,
     path: String,
 ) -> IpcResult<Vec<String>> {
+    let _operation = handover.operation().await;
     let engine = sessions.core()?.engine;
     let progress = move |p: ExportProgressView| {
         let _ = app.emit("export-progress", p);
@@ -76,7 +79,12 @@ pub async fn choose_backup_path(app: AppHandle) -> IpcResult<Option<String>> {
 }
 
 #[tauri::command]
-pub async fn backup_data(sessions: State<'_, Sessions>, path: String) -> IpcResult<String> {
+pub async fn backup_data(
+    sessions: State<'_, Sessions>,
+    handover: State<'_, Handover>,
+    path: String,
+) -> IpcResult<String> {
+    let _operation = handover.operation().await;
     data::backup(&sessions.core()?.engine, &PathBuf::from(path)).await
 }
 
@@ -84,9 +92,11 @@ pub async fn backup_data(sessions: State<'_, Sessions>, path: String) -> IpcResu
 pub async fn delete_days(
     app: AppHandle,
     sessions: State<'_, Sessions>,
+    handover: State<'_, Handover>,
     from: String,
     to: String,
 ) -> IpcResult<String> {
+    let _operation = handover.operation().await;
     let said = data::delete_days(&sessions.core()?.engine, &from, &to).await?;
     let _ = app.emit("data-changed", ());
     Ok(said)
@@ -133,8 +143,10 @@ pub async fn restore_data(
     app: AppHandle,
     sessions: State<'_, Sessions>,
     server: State<'_, ApiServer>,
+    handover: State<'_, Handover>,
     path: String,
 ) -> IpcResult<RestoreDone> {
+    let _operation = handover.operation().await;
     // The API server lets go of the file only once it passed, so a refusal interrupts nothing.
     let mut swapping = false;
     let done = restore::restore(&sessions, &PathBuf::from(path), || {

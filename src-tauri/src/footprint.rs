@@ -9,6 +9,8 @@
 //! moment, the app ends the helper itself (WebKit starts a new one for the next webview, as it
 //! does after a helper crashes) and returns the freed pages to the system.
 //!
+//! That is as far as this process can go; `handover` then replaces it with a fresh one.
+//!
 //! Not under WebDriver (tauri-driver sets `TAURI_WEBVIEW_AUTOMATION`): WebKit ends the
 //! automation session with its network process, and the driver then loses every window opened
 //! after it. The heap is trimmed either way.
@@ -43,6 +45,7 @@ pub fn release_when_windowless(app: &AppHandle) {
             let _ = app.run_on_main_thread(move || {
                 if on_main.webview_windows().is_empty() {
                     release();
+                    crate::handover::when_quiet(&on_main);
                 }
             });
             return;

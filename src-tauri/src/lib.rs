@@ -3,8 +3,9 @@
 //! backup into the running session, and `demo` the in-process simulator and relay of demo mode,
 //! all testable without a window; `app` (windows, tray, deep links), `notify`, `settings_ipc`,
 //! `data_ipc`, `dialogs` (the OS file dialogs), `backup_schedule` (daily backups), `ai_api`
-//! (Settings → AI & API: Claude Desktop and the local REST API) and `footprint` (what a window
-//! closed to the tray gives back) are the Tauri shell around them;
+//! (Settings → AI & API: Claude Desktop and the local REST API), `footprint` (what a window
+//! closed to the tray gives back) and `handover` (a fresh process for the tray) are the Tauri
+//! shell around them;
 //! `setup` finds where things live.
 
 mod ai_api;
@@ -17,6 +18,7 @@ mod data_ipc;
 pub mod demo;
 mod dialogs;
 mod footprint;
+mod handover;
 mod notify;
 pub mod restore;
 pub mod session;

@@ -325,6 +325,36 @@ impl Sessions {
         problem.map_or(Ok(value), Err)
     }
 
+    /// Stops the engine in use (its tasks, demo mode's services) and closes its store, for a
+    /// process about to be replaced by a fresh one (`handover`).
+    pub async fn stop(&self) {
+        let _one_at_a_time = self.switching.lock().await;
+        let core = self.core().ok();
+        let previous = std::mem::replace(&mut *write(&self.active), Active::Unchosen);
+        drop(previous);
+        if let Some(core) = core {
+            core.engine.store().close().await;
+        }
+    }
+
+    /// Starts again what `stop` stopped, when the process could not be replaced after all.
+    pub async fn resume(&self) -> IpcResult<()> {
+        let _one_at_a_time = self.switching.lock().await;
+        self.restart().await
+    }
+
+    /// The mode chosen in this window, for a process that replaces this one: the settings file
+    /// holds the choice too, but a `VITALTRENDS_MODE` in the environment would win over it
+    /// there as it did here before the choice. `None`: nothing was chosen in the window.
+    pub fn chosen_mode_env(&self) -> Option<(&'static str, String)> {
+        lock(&self.window_choice).map(|mode| {
+            (
+                "VITALTRENDS_MODE",
+                mode.map(|m| m.key().to_string()).unwrap_or_default(),
+            )
+        })
+    }
+
     /// Dismisses the offer to switch to the member of a refused sign-in.
     pub fn keep_member(&self) -> IpcResult<()> {
         self.core()?.engine.forget_refused_member();

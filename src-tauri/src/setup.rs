@@ -8,8 +8,18 @@ use tauri::{AppHandle, Manager};
 
 use crate::session::{Paths, SecretsKind, Sessions, Starter};
 
+/// The log file's writer, kept until the process ends or is replaced.
+pub struct LogFile(std::sync::Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>);
+
+impl LogFile {
+    /// Writes out what is buffered and closes the file; later log lines are dropped.
+    pub fn close(&self) {
+        drop(self.0.lock().unwrap_or_else(|e| e.into_inner()).take());
+    }
+}
+
 /// Logs to a daily-rotated file in the OS log directory; nothing secret is ever logged.
-pub fn logging(dir: &Path) -> anyhow::Result<tracing_appender::non_blocking::WorkerGuard> {
+pub fn logging(dir: &Path) -> anyhow::Result<LogFile> {
     std::fs::create_dir_all(dir)?;
     let appender = tracing_appender::rolling::Builder::new()
         .rotation(tracing_appender::rolling::Rotation::DAILY)
@@ -25,7 +35,7 @@ pub fn logging(dir: &Path) -> anyhow::Result<tracing_appender::non_blocking::Wor
         .with_writer(writer)
         .with_ansi(false)
         .try_init();
-    Ok(guard)
+    Ok(LogFile(std::sync::Mutex::new(Some(guard))))
 }
 
 /// Where things live, from the OS (or the test variables `VITALTRENDS_DATA_DIR` and

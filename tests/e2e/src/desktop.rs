@@ -370,7 +370,18 @@ impl Desktop {
         .await;
     }
 
+    /// Whether an app has its tray menu on the session bus.
+    pub async fn has_tray_menu(&self) -> bool {
+        self.try_find_tray_menu().await.is_some()
+    }
+
     async fn find_tray_menu(&self) -> (String, String) {
+        self.try_find_tray_menu()
+            .await
+            .expect("no tray menu on the session bus")
+    }
+
+    async fn try_find_tray_menu(&self) -> Option<(String, String)> {
         let names = self
             .gdbus(&[
                 "call",
@@ -400,15 +411,15 @@ impl Desktop {
                 let end = rest.find([' ', '\n', '{']).unwrap_or(rest.len());
                 let path = &rest[..end];
                 if path.ends_with("/Menu") {
-                    return (name.to_string(), path.to_string());
+                    return Some((name.to_string(), path.to_string()));
                 }
                 let menu = format!("{}/Menu", path.trim_end_matches('/'));
                 if tree.contains(&menu) {
-                    return (name.to_string(), menu);
+                    return Some((name.to_string(), menu));
                 }
             }
         }
-        panic!("no tray menu on the session bus");
+        None
     }
 
     async fn gdbus(&self, args: &[&str]) -> String {
@@ -463,6 +474,23 @@ fn fake_browser(dir: &Path, app: &Path, consent: Consent) -> PathBuf {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
     bin
+}
+
+/// What the app wrote to its own log files (`vitaltrends*.log`) under its data home in `env`.
+pub fn app_log(env: &[(String, String)]) -> String {
+    let mut files = Vec::new();
+    for (_, dir) in env.iter().filter(|(k, _)| k == "XDG_DATA_HOME") {
+        collect_logs(Path::new(dir), &mut files);
+    }
+    files.sort();
+    files
+        .iter()
+        .filter(|f| {
+            f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("vitaltrends"))
+        })
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .collect()
 }
 
 /// Every `*.log` file under `dir`.
