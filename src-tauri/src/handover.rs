@@ -12,7 +12,9 @@
 //! waits for the browser, until no long operation (export, backup, restore, disconnect, a
 //! sign-in being completed) runs, and holds the tokens, so no refresh is between WHOOP's answer
 //! and the secret store. It then stops the engine, closes the database and flushes the log. A
-//! window asked for meanwhile (the tray, a second launch) is opened by the fresh process.
+//! window asked for meanwhile (the tray, a second launch) is opened by the fresh process. After
+//! a notification (an import finished) it waits ten minutes, or until the window was opened:
+//! a click on a notification reaches only the process that showed it.
 //!
 //! Not in demo mode, whose data lives in the process; not under WebDriver
 //! (`TAURI_WEBVIEW_AUTOMATION`: the driver's session belongs to this process image); and not
@@ -28,6 +30,9 @@ use crate::session::Sessions;
 
 /// How often a windowless app looks whether it can hand over.
 const LOOK_EVERY: Duration = Duration::from_secs(2);
+/// How long a notification this process showed can still be clicked, as far as the handover
+/// is concerned: a click reaches the process that showed it, and a fresh one would not hear it.
+const CLICKABLE_FOR: Duration = Duration::from_secs(10 * 60);
 
 /// The handover's state, and the gate long operations hold so it waits for them.
 #[derive(Default)]
@@ -45,6 +50,8 @@ struct Windows {
     underway: bool,
     /// A window was asked for after that: the fresh process opens it.
     requested: bool,
+    /// When this process last showed a notification the person has not come back from.
+    notified: Option<std::time::Instant>,
 }
 
 /// Held while a window is opened or shown (see `Handover::opening`).
@@ -74,7 +81,21 @@ impl Handover {
             return None;
         }
         windows.opening += 1;
+        // The person is back in the window: what a click on a notification would do is done.
+        windows.notified = None;
         Some(Opening(self))
+    }
+
+    /// A notification was shown: the handover waits until it is no longer likely to be clicked
+    /// (`CLICKABLE_FOR`), or the window was opened since.
+    pub(crate) fn notified(&self) {
+        lock(&self.windows).notified = Some(std::time::Instant::now());
+    }
+
+    fn notification_clickable(&self) -> bool {
+        lock(&self.windows)
+            .notified
+            .is_some_and(|at| at.elapsed() < CLICKABLE_FOR)
     }
 
     /// Begins the handover if no window exists or is being opened. From then on `opening`
@@ -149,7 +170,7 @@ async fn try_hand_over(app: &AppHandle) -> Attempt {
     }
     let engine = sessions.core().ok().map(|core| core.engine);
     let busy = || engine.as_ref().is_some_and(|e| e.has_work());
-    if busy() {
+    if busy() || handover.notification_clickable() {
         return Attempt::NotNow;
     }
     let Ok(_no_operation) = handover.operations.try_write() else {
@@ -247,5 +268,42 @@ fn close_descriptors_on_exec() {
                 libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_window_asked_for_during_the_handover_is_left_to_the_fresh_process() {
+        let handover = Handover::default();
+        let opening = handover
+            .opening()
+            .expect("no handover yet: the window opens here");
+        assert_eq!(lock(&handover.windows).opening, 1);
+        drop(opening);
+        assert_eq!(lock(&handover.windows).opening, 0);
+
+        lock(&handover.windows).underway = true;
+        assert!(handover.opening().is_none());
+        // The process could not be replaced: windows open here again, the one asked for too.
+        assert!(handover.abandon());
+        assert!(!handover.abandon(), "asked for once");
+        assert!(handover.opening().is_some());
+    }
+
+    #[test]
+    fn a_notification_holds_the_handover_back_until_the_window_was_opened() {
+        let handover = Handover::default();
+        assert!(!handover.notification_clickable());
+        handover.notified();
+        assert!(handover.notification_clickable());
+        drop(handover.opening());
+        assert!(!handover.notification_clickable());
+        // One shown long ago no longer counts.
+        lock(&handover.windows).notified =
+            std::time::Instant::now().checked_sub(CLICKABLE_FOR + Duration::from_secs(1));
+        assert!(!handover.notification_clickable());
     }
 }

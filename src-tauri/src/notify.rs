@@ -52,8 +52,13 @@ impl sync::Notifier for TauriNotifier {
         if let Some(icon) = &self.icon {
             builder = builder.icon(icon.display().to_string());
         }
-        if let Err(e) = builder.show() {
-            tracing::warn!(error = %e, "could not show a notification");
+        match builder.show() {
+            Ok(()) => {
+                if let Some(handover) = self.app.try_state::<crate::handover::Handover>() {
+                    handover.notified();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not show a notification"),
         }
     }
 }

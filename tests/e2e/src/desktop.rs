@@ -339,6 +339,13 @@ impl Desktop {
     }
 
     pub async fn click_tray_item(&self, label: &str) {
+        let item = self.tray_item(label).await;
+        self.click_tray(&item).await;
+    }
+
+    /// Finds a tray menu item by its label, to click later with `click_tray` (finding the menu
+    /// asks every peer on the bus, which takes seconds where some do not answer).
+    pub async fn tray_item(&self, label: &str) -> TrayItem {
         let (name, path) = self.find_tray_menu().await;
         let layout = self.tray_menu().await;
         let needle = format!("'label': <'{label}'>");
@@ -352,17 +359,22 @@ impl Desktop {
             .chars()
             .take_while(|c| c.is_ascii_digit())
             .collect();
+        TrayItem { name, path, id }
+    }
+
+    /// Clicks a tray menu item found with `tray_item`, as a tray host does.
+    pub async fn click_tray(&self, item: &TrayItem) {
         self.gdbus(&[
             "call",
             "--session",
             "--dest",
-            &name,
+            &item.name,
             "--object-path",
-            &path,
+            &item.path,
             "--method",
             "com.canonical.dbusmenu.Event",
             "--",
-            &id,
+            &item.id,
             "clicked",
             "<\"\">",
             "0",
@@ -394,18 +406,27 @@ impl Desktop {
                 "org.freedesktop.DBus.ListNames",
             ])
             .await;
-        for name in names.split('\'').filter(|n| n.starts_with(":1.")) {
-            let tree = self
-                .gdbus(&[
-                    "introspect",
-                    "--session",
-                    "--dest",
-                    name,
-                    "--object-path",
-                    "/",
-                    "--recurse",
-                ])
+        // All at once: a peer that does not answer (dbus-monitor, for one) costs its timeout.
+        let mut introspections = tokio::task::JoinSet::new();
+        for (i, name) in names
+            .split('\'')
+            .filter(|n| n.starts_with(":1."))
+            .enumerate()
+        {
+            let (bus, name) = (self.bus.clone(), name.to_string());
+            introspections.spawn(async move {
+                let args = ["introspect", "--session", "--dest", &name];
+                let tree = gdbus_on(
+                    &bus,
+                    &[&args[..], &["--object-path", "/", "--recurse"]].concat(),
+                )
                 .await;
+                (i, name, tree)
+            });
+        }
+        let mut trees = introspections.join_all().await;
+        trees.sort_by_key(|(i, _, _)| *i);
+        for (_, name, tree) in trees {
             if let Some(at) = tree.find("/org/ayatana/NotificationItem/") {
                 let rest = &tree[at..];
                 let end = rest.find([' ', '\n', '{']).unwrap_or(rest.len());
@@ -423,14 +444,27 @@ impl Desktop {
     }
 
     async fn gdbus(&self, args: &[&str]) -> String {
-        let out = Command::new("gdbus")
-            .args(args)
-            .env("DBUS_SESSION_BUS_ADDRESS", &self.bus)
-            .output()
-            .await
-            .expect("gdbus");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        gdbus_on(&self.bus, args).await
     }
+}
+
+/// `gdbus` on the session bus at `bus`: what it printed.
+async fn gdbus_on(bus: &str, args: &[&str]) -> String {
+    let out = Command::new("gdbus")
+        .args(args)
+        .env("DBUS_SESSION_BUS_ADDRESS", bus)
+        .output()
+        .await
+        .expect("gdbus");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A tray menu item as the tray host addresses it: the app's bus name, the menu's object path
+/// and the item's id.
+pub struct TrayItem {
+    name: String,
+    path: String,
+    id: String,
 }
 
 /// What the stand-in browser does on WHOOP's consent page.

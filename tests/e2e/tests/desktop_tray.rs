@@ -154,6 +154,14 @@ async fn closed_to_the_tray_the_app_hands_over_to_a_fresh_process_and_the_window
     desktop
         .wait_notifications("Force Sync finished", finished + 1, LONG)
         .await;
+    // A click on that notification reaches only this process: it is not replaced while the
+    // notification may still be clicked (until the window is opened).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    assert_eq!(
+        handovers(&env),
+        1,
+        "handed over under a clickable notification"
+    );
     let tray = process_tree(&app);
     let descriptors = open_descriptors(pid);
     println!(
@@ -162,7 +170,17 @@ async fn closed_to_the_tray_the_app_hands_over_to_a_fresh_process_and_the_window
     );
 
     // Opened again from the tray: WebKit starts its helpers anew and the same screen is drawn.
-    desktop.click_tray_item("Open VitalTrends").await;
+    let open_item = desktop.tray_item("Open VitalTrends").await;
+    let asked = std::time::Instant::now();
+    desktop.click_tray(&open_item).await;
+    eventually("the window to come back", LONG, || async {
+        desktop.window_size("VitalTrends").await.is_some()
+    })
+    .await;
+    println!(
+        "window back {:.1} s after the tray's Open",
+        asked.elapsed().as_secs_f64()
+    );
     let after = shots.join("tray-2-opened-again.png");
     eventually(
         "the window to come back with the same screen",
