@@ -290,8 +290,8 @@ fn mib(kib: u64) -> String {
 
 /// A difference in MiB with its sign ("−1 MiB" when under).
 fn signed_mib(kib: i64) -> String {
-    let sign = if kib < 0 { "−" } else { "" };
-    format!("{sign}{}", mib(kib.unsigned_abs()))
+    let rounded = (kib as f64 / 1024.0).round() as i64;
+    format!("{rounded} MiB").replace('-', "−")
 }
 
 fn memory_cell(tree: &[ProcessMemory]) -> String {
