@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use e2e::desktop::{
-    app_env, app_log, configured, eventually, launch, process_tree, Consent, Desktop,
+    app_env, app_log, configured, end_app, eventually, launch, process_tree, Consent, Desktop,
     ProcessMemory, WebDriver,
 };
 
@@ -198,20 +198,7 @@ impl Session {
     async fn open_and_tray_without_webdriver(
         &mut self,
     ) -> (Vec<ProcessMemory>, Vec<ProcessMemory>, Duration) {
-        // tauri-driver ends the app with its session; what is left is ended here.
-        let started = std::time::Instant::now();
-        while !process_tree(&self.app).is_empty() && started.elapsed() < Duration::from_secs(10) {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-        for p in process_tree(&self.app) {
-            let _ = std::process::Command::new("kill")
-                .arg(p.pid.to_string())
-                .status();
-        }
-        eventually("the app to end", WAIT, || async {
-            process_tree(&self.app).is_empty()
-        })
-        .await;
+        end_app(&self.app).await;
         launch(&self.app, &self.env, &mut self.desktop.processes);
         eventually("the window and its web process", WAIT, || async {
             self.desktop.window_size("VitalTrends").await.is_some()

@@ -1054,6 +1054,24 @@ async fn capture(display: &str, title: Option<&str>, path: &Path) {
         .await;
 }
 
+/// Waits for every process started from `binary` to end (tauri-driver ends the app with its
+/// session), ending what is left after ten seconds.
+pub async fn end_app(binary: &Path) {
+    let started = Instant::now();
+    while !process_tree(binary).is_empty() && started.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for p in process_tree(binary) {
+        let _ = std::process::Command::new("kill")
+            .arg(p.pid.to_string())
+            .status();
+    }
+    eventually("the app to end", Duration::from_secs(60), || async {
+        process_tree(binary).is_empty()
+    })
+    .await;
+}
+
 /// Starts the app as a person does, without WebDriver (so it manages WebKit's helpers itself),
 /// with `env` and its output discarded; it ends with the desktop session.
 pub fn launch(app: &Path, env: &[(String, String)], processes: &mut Processes) {

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use e2e::desktop::{
-    app_log, eventually, launch, process_tree, service_env, shots_dir, Desktop, WebDriver,
+    app_log, end_app, eventually, launch, process_tree, service_env, shots_dir, Desktop, WebDriver,
 };
 use e2e::{binary, RelayProcess, SimProcess};
 
@@ -80,19 +80,7 @@ async fn closed_to_the_tray_the_app_hands_over_to_a_fresh_process_and_the_window
     })
     .await;
     ui.close().await;
-    let ended = std::time::Instant::now();
-    while !process_tree(&app).is_empty() && ended.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    for p in process_tree(&app) {
-        let _ = std::process::Command::new("kill")
-            .arg(p.pid.to_string())
-            .status();
-    }
-    eventually("the WebDriver session's app to end", LONG, || async {
-        process_tree(&app).is_empty()
-    })
-    .await;
+    end_app(&app).await;
     launch(&app, &env, &mut desktop.processes);
 
     // The window is up and drawn (the dashboard).
