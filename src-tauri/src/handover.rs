@@ -193,9 +193,13 @@ async fn try_hand_over(app: &AppHandle) -> Attempt {
     sessions.stop().await;
     crate::ai_api::stop(&app.state::<crate::ai_api::ApiServer>());
     let mode = sessions.chosen_mode_env();
-    let open_window = lock(&handover.windows).requested;
     app.state::<crate::setup::LogFile>().close();
-    let error = replace_process(open_window, mode);
+    let error = {
+        // Held through the exec: a window asked for from here on waits for it, so none is
+        // missed between reading `requested` and the fresh start.
+        let windows = lock(&handover.windows);
+        replace_process(windows.requested, mode)
+    };
     // Still here: the process could not be replaced. Carry on as before, logging to stderr
     // since the log file is closed.
     eprintln!("VitalTrends could not hand over to a fresh process ({error}); staying as it is");
