@@ -122,7 +122,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Whether this platform and run hand over at all.
-pub(crate) fn enabled() -> bool {
+fn enabled() -> bool {
     cfg!(target_os = "linux")
         && std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() != Ok("true")
         && std::env::var("VITALTRENDS_TRAY_HANDOVER").as_deref() != Ok("0")

@@ -307,30 +307,26 @@ impl Sessions {
         replace: impl AsyncFnOnce(&std::path::Path) -> IpcResult<T>,
     ) -> IpcResult<T> {
         let _one_at_a_time = self.switching.lock().await;
-        let core = self.core()?;
-        let data_dir = self.data_dir(core.mode);
-        let previous = std::mem::replace(&mut *write(&self.active), Active::Unchosen);
-        // The old engine's tasks (sync, stream, scheduler) stop before the file is touched.
-        drop(previous);
-        core.engine.store().close().await;
-        drop(core);
+        let data_dir = self.data_dir(self.core()?.mode);
+        self.stop_running().await;
         let result = replace(&data_dir).await;
-        let next = self.start_chosen().await;
-        let problem = match &next {
-            Active::Problem(p) => Some(p.clone()),
-            _ => None,
-        };
-        *write(&self.active) = next;
+        let restarted = self.restart().await;
         let value = result?;
-        problem.map_or(Ok(value), Err)
+        restarted.map(|()| value)
     }
 
     /// Stops the engine in use (its tasks, demo mode's services) and closes its store, for a
     /// process about to be replaced by a fresh one (`handover`).
     pub async fn stop(&self) {
         let _one_at_a_time = self.switching.lock().await;
+        self.stop_running().await;
+    }
+
+    /// Takes the engine in use down and closes its store (the caller holds `switching`).
+    async fn stop_running(&self) {
         let core = self.core().ok();
         let previous = std::mem::replace(&mut *write(&self.active), Active::Unchosen);
+        // The old engine's tasks (sync, stream, scheduler) stop before the store closes.
         drop(previous);
         if let Some(core) = core {
             core.engine.store().close().await;

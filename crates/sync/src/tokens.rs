@@ -104,7 +104,9 @@ enum Need {
 }
 
 /// While it lives, no token of this manager is refreshed (or read: callers wait).
-pub struct TokenHold<'a>(#[allow(dead_code)] tokio::sync::MutexGuard<'a, Option<TokenSet>>);
+pub struct TokenHold<'a> {
+    _held: tokio::sync::MutexGuard<'a, Option<TokenSet>>,
+}
 
 pub struct TokenManager {
     /// `Err` holds why token requests cannot be made (missing relay or client secret); reading
@@ -258,7 +260,9 @@ impl TokenManager {
     /// the refresh token with every refresh, so one cut between WHOOP's answer and the secret
     /// store would end the person's grant.
     pub async fn hold(&self) -> TokenHold<'_> {
-        TokenHold(self.current.lock().await)
+        TokenHold {
+            _held: self.current.lock().await,
+        }
     }
 
     /// Forgets the tokens here and in the `SecretStore`.

@@ -74,25 +74,21 @@ function read(): ChartTheme {
 let current = $state<ChartTheme>(read());
 
 if (typeof window !== 'undefined') {
-  // The first read can come before the stylesheet applies (a module may run while it still
-  // loads), leaving the fallback's light colours in a dark window: read again once it has.
+  // The first read comes before the stylesheet applies (this module runs while it still
+  // loads, or before main.ts imports it in development), which would leave charts in the
+  // fallback: read again once the page has loaded, and when light or dark mode changes.
   window.addEventListener('load', () => {
     current = read();
   });
-}
-
-if (typeof window !== 'undefined' && typeof window.matchMedia === 'function') {
-  window.matchMedia(DARK_QUERY).addEventListener('change', () => {
-    current = read();
-  });
+  if (typeof window.matchMedia === 'function') {
+    window.matchMedia(DARK_QUERY).addEventListener('change', () => {
+      current = read();
+    });
+  }
 }
 
 export const chartTheme = {
   get value(): ChartTheme {
     return current;
-  },
-  /** Re-read after the stylesheet is in place. */
-  refresh(): void {
-    current = read();
   },
 };
